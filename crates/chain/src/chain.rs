@@ -1,0 +1,607 @@
+//! [`Chain`]: a store, its block tree and orphans, behind one import function.
+//!
+//! ```text
+//! import_block(block, now)
+//!   known? orphan? ── parent unknown ──> orphan pool (cheap checks first)
+//!   check_block against the parent's context ──> tree + batch
+//!   children waiting in the orphan pool ──> the same, in turn
+//!   activate the best chain: disconnect with undo data, connect with state checks
+//!     (a block failing here is marked invalid with its descendants; try the next best)
+//!   prune side branches ──> commit the batch (one atomic write) ──> ImportOutcome
+//! ```
+//!
+//! The outcome says what happened, including the blocks disconnected and connected, so the
+//! mempool, the miner and the network can react to that one value.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::block::{Block, BlockError, CheckedBlock, check_block};
+use crate::hash::BlockHash;
+use crate::header::{HEADER_BYTES, HEADER_VERSION, Header};
+use crate::keys::Address;
+use crate::mempool::Mempool;
+use crate::orphans::OrphanPool;
+use crate::pow::Work;
+use crate::spec::ChainSpec;
+use crate::state::{Account, AccountReader, ConnectError, StateOverlay};
+use crate::store::{BlockStatus, ChainIdentity, IndexEntry, Store, StoreError, WriteBatch};
+use crate::tree::{BlockTree, TreeError};
+use crate::tx::{COINBASE_BYTES, Coinbase, Transaction};
+use crate::units::{Amount, Height, Timestamp};
+
+/// Bounds on what the chain keeps beyond the best chain (node policy, not consensus).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// Side-branch blocks more than this many blocks below the tip are pruned.
+    pub side_depth_max: u64,
+    /// Most side-branch blocks kept.
+    pub side_blocks_max: usize,
+    /// Most orphan blocks kept.
+    pub orphans_count_max: usize,
+    /// Most orphan bytes kept.
+    pub orphans_bytes_max: usize,
+}
+
+impl Default for ChainConfig {
+    fn default() -> ChainConfig {
+        ChainConfig {
+            side_depth_max: 1_000,
+            side_blocks_max: 10_000,
+            orphans_count_max: 256,
+            orphans_bytes_max: 32 << 20,
+        }
+    }
+}
+
+/// A move of the best chain's tip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TipChange {
+    /// The tip before.
+    pub old_tip: BlockHash,
+    /// The tip after.
+    pub new_tip: BlockHash,
+    /// Blocks that left the best chain, old tip first.
+    pub disconnected: Vec<Arc<Block>>,
+    /// Blocks that joined it, lowest first.
+    pub connected: Vec<Arc<Block>>,
+}
+
+/// Where an imported block ended up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On the best chain.
+    BestChain,
+    /// On a side branch with no more work than the best chain.
+    SideBranch,
+    /// Waiting for its parent.
+    Orphan {
+        /// The block to fetch: the parent missing at the root of this orphan's chain.
+        missing: BlockHash,
+    },
+    /// Seen before.
+    AlreadyKnown,
+}
+
+/// What importing a block did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// The block's hash.
+    pub hash: BlockHash,
+    /// Where it is now.
+    pub placement: Placement,
+    /// The tip change it caused, if any.
+    pub tip_change: Option<TipChange>,
+    /// Other blocks (orphans it unlocked, or side blocks tried in a reorg) found invalid.
+    pub rejected: Vec<(BlockHash, BlockError)>,
+}
+
+/// Why a block was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    /// The block breaks a rule.
+    #[error("block {hash:?} is invalid: {error}")]
+    Invalid {
+        /// The block.
+        hash: BlockHash,
+        /// The rule.
+        error: BlockError,
+    },
+    /// The block descends from an invalid block.
+    #[error("block {hash:?} descends from invalid block {ancestor:?}")]
+    InvalidAncestor {
+        /// The block.
+        hash: BlockHash,
+        /// Its invalid ancestor.
+        ancestor: BlockHash,
+    },
+    /// The block was found invalid before.
+    #[error("block {0:?} was found invalid before")]
+    KnownInvalid(BlockHash),
+    /// The store failed; the node cannot go on safely.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a chain could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// The store holds another network's chain.
+    #[error(
+        "the database holds chain {stored_name:?} (genesis {stored_genesis}), not {spec_name:?} (genesis {spec_genesis})"
+    )]
+    WrongChain {
+        /// The stored chain's name.
+        stored_name: String,
+        /// The stored chain's genesis.
+        stored_genesis: BlockHash,
+        /// The spec's name.
+        spec_name: String,
+        /// The spec's genesis.
+        spec_genesis: BlockHash,
+    },
+    /// The store's contents are inconsistent.
+    #[error("the database is inconsistent: {0}")]
+    Corrupt(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TreeError> for OpenError {
+    fn from(error: TreeError) -> OpenError {
+        OpenError::Corrupt(error.to_string())
+    }
+}
+
+/// The tip's facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TipInfo {
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: Height,
+    /// The best chain's total work.
+    pub chain_work: Work,
+    /// Its header.
+    pub header: Header,
+}
+
+/// A block ready for proof of work: everything but the nonce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockTemplate {
+    /// The block, nonce zero.
+    pub block: Block,
+    /// Its fees.
+    pub fees: Amount,
+}
+
+/// A chain: spec, store, block tree and orphan pool.
+pub struct Chain<S: Store> {
+    spec: ChainSpec,
+    chain_id: BlockHash,
+    config: ChainConfig,
+    store: S,
+    tree: BlockTree,
+    orphans: OrphanPool,
+}
+
+impl<S: Store> Chain<S> {
+    /// Opens `store` for `spec`: a new store is given genesis, a store of another chain is
+    /// refused, and an existing one is loaded from its index without replaying blocks.
+    pub fn open(spec: ChainSpec, mut store: S, config: ChainConfig) -> Result<Chain<S>, OpenError> {
+        let genesis = CheckedBlock::genesis(&spec);
+        let chain_id = genesis.hash();
+        match store.identity()? {
+            None => store.commit(genesis_batch(&spec, &genesis, &store)?)?,
+            Some(identity) if identity.genesis != chain_id => {
+                return Err(OpenError::WrongChain {
+                    stored_name: identity.name,
+                    stored_genesis: identity.genesis,
+                    spec_name: spec.name.clone(),
+                    spec_genesis: chain_id,
+                });
+            }
+            Some(_) => {}
+        }
+        let tip = store
+            .tip()?
+            .ok_or_else(|| OpenError::Corrupt("no tip recorded".into()))?;
+        let tree = BlockTree::new(store.index()?, tip)?;
+        if tree.best_at(Height::GENESIS) != Some(chain_id) {
+            return Err(OpenError::Corrupt(
+                "the best chain does not start at this spec's genesis".into(),
+            ));
+        }
+        Ok(Chain {
+            orphans: OrphanPool::new(config.orphans_count_max, config.orphans_bytes_max),
+            spec,
+            chain_id,
+            config,
+            store,
+            tree,
+        })
+    }
+
+    /// The chain spec.
+    pub fn spec(&self) -> &ChainSpec {
+        &self.spec
+    }
+
+    /// The network's id: the genesis hash.
+    pub fn chain_id(&self) -> BlockHash {
+        self.chain_id
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The block tree.
+    pub fn tree(&self) -> &BlockTree {
+        &self.tree
+    }
+
+    /// Orphans waiting for a parent.
+    pub fn orphans(&self) -> &OrphanPool {
+        &self.orphans
+    }
+
+    /// The tip.
+    pub fn tip(&self) -> TipInfo {
+        let hash = self.tree.tip();
+        let entry = self.tree.tip_entry();
+        TipInfo {
+            hash,
+            height: entry.header.height,
+            chain_work: entry.chain_work,
+            header: entry.header,
+        }
+    }
+
+    /// An account's confirmed state.
+    pub fn account(&self, address: &Address) -> Result<Option<Account>, StoreError> {
+        self.store.account(address)
+    }
+
+    /// A block by hash (best chain or side branch).
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, StoreError> {
+        self.store.block(hash)
+    }
+
+    /// The best-chain block at `height`.
+    pub fn block_at(&self, height: Height) -> Result<Option<Arc<Block>>, StoreError> {
+        match self.tree.best_at(height) {
+            Some(hash) => self.store.block(&hash),
+            None => Ok(None),
+        }
+    }
+
+    /// Imports a block from anywhere: a peer, a file, or this node's miner.
+    pub fn import_block(
+        &mut self,
+        block: Block,
+        now: Timestamp,
+    ) -> Result<ImportOutcome, ImportError> {
+        let hash = block.hash();
+        if let Some(entry) = self.tree.get(&hash) {
+            if entry.status == BlockStatus::Invalid {
+                return Err(ImportError::KnownInvalid(hash));
+            }
+            return Ok(self.outcome(hash, Placement::AlreadyKnown));
+        }
+        if let Some(missing) = self.orphans.root_parent(&hash) {
+            return Ok(self.outcome(hash, Placement::Orphan { missing }));
+        }
+        let parent = block.header.prev_hash;
+        match self.tree.get(&parent) {
+            None => return self.hold_orphan(hash, block),
+            Some(entry) if entry.status == BlockStatus::Invalid => {
+                return Err(ImportError::InvalidAncestor {
+                    hash,
+                    ancestor: parent,
+                });
+            }
+            Some(_) => {}
+        }
+        let mut batch = WriteBatch::default();
+        let mut fresh = HashMap::new();
+        self.accept(block, now, &mut batch, &mut fresh)
+            .map_err(|error| ImportError::Invalid { hash, error })?;
+        let mut rejected = Vec::new();
+        let mut unlocked = vec![hash];
+        while let Some(parent) = unlocked.pop() {
+            for (child_hash, child) in self.orphans.take_children(&parent) {
+                match self.accept(child, now, &mut batch, &mut fresh) {
+                    Ok(()) => unlocked.push(child_hash),
+                    Err(error) => rejected.push((child_hash, error)),
+                }
+            }
+        }
+        let tip_change = self.activate_best_chain(&mut batch, &fresh, &mut rejected)?;
+        self.prune(&mut batch);
+        self.store.commit(batch)?;
+        let placement = match self.tree.get(&hash).map(|e| e.status) {
+            Some(BlockStatus::Invalid) => {
+                return Err(match rejected.iter().find(|(h, _)| *h == hash) {
+                    Some((_, error)) => ImportError::Invalid {
+                        hash,
+                        error: error.clone(),
+                    },
+                    None => ImportError::InvalidAncestor {
+                        hash,
+                        ancestor: rejected.first().map_or(parent, |(h, _)| *h),
+                    },
+                });
+            }
+            _ if self.tree.is_on_best(&hash) => Placement::BestChain,
+            _ => Placement::SideBranch,
+        };
+        Ok(ImportOutcome {
+            hash,
+            placement,
+            tip_change,
+            rejected,
+        })
+    }
+
+    fn outcome(&self, hash: BlockHash, placement: Placement) -> ImportOutcome {
+        ImportOutcome {
+            hash,
+            placement,
+            tip_change: None,
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Keeps a block whose parent is unknown, after the checks that need no parent.
+    fn hold_orphan(&mut self, hash: BlockHash, block: Block) -> Result<ImportOutcome, ImportError> {
+        let invalid = |error| ImportError::Invalid { hash, error };
+        let easiest = self
+            .spec
+            .retarget
+            .map_or(self.spec.genesis_target(), |rule| rule.easiest.target());
+        if block.header.target > easiest {
+            return Err(invalid(BlockError::WrongTarget {
+                expected: easiest.0,
+                got: block.header.target.0,
+            }));
+        }
+        if !block.header.meets_own_target() {
+            return Err(invalid(BlockError::BadProofOfWork(hash)));
+        }
+        let bytes = block.encoded_len();
+        let max = self.spec.limits.block_bytes_max;
+        if bytes > max as usize {
+            return Err(invalid(BlockError::TooLarge { bytes, max }));
+        }
+        let parent = block.header.prev_hash;
+        self.orphans.insert(hash, block);
+        let missing = self.orphans.root_parent(&hash).unwrap_or(parent);
+        Ok(self.outcome(hash, Placement::Orphan { missing }))
+    }
+
+    /// Checks a block whose parent is in the tree and adds it to the tree and the batch.
+    fn accept(
+        &mut self,
+        block: Block,
+        now: Timestamp,
+        batch: &mut WriteBatch,
+        fresh: &mut HashMap<BlockHash, Arc<Block>>,
+    ) -> Result<(), BlockError> {
+        let parent = block.header.prev_hash;
+        let Some(parent_entry) = self.tree.get(&parent).copied() else {
+            return Err(BlockError::WrongParent {
+                expected: parent,
+                got: parent,
+            });
+        };
+        let Some(context) = self.tree.child_context(&parent, &self.spec, now) else {
+            return Err(BlockError::WrongHeight {
+                expected: parent_entry.header.height,
+                got: block.header.height,
+            });
+        };
+        let checked = check_block(block, &self.spec, &self.chain_id, &context)?;
+        let chain_work = parent_entry
+            .chain_work
+            .checked_add(checked.header().target.work())
+            .unwrap_or(Work(u128::MAX));
+        let entry = IndexEntry {
+            header: *checked.header(),
+            chain_work,
+            status: BlockStatus::Checked,
+            seq: self.tree.next_seq(),
+        };
+        let hash = checked.hash();
+        self.tree.insert(hash, entry);
+        batch.put_index.push((hash, entry));
+        batch.put_blocks.push((hash, checked.block().clone()));
+        fresh.insert(hash, checked.block().clone());
+        Ok(())
+    }
+
+    /// Moves the tip to the best valid candidate, if that has more work than the tip.
+    fn activate_best_chain(
+        &mut self,
+        batch: &mut WriteBatch,
+        fresh: &HashMap<BlockHash, Arc<Block>>,
+        rejected: &mut Vec<(BlockHash, BlockError)>,
+    ) -> Result<Option<TipChange>, StoreError> {
+        let old_tip = self.tree.tip();
+        loop {
+            let candidate = self.tree.best_candidate();
+            let candidate_work = self.tree.get(&candidate).map(|e| e.chain_work);
+            if candidate_work <= Some(self.tree.tip_entry().chain_work) {
+                return Ok(None);
+            }
+            let (down, up) = self.tree.path(&old_tip, &candidate);
+            let load = |hash: &BlockHash| -> Result<Arc<Block>, StoreError> {
+                match fresh.get(hash) {
+                    Some(block) => Ok(block.clone()),
+                    None => self.store.block(hash)?.ok_or_else(|| {
+                        StoreError(format!("block {hash} is in the index but not stored"))
+                    }),
+                }
+            };
+            let mut overlay = StateOverlay::new(&self.store);
+            let mut disconnected = Vec::with_capacity(down.len());
+            for hash in &down {
+                let undo = self.store.undo(hash)?.ok_or_else(|| {
+                    StoreError(format!("best-chain block {hash} has no undo data"))
+                })?;
+                overlay.disconnect_block(&undo);
+                disconnected.push(load(hash)?);
+            }
+            let mut connected = Vec::with_capacity(up.len());
+            let mut undos = Vec::with_capacity(up.len());
+            let mut failure = None;
+            for hash in &up {
+                let block = load(hash)?;
+                match overlay.connect_block(&block.txs, &self.spec) {
+                    Ok(undo) => {
+                        undos.push(undo);
+                        connected.push(block);
+                    }
+                    Err(ConnectError::Store(e)) => return Err(e),
+                    Err(ConnectError::Invalid(error)) => {
+                        failure = Some((*hash, error));
+                        break;
+                    }
+                }
+            }
+            if let Some((bad, error)) = failure {
+                for (hash, entry) in self.tree.mark_invalid(&bad) {
+                    batch.put_index.push((hash, entry));
+                    batch.delete_blocks.push(hash);
+                }
+                rejected.push((bad, error));
+                continue;
+            }
+            let changes = overlay.into_changes();
+            batch.accounts.extend(changes);
+            let new_height = self
+                .tree
+                .get(&candidate)
+                .map_or(Height(0), |e| e.header.height);
+            for hash in &down {
+                batch.delete_undo.push(*hash);
+                if let Some(entry) = self.tree.get(hash)
+                    && entry.header.height > new_height
+                {
+                    batch.delete_best.push(entry.header.height);
+                }
+            }
+            for (hash, undo) in up.iter().zip(undos) {
+                if let Some(entry) = self.tree.get(hash) {
+                    let mut entry = *entry;
+                    entry.status = BlockStatus::Connected;
+                    batch.put_index.push((*hash, entry));
+                    batch.put_best.push((entry.header.height, *hash));
+                }
+                batch.put_undo.push((*hash, undo));
+            }
+            batch.tip = Some(candidate);
+            self.tree.switch_best(&down, &up);
+            return Ok(Some(TipChange {
+                old_tip,
+                new_tip: candidate,
+                disconnected,
+                connected,
+            }));
+        }
+    }
+
+    fn prune(&mut self, batch: &mut WriteBatch) {
+        for hash in self
+            .tree
+            .prune(self.config.side_depth_max, self.config.side_blocks_max)
+        {
+            batch.delete_blocks.push(hash);
+            batch.delete_index.push(hash);
+        }
+    }
+
+    /// A block on the tip paying `miner`, with the best pending transfers that fit. Its time
+    /// is `now`, or just after the median time past if the clock is behind.
+    pub fn block_template(
+        &self,
+        mempool: &Mempool,
+        miner: Address,
+        now: Timestamp,
+        extra_nonce: u64,
+    ) -> Result<BlockTemplate, StoreError> {
+        let tip = self.tree.tip();
+        let context = self
+            .tree
+            .child_context(&tip, &self.spec, now)
+            .ok_or_else(|| StoreError("the tip has no successor height".into()))?;
+        let limits = &self.spec.limits;
+        let transfers = mempool.select(
+            &self.store,
+            &self.spec,
+            (limits.block_txs_max as usize).saturating_sub(1),
+            (limits.block_bytes_max as usize).saturating_sub(HEADER_BYTES + COINBASE_BYTES),
+        )?;
+        let fees = Amount::checked_sum(transfers.iter().map(|t| t.fee))
+            .ok_or_else(|| StoreError("pending fees overflow".into()))?;
+        let reward = self
+            .spec
+            .block_reward
+            .checked_add(fees)
+            .ok_or_else(|| StoreError("reward plus fees overflows".into()))?;
+        let mut txs = Vec::with_capacity(transfers.len() + 1);
+        txs.push(Transaction::Coinbase(Coinbase {
+            height: context.height,
+            to: miner,
+            amount: reward,
+            extra_nonce,
+        }));
+        txs.extend(transfers.into_iter().map(Transaction::Transfer));
+        let header = Header {
+            version: HEADER_VERSION,
+            height: context.height,
+            prev_hash: tip,
+            tx_root: crate::block::tx_root(&txs),
+            time: now.max(Timestamp(context.median_time_past.0 + 1)),
+            target: context.expected_target,
+            nonce: 0,
+        };
+        Ok(BlockTemplate {
+            block: Block { header, txs },
+            fees,
+        })
+    }
+}
+
+/// The batch that initialises a store with genesis.
+fn genesis_batch(
+    spec: &ChainSpec,
+    genesis: &CheckedBlock,
+    store: &dyn AccountReader,
+) -> Result<WriteBatch, StoreError> {
+    let mut overlay = StateOverlay::new(store);
+    overlay
+        .connect_block(&genesis.block().txs, spec)
+        .map_err(|e| StoreError(format!("genesis does not apply: {e}")))?;
+    let hash = genesis.hash();
+    let entry = IndexEntry {
+        header: *genesis.header(),
+        chain_work: genesis.header().target.work(),
+        status: BlockStatus::Connected,
+        seq: 0,
+    };
+    Ok(WriteBatch {
+        put_blocks: vec![(hash, genesis.block().clone())],
+        put_index: vec![(hash, entry)],
+        accounts: overlay.into_changes(),
+        put_best: vec![(Height::GENESIS, hash)],
+        tip: Some(hash),
+        identity: Some(ChainIdentity {
+            name: spec.name.clone(),
+            genesis: hash,
+        }),
+        ..WriteBatch::default()
+    })
+}

@@ -1,0 +1,57 @@
+//! powchain's consensus core. No I/O, no clock, no unseeded randomness: time comes in as a
+//! `now` argument and every outcome is returned as data.
+//!
+//! ```text
+//!   Block (untrusted) ──check_block──> CheckedBlock ──Chain::import_block──> ImportOutcome
+//!                                            │                                  │
+//!                 BlockTree (index, fork choice, side branches)     TipChange { disconnected,
+//!                 OrphanPool (blocks waiting for a parent)                      connected }
+//!                 StateOverlay (balances, nonces, undo)                         │
+//!                 Store (blocks, index, state, undo, tip)      Mempool::on_tip_change
+//! ```
+//!
+//! The parts, bottom up:
+//! - [`hash`], [`units`], [`keys`], [`pow`]: digests and ids, amounts and heights, addresses
+//!   and signatures, targets and work.
+//! - [`header`], [`tx`], [`block`]: the consensus encoding (fixed header, transaction ids,
+//!   signing bytes, transaction root) and block validation.
+//! - [`spec`]: chain specs (`dev`, `seed`, TOML files) and their deterministic genesis.
+//! - [`state`]: accounts, applying and undoing blocks.
+//! - [`store`]: the [`store::Store`] trait and the in-memory [`store::MemStore`].
+//! - [`tree`], [`orphans`], [`chain`]: the block tree and fork choice, orphans, and
+//!   [`chain::Chain`], which ties them together behind `import_block`.
+//! - [`mempool`]: pending transfers and block templates.
+//! - [`miner`]: a simple reference miner.
+
+pub mod block;
+mod bytes;
+pub mod chain;
+pub mod hash;
+pub mod header;
+pub mod keys;
+pub mod mempool;
+pub mod miner;
+pub mod orphans;
+pub mod pow;
+pub mod spec;
+pub mod state;
+pub mod store;
+pub mod tree;
+pub mod tx;
+pub mod units;
+
+pub use block::{Block, BlockError, CheckedBlock};
+pub use chain::{
+    BlockTemplate, Chain, ChainConfig, ImportError, ImportOutcome, OpenError, Placement, TipChange,
+    TipInfo,
+};
+pub use hash::{BlockHash, Hash512, TxId};
+pub use header::Header;
+pub use keys::{Address, Keypair, Signature};
+pub use mempool::{Mempool, MempoolConfig, MempoolError, Removal};
+pub use pow::{DifficultyBits, Target, Work};
+pub use spec::ChainSpec;
+pub use state::{Account, AccountReader};
+pub use store::{MemStore, Store, StoreError};
+pub use tx::{Memo, Transaction, Transfer, TxError, UnsignedTransfer};
+pub use units::{Amount, Height, Timestamp};
