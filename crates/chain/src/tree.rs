@@ -292,13 +292,13 @@ impl BlockTree {
         let mut marked = Vec::new();
         let mut stack = vec![*hash];
         while let Some(current) = stack.pop() {
-            if let Some(entry) = self.entries.get_mut(&current) {
-                if entry.status != BlockStatus::Invalid {
-                    self.candidates
-                        .remove(&(entry.chain_work, Reverse(entry.seq), current));
-                    entry.status = BlockStatus::Invalid;
-                    marked.push((current, *entry));
-                }
+            if let Some(entry) = self.entries.get_mut(&current)
+                && entry.status != BlockStatus::Invalid
+            {
+                self.candidates
+                    .remove(&(entry.chain_work, Reverse(entry.seq), current));
+                entry.status = BlockStatus::Invalid;
+                marked.push((current, *entry));
             }
             stack.extend(self.children.get(&current).into_iter().flatten());
         }

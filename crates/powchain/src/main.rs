@@ -1,1 +1,98 @@
-fn main() {}
+//! The `powchain` command: parses flags, reads the clock and files, and calls the library.
+//!
+//! Subcommands so far:
+//! - `demo`: builds a chain in memory, mines blocks with random signed transfers between dev
+//!   accounts, and prints every block and the final balances.
+//! - `spec`: prints a chain spec as TOML with its genesis hash (a start for custom specs).
+
+mod demo;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use powchain_chain::spec::PRESETS;
+use powchain_chain::{ChainSpec, DifficultyBits, Timestamp};
+
+/// A proof-of-work blockchain node small enough to read in an afternoon.
+#[derive(Parser, Debug)]
+#[command(name = "powchain", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Mine a few blocks of random signed transfers in memory and print them.
+    Demo(demo::DemoArgs),
+    /// Print a chain spec as TOML, with its genesis hash.
+    Spec {
+        /// `dev`, `seed`, or a TOML spec file.
+        #[arg(long, default_value = "dev")]
+        chain: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Spec { chain } => print_spec(&chain),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`powchain demo | head`): not an error of ours.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_spec(chain: &str) -> anyhow::Result<()> {
+    let spec = load_spec(chain, None)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "# genesis hash: {}", spec.genesis_hash())?;
+    write!(out, "{}", spec.to_toml_string())?;
+    Ok(())
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// A preset by name, or a TOML spec from a file; with `difficulty`, a fixed difficulty in
+/// leading zero bits instead of the spec's (the seed's setting).
+pub fn load_spec(chain: &str, difficulty: Option<u64>) -> anyhow::Result<ChainSpec> {
+    let spec = match ChainSpec::preset(chain) {
+        Some(spec) => spec,
+        None if Path::new(chain).is_file() => {
+            let text = std::fs::read_to_string(chain)
+                .with_context(|| format!("cannot read chain spec {chain}"))?;
+            ChainSpec::from_toml_str(&text).with_context(|| format!("in chain spec {chain}"))?
+        }
+        None => bail!(
+            "--chain {chain:?} is neither a preset ({}) nor a spec file",
+            PRESETS.join(", ")
+        ),
+    };
+    match difficulty {
+        Some(bits) => Ok(spec.with_fixed_difficulty(DifficultyBits::new(bits)?)),
+        None => Ok(spec),
+    }
+}
+
+/// The wall clock, in the chain's unit.
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    Timestamp(u64::try_from(millis).unwrap_or(u64::MAX))
+}

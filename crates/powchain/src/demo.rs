@@ -1,0 +1,171 @@
+//! `powchain demo`: the chain core at work, in memory.
+//!
+//! Each round submits random signed transfers between dev accounts to a mempool, builds a
+//! block template, mines it with the simple miner, imports it, and prints the block. At the
+//! end it prints every dev account's balance and checks that the supply equals the genesis
+//! allocations plus the block rewards. The transfers are reproducible from `--seed`.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use powchain_chain::{
+    Amount, Chain, ChainConfig, Keypair, MemStore, Memo, Mempool, MempoolConfig, Transaction,
+    UnsignedTransfer, miner,
+};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Flags of `powchain demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// `dev`, `seed`, or a TOML spec file.
+    #[arg(long, default_value = "dev")]
+    chain: String,
+    /// A fixed difficulty in leading zero bits (1..=80) instead of the spec's.
+    #[arg(long)]
+    difficulty: Option<u64>,
+    /// Blocks to mine (1..=1000).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    blocks: u64,
+    /// Transfers submitted before each block (0..=1000).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    txs_per_block: u64,
+    /// Seed for the random transfers.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Runs the demo.
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let spec = crate::load_spec(&args.chain, args.difficulty)?;
+    let Some(dev) = spec.dev_accounts.filter(|dev| dev.count >= 2) else {
+        bail!(
+            "chain {:?} funds fewer than two dev accounts; the demo moves coins between them",
+            spec.name
+        );
+    };
+    let mut chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default())
+        .context("opening an in-memory chain")?;
+    let mut mempool = Mempool::new(MempoolConfig::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let chain_id = chain.chain_id();
+    let difficulty = match &spec.retarget {
+        Some(rule) => format!(
+            "{} bits, retargeting toward {} ms blocks",
+            spec.difficulty_bits.get(),
+            rule.block_interval_ms
+        ),
+        None => format!("{} bits, fixed", spec.difficulty_bits.get()),
+    };
+    writeln!(
+        out,
+        "chain {:?}: genesis {}, difficulty {difficulty}, {} dev accounts with {} coins, reward {}",
+        spec.name,
+        chain_id.short(16),
+        dev.count,
+        dev.balance,
+        spec.block_reward
+    )?;
+    let miner_address = Keypair::dev(0).address();
+    for _ in 0..args.blocks {
+        for _ in 0..args.txs_per_block {
+            let from = rng.random_range(0..dev.count);
+            let to = (from + rng.random_range(1..dev.count)) % dev.count;
+            let sender = Keypair::dev(from);
+            let account = chain.account(&sender.address())?.unwrap_or_default();
+            let spendable = mempool.pending_balance(&sender.address(), account.balance);
+            let fee = spec.fee_min;
+            let ceiling = (spendable.0.saturating_sub(fee.0) / 4).min(spec.amount_max.0);
+            if ceiling == 0 {
+                continue;
+            }
+            let transfer = UnsignedTransfer {
+                to: Keypair::dev(to).address(),
+                amount: Amount(rng.random_range(1..=ceiling)),
+                fee,
+                nonce: mempool.next_nonce(&sender.address(), account.nonce),
+                memo: Memo::default(),
+            }
+            .sign(&sender, &chain_id);
+            let now = crate::now();
+            if let Err(error) = mempool.add(transfer, chain.store(), &spec, &chain_id, now) {
+                writeln!(out, "  refused transfer from dev {from}: {error}")?;
+            }
+        }
+        let mut template = chain.block_template(&mempool, miner_address, crate::now(), 0)?;
+        let started = Instant::now();
+        let hashes = miner::mine(&mut template.block);
+        let elapsed = started.elapsed();
+        let block = template.block;
+        let hash = block.hash();
+        let rate = hashes as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6;
+        writeln!(
+            out,
+            "block {:>3}  {}…  {} txs, fees {}  nonce {}  {hashes} hashes in {} ms ({rate:.2} MH/s)",
+            block.header.height,
+            hash.short(16),
+            block.txs.len(),
+            template.fees,
+            block.header.nonce,
+            elapsed.as_millis()
+        )?;
+        for tx in &block.txs {
+            writeln!(out, "    {}", describe(tx, &spec))?;
+        }
+        let outcome = chain.import_block(block, crate::now())?;
+        let change = outcome
+            .tip_change
+            .context("a freshly mined template did not extend the tip")?;
+        for (id, why) in mempool.on_tip_change(&change, chain.store(), &spec, crate::now())? {
+            if why != powchain_chain::Removal::Confirmed {
+                writeln!(out, "  transfer {} left the mempool: {why:?}", id.short(12))?;
+            }
+        }
+    }
+    writeln!(out, "balances at height {}:", chain.tip().height)?;
+    let mut supply: u128 = 0;
+    for index in 0..dev.count {
+        let balance = chain
+            .account(&Keypair::dev(index).address())?
+            .map_or(0, |a| a.balance.0);
+        supply += u128::from(balance);
+        writeln!(out, "  dev {index:>2}  {balance}")?;
+    }
+    let allocations = u128::from(dev.count) * u128::from(dev.balance.0);
+    let rewards = u128::from(spec.block_reward.0) * u128::from(chain.tip().height.0);
+    writeln!(
+        out,
+        "supply {supply} = allocations {allocations} + rewards {rewards}: {}",
+        if supply == allocations + rewards {
+            "conserved"
+        } else {
+            "NOT CONSERVED"
+        }
+    )?;
+    if supply != allocations + rewards {
+        bail!("supply is not conserved");
+    }
+    Ok(())
+}
+
+/// One line about a transaction, naming dev accounts by index.
+fn describe(tx: &Transaction, spec: &powchain_chain::ChainSpec) -> String {
+    let name = |address: &powchain_chain::Address| match spec.dev_index(address) {
+        Some(index) => format!("dev {index}"),
+        None => address.short(12),
+    };
+    match tx {
+        Transaction::Coinbase(c) => format!("coinbase: {} to {}", c.amount, name(&c.to)),
+        Transaction::Transfer(t) => format!(
+            "{} from {} to {} (fee {}, nonce {})",
+            t.amount,
+            name(&t.from),
+            name(&t.to),
+            t.fee,
+            t.nonce
+        ),
+    }
+}
