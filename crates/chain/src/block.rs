@@ -133,25 +133,6 @@ impl CheckedBlock {
             block: Arc::new(block),
         }
     }
-
-    /// Wraps a block that was checked before and stored (loading from a store whose contents
-    /// this node wrote itself). Not for anything from outside.
-    pub fn from_trusted_store(block: Arc<Block>) -> CheckedBlock {
-        let fees = Amount::checked_sum(
-            block
-                .txs
-                .iter()
-                .filter_map(Transaction::as_transfer)
-                .map(|t| t.fee),
-        )
-        .unwrap_or(Amount::ZERO);
-        CheckedBlock {
-            hash: block.hash(),
-            txids: block.txs.iter().map(Transaction::id).collect(),
-            fees,
-            block,
-        }
-    }
 }
 
 /// Why a block is invalid.

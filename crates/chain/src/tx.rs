@@ -173,6 +173,20 @@ impl Transfer {
         TRANSFER_BASE_BYTES + self.memo.len()
     }
 
+    /// The consensus encoding, kind byte and signature included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.push(0x01);
+        self.encode_body(&mut out);
+        out.extend_from_slice(&self.signature.0);
+        out
+    }
+
+    /// The transaction id, as [`Transaction::id`] computes it for this transfer.
+    pub fn id(&self) -> TxId {
+        TxId(Hash512::digest(&self.encode()))
+    }
+
     fn encode_body(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.from.0);
         out.extend_from_slice(&self.to.0);
@@ -191,22 +205,18 @@ const _: () = assert!(MEMO_BYTES_MAX <= u16::MAX as usize);
 impl Transaction {
     /// The consensus encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
         match self {
             Transaction::Coinbase(coinbase) => {
+                let mut out = Vec::with_capacity(COINBASE_BYTES);
                 out.push(0x00);
                 out.extend_from_slice(&coinbase.height.0.to_be_bytes());
                 out.extend_from_slice(&coinbase.to.0);
                 out.extend_from_slice(&coinbase.amount.0.to_be_bytes());
                 out.extend_from_slice(&coinbase.extra_nonce.to_be_bytes());
+                out
             }
-            Transaction::Transfer(transfer) => {
-                out.push(0x01);
-                transfer.encode_body(&mut out);
-                out.extend_from_slice(&transfer.signature.0);
-            }
+            Transaction::Transfer(transfer) => transfer.encode(),
         }
-        out
     }
 
     /// Size of the consensus encoding: what counts against a block's byte limit.
