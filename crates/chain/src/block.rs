@@ -418,6 +418,205 @@ fn check_coinbase_amount(block: &Block, spec: &ChainSpec) -> Result<Amount, Bloc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::Keypair;
+    use crate::pow::DifficultyBits;
+    use crate::tx::{Coinbase, Memo, UnsignedTransfer};
+
+    /// A dev spec with a trivial difficulty, so a test block needs a handful of hashes.
+    fn spec() -> ChainSpec {
+        ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(1).unwrap())
+    }
+
+    fn pay(spec: &ChainSpec, amount: u64, fee: u64, memo: usize) -> Transfer {
+        UnsignedTransfer {
+            to: Keypair::dev(2).address(),
+            amount: Amount(amount),
+            fee: Amount(fee),
+            nonce: 0,
+            memo: Memo::new(vec![b'm'; memo]).unwrap(),
+        }
+        .sign(&Keypair::dev(1), &spec.genesis_hash())
+    }
+
+    fn context(spec: &ChainSpec) -> BlockContext {
+        BlockContext {
+            parent: spec.genesis_hash(),
+            height: Height(1),
+            expected_target: spec.genesis_target(),
+            median_time_past: Timestamp(spec.genesis_time_ms),
+            now: Timestamp(spec.genesis_time_ms + 10_000),
+        }
+    }
+
+    /// A mined block at height 1 holding `txs` as given (coinbase included or not).
+    fn block_of(spec: &ChainSpec, txs: Vec<Transaction>) -> Block {
+        let mut block = Block {
+            header: Header {
+                version: HEADER_VERSION,
+                height: Height(1),
+                prev_hash: spec.genesis_hash(),
+                tx_root: tx_root(&txs),
+                time: Timestamp(spec.genesis_time_ms + 1),
+                target: spec.genesis_target(),
+                nonce: 0,
+            },
+            txs,
+        };
+        crate::miner::mine(&mut block);
+        block
+    }
+
+    fn coinbase(spec: &ChainSpec, height: u64, fees: u64) -> Transaction {
+        Transaction::Coinbase(Coinbase {
+            height: Height(height),
+            to: Keypair::dev(0).address(),
+            amount: Amount(spec.block_reward.0 + fees),
+            extra_nonce: 0,
+        })
+    }
+
+    fn rejects(spec: &ChainSpec, block: Block) -> BlockError {
+        let chain_id = spec.genesis_hash();
+        check_block(block, spec, &chain_id, &context(spec)).unwrap_err()
+    }
+
+    #[test]
+    fn a_well_formed_block_passes_and_keeps_what_was_computed() {
+        let spec = spec();
+        let transfer = pay(&spec, 5, 2, 0);
+        let block = block_of(
+            &spec,
+            vec![coinbase(&spec, 1, 2), Transaction::Transfer(transfer)],
+        );
+        let hash = block.hash();
+        let checked = check_block(block, &spec, &spec.genesis_hash(), &context(&spec)).unwrap();
+        assert_eq!(checked.hash(), hash);
+        assert_eq!(checked.fees(), Amount(2));
+        assert_eq!(checked.txids().len(), 2);
+    }
+
+    #[test]
+    fn coinbase_placement_and_height() {
+        let spec = spec();
+        let transfer = Transaction::Transfer(pay(&spec, 5, 1, 0));
+        assert_eq!(
+            rejects(&spec, block_of(&spec, vec![])),
+            BlockError::NoCoinbase
+        );
+        assert_eq!(
+            rejects(&spec, block_of(&spec, vec![transfer.clone()])),
+            BlockError::FirstNotCoinbase
+        );
+        let two = vec![coinbase(&spec, 1, 0), coinbase(&spec, 1, 0)];
+        assert_eq!(
+            rejects(&spec, block_of(&spec, two)),
+            BlockError::ExtraCoinbase(1)
+        );
+        assert!(matches!(
+            rejects(&spec, block_of(&spec, vec![coinbase(&spec, 2, 0)])),
+            BlockError::CoinbaseHeight { .. }
+        ));
+        let twice = vec![coinbase(&spec, 1, 2), transfer.clone(), transfer];
+        assert!(matches!(
+            rejects(&spec, block_of(&spec, twice)),
+            BlockError::DuplicateTx(_)
+        ));
+    }
+
+    #[test]
+    fn count_and_size_limits() {
+        let mut spec = spec();
+        spec.limits.block_txs_max = 1;
+        let txs = vec![
+            coinbase(&spec, 1, 1),
+            Transaction::Transfer(pay(&spec, 5, 1, 0)),
+        ];
+        assert_eq!(
+            rejects(&spec, block_of(&spec, txs.clone())),
+            BlockError::TooManyTxs { count: 2, max: 1 }
+        );
+        // The limit is part of the rules, so the genesis hash changes with it: build the
+        // block for the changed spec (its size does not depend on the genesis hash).
+        let bytes = block_of(&self::spec(), txs).encoded_len();
+        let mut spec = self::spec();
+        spec.limits.block_bytes_max = (bytes - 1) as u32;
+        let txs = vec![
+            coinbase(&spec, 1, 1),
+            Transaction::Transfer(pay(&spec, 5, 1, 0)),
+        ];
+        assert_eq!(
+            rejects(&spec, block_of(&spec, txs)),
+            BlockError::TooLarge {
+                bytes,
+                max: spec.limits.block_bytes_max
+            }
+        );
+    }
+
+    #[test]
+    fn header_rules() {
+        let spec = spec();
+        let mut block = block_of(&spec, vec![coinbase(&spec, 1, 0)]);
+        block.header.version = 2;
+        crate::miner::mine(&mut block);
+        assert_eq!(rejects(&spec, block), BlockError::BadVersion(2));
+        let mut block = block_of(&spec, vec![coinbase(&spec, 1, 0)]);
+        block.header.prev_hash = BlockHash::ZERO;
+        crate::miner::mine(&mut block);
+        assert!(matches!(
+            rejects(&spec, block),
+            BlockError::WrongParent { .. }
+        ));
+        let mut block = block_of(&spec, vec![coinbase(&spec, 1, 0)]);
+        block.header.height = Height(2);
+        crate::miner::mine(&mut block);
+        assert!(matches!(
+            rejects(&spec, block),
+            BlockError::WrongHeight { .. }
+        ));
+    }
+
+    #[test]
+    fn transfer_rules_each_have_their_error() {
+        let spec = spec();
+        let rule = |amount, fee, memo| check_transfer_rules(&pay(&spec, amount, fee, memo), &spec);
+        assert_eq!(rule(5, 1, 0), Ok(()));
+        assert!(matches!(rule(0, 1, 0), Err(TxError::InvalidAmount { .. })));
+        assert_eq!(
+            rule(5, 0, 0),
+            Err(TxError::FeeTooLow {
+                fee: Amount(0),
+                min: Amount(1)
+            })
+        );
+        let memo_bytes_max = spec.limits.memo_bytes_max as usize;
+        assert!(matches!(
+            rule(5, 1, memo_bytes_max + 1),
+            Err(TxError::TooLarge { memo_bytes, .. }) if memo_bytes == memo_bytes_max + 1
+        ));
+        assert_eq!(rule(5, 1, memo_bytes_max), Ok(()));
+        assert_eq!(rule(u64::MAX, 1, 0), Err(TxError::CostOverflow));
+        let mut to_self = pay(&spec, 5, 1, 0);
+        to_self.to = to_self.from;
+        assert_eq!(
+            check_transfer_rules(&to_self, &spec),
+            Err(TxError::SelfTransfer)
+        );
+        // A bad signature is caught by check_block, as the last and most expensive check.
+        let mut forged = pay(&spec, 5, 1, 0);
+        forged.amount = Amount(6);
+        let block = block_of(
+            &spec,
+            vec![coinbase(&spec, 1, 1), Transaction::Transfer(forged)],
+        );
+        assert_eq!(
+            rejects(&spec, block),
+            BlockError::BadTransaction {
+                index: 1,
+                error: TxError::BadSignature
+            }
+        );
+    }
 
     fn ids(n: usize) -> Vec<TxId> {
         (0..n)
