@@ -8,29 +8,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use common::*;
 use powchain_chain::block::{BlockContext, check_block};
 use powchain_chain::header::HEADER_BYTES;
-use powchain_chain::pow::RetargetRule;
 use powchain_chain::state::StateOverlay;
 use powchain_chain::{
-    Account, Address, Amount, Block, BlockHash, ChainSpec, DifficultyBits, Hash512, Header, Height,
-    Keypair, Memo, Mempool, MempoolConfig, Removal, Target, Timestamp, Transaction, Transfer, TxId,
+    Account, Address, Amount, Block, BlockHash, ChainSpec, Hash512, Header, Height, Keypair, Memo,
+    Mempool, MempoolConfig, Removal, Target, Timestamp, Transaction, Transfer, TxId,
     UnsignedTransfer, Work, miner,
 };
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-/// A retargeting spec whose difficulty stays between 1 and 10 bits, so any branch mines fast.
-fn property_spec() -> ChainSpec {
-    let mut spec = easy_spec();
-    spec.retarget = Some(RetargetRule {
-        block_interval_ms: 1_000,
-        window_blocks: 2,
-        clamp_factor: 4,
-        easiest: DifficultyBits::new(1).unwrap(),
-        hardest: DifficultyBits::new(10).unwrap(),
-    });
-    spec
-}
 
 /// What the naive model knows of a block it built.
 struct ModelBlock {
@@ -91,7 +77,8 @@ fn random_transfers(
 /// Builds a random block tree with a builder chain (which sees every block) and returns the
 /// blocks in creation order with the model's verdict on each.
 fn build_tree(seed: u64, blocks: usize) -> (ChainSpec, Vec<ModelBlock>) {
-    let spec = property_spec();
+    // The difficulty stays between 1 and 10 bits, so any branch mines fast.
+    let spec = retargeting_spec(10);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut builder = open(spec.clone());
     let now = late_now(&spec);

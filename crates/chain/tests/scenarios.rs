@@ -134,7 +134,7 @@ fn seed_rejections_are_distinct_errors() {
 /// on B.
 #[test]
 fn reorg_to_the_branch_with_more_work_even_when_shorter() {
-    let spec = retargeting_spec();
+    let spec = retargeting_spec(80);
     let mut chain = open(spec.clone());
     let mut mempool = Mempool::new(MempoolConfig::default());
     let now = late_now(&spec);

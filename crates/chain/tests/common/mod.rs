@@ -33,16 +33,17 @@ pub fn easy_spec() -> ChainSpec {
     spec
 }
 
-/// A spec whose difficulty retargets every 2 blocks by up to 4x, between 1 and 80 bits, so
-/// that branches mined at different speeds carry different work per block.
-pub fn retargeting_spec() -> ChainSpec {
+/// A spec whose difficulty retargets every 2 blocks by up to 4x toward 1-second blocks,
+/// between 1 and `hardest` bits, so that branches mined at different speeds carry different
+/// work per block.
+pub fn retargeting_spec(hardest: u64) -> ChainSpec {
     let mut spec = easy_spec();
     spec.retarget = Some(RetargetRule {
         block_interval_ms: 1_000,
         window_blocks: 2,
         clamp_factor: 4,
         easiest: DifficultyBits::new(1).unwrap(),
-        hardest: DifficultyBits::new(80).unwrap(),
+        hardest: DifficultyBits::new(hardest).unwrap(),
     });
     spec
 }
