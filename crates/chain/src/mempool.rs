@@ -4,7 +4,7 @@
 //! what is already pending, as the seed's pending balances do: coins on their way to an
 //! account can be spent by it). A sender's transfers wait in nonce order; one whose nonce is
 //! ahead of the next waits for the earlier ones. When the pool is full, a newcomer evicts the
-//! lowest-fee transfer that ends a sender's queue, if it pays more.
+//! lowest-fee transfer that ends a sender's queue, if it pays more and does not wait for it.
 //!
 //! Block templates take the highest fee first (earliest arrival among equals), respecting each
 //! sender's nonce order and the block limits, and checking every pick against the state as
@@ -181,7 +181,7 @@ impl Mempool {
         chain_id: &BlockHash,
         now: Timestamp,
     ) -> Result<(TxId, Vec<(TxId, Removal)>), MempoolError> {
-        let id = Transaction::Transfer(tx.clone()).id();
+        let id = tx.id();
         if self.entries.contains_key(&id) {
             return Err(TxError::Duplicate(id).into());
         }
@@ -225,7 +225,7 @@ impl Mempool {
             .into());
         }
         let max_ahead = self.config.sender_nonces_ahead_max;
-        if tx.nonce - sender.nonce >= max_ahead {
+        if tx.nonce - sender.nonce > max_ahead {
             return Err(MempoolError::NonceTooFarAhead {
                 from: tx.from,
                 current: sender.nonce,
@@ -258,7 +258,7 @@ impl Mempool {
             .into());
         }
         let bytes = tx.encoded_len();
-        let evicted = self.make_room(bytes, tx.fee)?;
+        let evicted = self.make_room(&tx, bytes)?;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.insert(
@@ -273,11 +273,13 @@ impl Mempool {
         Ok(evicted)
     }
 
-    /// Evicts lower-fee queue ends until `bytes` more fit, or fails without evicting.
+    /// Evicts queue ends paying less than `tx` until its `bytes` fit, or fails without
+    /// evicting. Never evicts what `tx` waits for: its sender's earlier transfers, or coins
+    /// on their way to its sender.
     fn make_room(
         &mut self,
+        tx: &Transfer,
         bytes: usize,
-        fee: Amount,
     ) -> Result<Vec<(TxId, Removal)>, MempoolError> {
         let fits = |count: usize, held: usize| {
             count < self.config.count_max && held + bytes <= self.config.bytes_max
@@ -288,7 +290,7 @@ impl Mempool {
             if fits(count, held) {
                 break;
             }
-            if *victim_fee >= fee {
+            if *victim_fee >= tx.fee {
                 break;
             }
             let Some(entry) = self.entries.get(id) else {
@@ -299,7 +301,9 @@ impl Mempool {
                 .get(&entry.tx.from)
                 .and_then(|queue| queue.last_key_value())
                 .is_some_and(|(_, last)| last == id);
-            if is_queue_end {
+            let waited_for =
+                (entry.tx.from == tx.from && entry.tx.nonce < tx.nonce) || entry.tx.to == tx.from;
+            if is_queue_end && !waited_for {
                 victims.push(*id);
                 count -= 1;
                 held -= entry.bytes;
@@ -380,7 +384,7 @@ impl Mempool {
             .iter()
             .rev()
             .flat_map(|block| block.txs.iter().filter_map(Transaction::as_transfer))
-            .map(|tx| (Transaction::Transfer(tx.clone()).id(), tx.clone(), now))
+            .map(|tx| (tx.id(), tx.clone(), now))
             .collect();
         let mut pending: Vec<(TxId, Entry)> = self.entries.drain().collect();
         pending.sort_by_key(|(_, e)| e.seq);
@@ -506,5 +510,552 @@ fn sub_from(map: &mut HashMap<Address, Amount>, address: Address, amount: Amount
         if *total == Amount::ZERO {
             map.remove(&address);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::block::Block;
+    use crate::hash::Hash512;
+    use crate::header::{HEADER_VERSION, Header};
+    use crate::keys::Keypair;
+    use crate::pow::Target;
+    use crate::state::Account;
+    use crate::tx::{Memo, TRANSFER_BASE_BYTES, UnsignedTransfer};
+    use crate::units::Height;
+
+    const CHAIN_ID: BlockHash = BlockHash::ZERO;
+    const NOW: Timestamp = Timestamp(1_000_000);
+
+    fn address(index: u64) -> Address {
+        Keypair::dev(index).address()
+    }
+
+    /// A transfer between dev accounts with a memo of `memo_bytes` bytes.
+    fn pay_with_memo(
+        from: u64,
+        to: u64,
+        amount: u64,
+        fee: u64,
+        nonce: u64,
+        memo_bytes: usize,
+    ) -> Transfer {
+        UnsignedTransfer {
+            to: address(to),
+            amount: Amount(amount),
+            fee: Amount(fee),
+            nonce,
+            memo: Memo::new(vec![7; memo_bytes]).unwrap(),
+        }
+        .sign(&Keypair::dev(from), &CHAIN_ID)
+    }
+
+    /// A transfer between dev accounts with an empty memo.
+    fn pay(from: u64, to: u64, amount: u64, fee: u64, nonce: u64) -> Transfer {
+        pay_with_memo(from, to, amount, fee, nonce, 0)
+    }
+
+    /// A mempool on the dev spec (minimum fee 1), with dev accounts 0..10 holding 1,000
+    /// coins each as the confirmed state.
+    struct Fixture {
+        spec: ChainSpec,
+        state: BTreeMap<Address, Account>,
+        pool: Mempool,
+    }
+
+    impl Fixture {
+        fn new(config: MempoolConfig) -> Fixture {
+            let state = (0..10)
+                .map(|i| {
+                    let account = Account {
+                        balance: Amount(1_000),
+                        nonce: 0,
+                    };
+                    (address(i), account)
+                })
+                .collect();
+            Fixture {
+                spec: ChainSpec::dev(),
+                state,
+                pool: Mempool::new(config),
+            }
+        }
+
+        fn add_at(
+            &mut self,
+            tx: &Transfer,
+            now: Timestamp,
+        ) -> Result<(TxId, Vec<(TxId, Removal)>), MempoolError> {
+            self.pool
+                .add(tx.clone(), &self.state, &self.spec, &CHAIN_ID, now)
+        }
+
+        fn add(&mut self, tx: &Transfer) -> Result<(TxId, Vec<(TxId, Removal)>), MempoolError> {
+            self.add_at(tx, NOW)
+        }
+
+        /// Adds a transfer that must be admitted without evicting anything.
+        fn admit(&mut self, tx: &Transfer) -> TxId {
+            let (id, evicted) = self.add(tx).unwrap();
+            assert!(evicted.is_empty(), "unexpected evictions: {evicted:?}");
+            id
+        }
+
+        fn select_within(&self, txs_max: usize, bytes_max: usize) -> Vec<Transfer> {
+            self.pool
+                .select(&self.state, &self.spec, txs_max, bytes_max)
+                .unwrap()
+        }
+
+        fn select(&self) -> Vec<Transfer> {
+            self.select_within(usize::MAX, usize::MAX)
+        }
+
+        /// Checks that `txs` apply in order to the confirmed state, as a block's would.
+        fn assert_valid_in_order(&self, txs: &[Transfer]) {
+            let mut overlay = StateOverlay::new(&self.state);
+            for tx in txs {
+                overlay.apply_transfer(tx, &self.spec).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn select_takes_the_highest_fee_first_then_the_earliest_arrival() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        let late_cheap = pay(2, 9, 10, 2, 0);
+        let cheap = pay(0, 9, 10, 2, 0);
+        let middle = pay(1, 9, 10, 5, 0);
+        let dear = pay(3, 9, 10, 7, 0);
+        // Among the two fee-2 transfers, the one from account 2 arrives first.
+        for tx in [&late_cheap, &cheap, &middle, &dear] {
+            f.admit(tx);
+        }
+        let expected = vec![dear, middle, late_cheap, cheap];
+        assert_eq!(f.select(), expected);
+        let listed: Vec<Transfer> = f
+            .pool
+            .transfers()
+            .into_iter()
+            .map(|(_, tx)| tx.clone())
+            .collect();
+        assert_eq!(listed, expected);
+        f.assert_valid_in_order(&expected);
+    }
+
+    #[test]
+    fn a_sender_s_transfers_leave_in_nonce_order() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        let first = pay(0, 9, 10, 1, 0);
+        let second = pay(0, 9, 10, 9, 1);
+        let other = pay(1, 9, 10, 5, 0);
+        // The second arrives first and pays the most, and still waits for the first.
+        f.admit(&second);
+        f.admit(&other);
+        f.admit(&first);
+        let selected = f.select();
+        assert_eq!(selected, vec![other, first, second]);
+        f.assert_valid_in_order(&selected);
+    }
+
+    #[test]
+    fn a_nonce_gap_waits_until_it_is_filled() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        let (n0, n1, n2) = (
+            pay(0, 9, 10, 1, 0),
+            pay(0, 9, 10, 1, 1),
+            pay(0, 9, 10, 1, 2),
+        );
+        f.admit(&n1);
+        f.admit(&n2);
+        assert!(f.select().is_empty());
+        assert_eq!(f.pool.next_nonce(&address(0), 0), 0);
+        f.admit(&n0);
+        assert_eq!(f.select(), vec![n0, n1, n2]);
+        assert_eq!(f.pool.next_nonce(&address(0), 0), 3);
+    }
+
+    #[test]
+    fn nonces_too_far_ahead_are_refused() {
+        let mut f = Fixture::new(MempoolConfig {
+            sender_nonces_ahead_max: 3,
+            ..MempoolConfig::default()
+        });
+        f.state.get_mut(&address(0)).unwrap().nonce = 2;
+        assert_eq!(
+            f.add(&pay(0, 9, 10, 1, 1)).unwrap_err(),
+            MempoolError::Tx(TxError::WrongNonce {
+                from: address(0),
+                expected: 2,
+                got: 1,
+            })
+        );
+        // The bound counts from the confirmed nonce: 5 is 3 ahead of 2, so it may wait.
+        f.admit(&pay(0, 9, 10, 1, 5));
+        assert_eq!(
+            f.add(&pay(0, 9, 10, 1, 6)).unwrap_err(),
+            MempoolError::NonceTooFarAhead {
+                from: address(0),
+                current: 2,
+                got: 6,
+                max_ahead: 3,
+            }
+        );
+        for nonce in 2..5 {
+            f.admit(&pay(0, 9, 10, 1, nonce));
+        }
+        let nonces: Vec<u64> = f.select().iter().map(|tx| tx.nonce).collect();
+        assert_eq!(nonces, vec![2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn refusals_leave_the_pool_unchanged() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        let tx = pay(0, 9, 10, 1, 0);
+        let id = f.admit(&tx);
+        assert_eq!(id, Transaction::Transfer(tx.clone()).id());
+        assert_eq!(
+            f.add(&tx).unwrap_err(),
+            MempoolError::Tx(TxError::Duplicate(id))
+        );
+        assert_eq!(
+            f.add(&pay(0, 9, 11, 1, 0)).unwrap_err(),
+            MempoolError::NonceAlreadyPending {
+                from: address(0),
+                nonce: 0,
+            }
+        );
+        let other_chain = UnsignedTransfer {
+            to: address(9),
+            amount: Amount(10),
+            fee: Amount(1),
+            nonce: 0,
+            memo: Memo::default(),
+        }
+        .sign(
+            &Keypair::dev(1),
+            &BlockHash(Hash512::digest(b"another chain")),
+        );
+        assert_eq!(
+            f.add(&other_chain).unwrap_err(),
+            MempoolError::Tx(TxError::BadSignature)
+        );
+        assert_eq!(
+            f.add(&pay(1, 9, 10, 0, 0)).unwrap_err(),
+            MempoolError::Tx(TxError::FeeTooLow {
+                fee: Amount(0),
+                min: Amount(1),
+            })
+        );
+        assert_eq!(
+            f.add(&pay(20, 9, 10, 1, 0)).unwrap_err(),
+            MempoolError::Tx(TxError::UnknownSender(address(20)))
+        );
+        // Account 0 has 1,000 coins and 11 of them are pending already.
+        assert_eq!(
+            f.add(&pay(0, 9, 989, 1, 1)).unwrap_err(),
+            MempoolError::Tx(TxError::InsufficientBalance {
+                from: address(0),
+                balance: Amount(989),
+                needed: Amount(990),
+            })
+        );
+        assert_eq!(f.pool.len(), 1);
+        assert_eq!(f.pool.bytes(), TRANSFER_BASE_BYTES);
+        assert_eq!(f.pool.get(&id), Some(&tx));
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_lowest_fee_transfer_that_ends_a_queue() {
+        let mut f = Fixture::new(MempoolConfig {
+            count_max: 3,
+            ..MempoolConfig::default()
+        });
+        let a0 = f.admit(&pay(0, 9, 10, 1, 0));
+        let a1 = f.admit(&pay(0, 9, 10, 4, 1));
+        let b0 = f.admit(&pay(1, 9, 10, 2, 0));
+        // a0 pays least, but a1 waits for it: b0 is the cheapest end of a queue.
+        let (c0, evicted) = f.add(&pay(2, 9, 10, 3, 0)).unwrap();
+        assert_eq!(evicted, vec![(b0, Removal::Evicted)]);
+        assert_eq!(f.pool.len(), 3);
+        assert!(!f.pool.contains(&b0));
+        assert!(f.pool.contains(&a0) && f.pool.contains(&a1) && f.pool.contains(&c0));
+        // Paying less than, or as much as, the cheapest queue end (c0, fee 3) is not enough.
+        for fee in [1, 3] {
+            assert_eq!(
+                f.add(&pay(3, 9, 10, fee, 0)).unwrap_err(),
+                MempoolError::Full {
+                    count: 3,
+                    bytes: 3 * TRANSFER_BASE_BYTES,
+                }
+            );
+        }
+        let (_, evicted) = f.add(&pay(3, 9, 10, 4, 0)).unwrap();
+        assert_eq!(evicted, vec![(c0, Removal::Evicted)]);
+        assert_eq!(f.pool.len(), 3);
+    }
+
+    #[test]
+    fn a_newcomer_does_not_evict_the_transfer_it_follows() {
+        let mut f = Fixture::new(MempoolConfig {
+            count_max: 2,
+            ..MempoolConfig::default()
+        });
+        let a0 = pay(0, 9, 10, 1, 0);
+        f.admit(&a0);
+        let b0 = f.admit(&pay(1, 9, 10, 2, 0));
+        // Evicting a0, the cheapest, would leave a1 waiting for a nonce that is gone.
+        let a1 = pay(0, 9, 10, 5, 1);
+        let (_, evicted) = f.add(&a1).unwrap();
+        assert_eq!(evicted, vec![(b0, Removal::Evicted)]);
+        assert_eq!(f.select(), vec![a0.clone(), a1]);
+        // What the code did before: a1 was admitted, a0 evicted, and a1 could never leave.
+        let mut alone = Fixture::new(MempoolConfig {
+            count_max: 1,
+            ..MempoolConfig::default()
+        });
+        alone.admit(&a0);
+        assert!(matches!(
+            alone.add(&pay(0, 9, 10, 5, 1)),
+            Err(MempoolError::Full { .. })
+        ));
+    }
+
+    #[test]
+    fn a_newcomer_does_not_evict_the_coins_it_spends() {
+        let mut f = Fixture::new(MempoolConfig {
+            count_max: 2,
+            ..MempoolConfig::default()
+        });
+        // Account 50 has no coins but those on their way from account 0.
+        let fund = pay(0, 50, 100, 1, 0);
+        f.admit(&fund);
+        let other = f.admit(&pay(1, 9, 10, 2, 0));
+        let spend = pay(50, 9, 60, 5, 0);
+        let (_, evicted) = f.add(&spend).unwrap();
+        assert_eq!(evicted, vec![(other, Removal::Evicted)]);
+        assert_eq!(f.select(), vec![fund, spend]);
+    }
+
+    #[test]
+    fn the_byte_bound_evicts_as_many_as_needed_or_none() {
+        let mut f = Fixture::new(MempoolConfig {
+            count_max: 100,
+            bytes_max: 2 * TRANSFER_BASE_BYTES + 10,
+            ..MempoolConfig::default()
+        });
+        let a = f.admit(&pay(0, 9, 10, 1, 0));
+        let b = f.admit(&pay(1, 9, 10, 2, 0));
+        // 20 bytes of memo do not fit in the 10 left, nor in the 165 left once a is gone.
+        let large = |fee| pay_with_memo(2, 9, 10, fee, 0, 20);
+        assert_eq!(
+            f.add(&large(2)).unwrap_err(),
+            MempoolError::Full {
+                count: 2,
+                bytes: 2 * TRANSFER_BASE_BYTES,
+            }
+        );
+        assert!(f.pool.contains(&a) && f.pool.contains(&b));
+        let (c, evicted) = f.add(&large(3)).unwrap();
+        assert_eq!(evicted, vec![(a, Removal::Evicted), (b, Removal::Evicted)]);
+        assert_eq!(f.pool.len(), 1);
+        assert!(f.pool.contains(&c));
+        assert_eq!(f.pool.bytes(), TRANSFER_BASE_BYTES + 20);
+    }
+
+    #[test]
+    fn expire_drops_transfers_older_than_the_expiry() {
+        let mut f = Fixture::new(MempoolConfig {
+            expiry_ms: 1_000,
+            ..MempoolConfig::default()
+        });
+        let (old, _) = f.add_at(&pay(0, 9, 10, 1, 0), Timestamp(10_000)).unwrap();
+        let (young, _) = f.add_at(&pay(1, 9, 20, 1, 0), Timestamp(10_500)).unwrap();
+        // Waiting exactly the expiry is allowed.
+        assert!(f.pool.expire(Timestamp(11_000)).is_empty());
+        assert_eq!(
+            f.pool.expire(Timestamp(11_001)),
+            vec![(old, Removal::Expired)]
+        );
+        assert!(f.pool.contains(&young));
+        assert_eq!(
+            f.pool.pending_balance(&address(9), Amount(1_000)),
+            Amount(1_020)
+        );
+        assert_eq!(
+            f.pool.expire(Timestamp(11_501)),
+            vec![(young, Removal::Expired)]
+        );
+        assert!(f.pool.is_empty());
+        assert_eq!(f.pool.bytes(), 0);
+        assert_eq!(
+            f.pool.pending_balance(&address(9), Amount(1_000)),
+            Amount(1_000)
+        );
+    }
+
+    #[test]
+    fn pending_coins_can_be_spent_and_select_orders_them() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        // Accounts 50 and 51 do not exist yet. 50 is paid by 0, and pays 1 and 51; 51 pays 2.
+        let spend = pay(50, 1, 60, 10, 0);
+        assert_eq!(
+            f.add(&spend).unwrap_err(),
+            MempoolError::Tx(TxError::UnknownSender(address(50)))
+        );
+        let fund = pay(0, 50, 100, 1, 0);
+        f.admit(&fund);
+        f.admit(&spend);
+        assert_eq!(
+            f.add(&pay(50, 51, 30, 1, 1)).unwrap_err(),
+            MempoolError::Tx(TxError::InsufficientBalance {
+                from: address(50),
+                balance: Amount(30),
+                needed: Amount(31),
+            })
+        );
+        let onward = pay(50, 51, 20, 3, 1);
+        f.admit(&onward);
+        let last = pay(51, 2, 5, 15, 0);
+        f.admit(&last);
+        // The later transfers pay more, but each waits for the coins it spends.
+        let selected = f.select();
+        assert_eq!(selected, vec![fund, spend, onward, last]);
+        f.assert_valid_in_order(&selected);
+    }
+
+    #[test]
+    fn pending_balance_and_next_nonce_count_pending_transfers() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        f.admit(&pay(0, 1, 100, 2, 0));
+        f.admit(&pay(0, 1, 50, 3, 1));
+        f.admit(&pay(0, 1, 10, 1, 3));
+        // Out: 102 + 53 + 11; in: 100 + 50 + 10.
+        assert_eq!(
+            f.pool.pending_balance(&address(0), Amount(1_000)),
+            Amount(834)
+        );
+        assert_eq!(
+            f.pool.pending_balance(&address(1), Amount(1_000)),
+            Amount(1_160)
+        );
+        assert_eq!(f.pool.pending_balance(&address(2), Amount(7)), Amount(7));
+        // Nonces 0 and 1 are pending, 2 is missing: the next transfer should fill the gap.
+        assert_eq!(f.pool.next_nonce(&address(0), 0), 2);
+        assert_eq!(f.pool.next_nonce(&address(0), 3), 4);
+        assert_eq!(f.pool.next_nonce(&address(1), 0), 0);
+        assert_eq!(f.pool.next_nonce(&address(1), 5), 5);
+    }
+
+    #[test]
+    fn select_respects_txs_max_and_bytes_max() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        let s0 = pay(0, 9, 10, 4, 0);
+        let s1 = pay_with_memo(1, 9, 10, 3, 0, 60);
+        let s1_next = pay(1, 9, 10, 9, 1);
+        let s2 = pay(2, 9, 10, 2, 0);
+        let s3 = pay(3, 9, 10, 1, 0);
+        for tx in [&s0, &s1, &s1_next, &s2, &s3] {
+            f.admit(tx);
+        }
+        assert_eq!(f.select_within(2, usize::MAX), vec![s0.clone(), s1.clone()]);
+        assert_eq!(
+            f.select_within(3, usize::MAX),
+            vec![s0.clone(), s1.clone(), s1_next.clone()]
+        );
+        assert!(f.select_within(0, usize::MAX).is_empty());
+        assert!(f.select_within(10, TRANSFER_BASE_BYTES - 1).is_empty());
+        // s1 does not fit after s0, and s1_next waits for it; s2 still fits.
+        let bytes_max = 2 * TRANSFER_BASE_BYTES + 10;
+        let selected = f.select_within(10, bytes_max);
+        assert_eq!(selected, vec![s0, s2]);
+        let bytes: usize = selected.iter().map(Transfer::encoded_len).sum();
+        assert!(bytes <= bytes_max);
+    }
+
+    /// A block holding `txs` (the mempool only reads its transfers).
+    fn block(height: u64, txs: &[&Transfer]) -> Arc<Block> {
+        Arc::new(Block {
+            header: Header {
+                version: HEADER_VERSION,
+                height: Height(height),
+                prev_hash: BlockHash::ZERO,
+                tx_root: Hash512::ZERO,
+                time: NOW,
+                target: Target(u128::MAX),
+                nonce: height,
+            },
+            txs: txs
+                .iter()
+                .map(|tx| Transaction::Transfer((*tx).clone()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn a_tip_change_confirms_invalidates_and_takes_back() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        let mined = pay(0, 9, 10, 1, 0);
+        let waiting = pay(1, 9, 10, 1, 0);
+        let replaced = pay(2, 9, 10, 1, 0);
+        let (mined_id, waiting_id, replaced_id) =
+            (f.admit(&mined), f.admit(&waiting), f.admit(&replaced));
+        // The block confirms `mined` and another transfer of account 2 with the same nonce.
+        let rival = pay(2, 9, 20, 1, 0);
+        let connected = block(1, &[&mined, &rival]);
+        let before = f.state.clone();
+        let mut overlay = StateOverlay::new(&before);
+        for tx in [&mined, &rival] {
+            overlay.apply_transfer(tx, &f.spec).unwrap();
+        }
+        for (address, account) in overlay.into_changes() {
+            f.state.insert(address, account.unwrap());
+        }
+        let change = TipChange {
+            old_tip: BlockHash::ZERO,
+            new_tip: connected.hash(),
+            disconnected: vec![],
+            connected: vec![connected.clone()],
+        };
+        // Removals come in arrival order.
+        let removed = f
+            .pool
+            .on_tip_change(&change, &f.state, &f.spec, NOW)
+            .unwrap();
+        assert_eq!(
+            removed,
+            vec![
+                (mined_id, Removal::Confirmed),
+                (
+                    replaced_id,
+                    Removal::Invalid(MempoolError::Tx(TxError::WrongNonce {
+                        from: address(2),
+                        expected: 1,
+                        got: 0,
+                    }))
+                ),
+            ]
+        );
+        assert_eq!(f.pool.len(), 1);
+        assert!(f.pool.contains(&waiting_id));
+        // Back to the old tip: the block's transfers come back, ahead of what waited.
+        f.state = before;
+        let change = TipChange {
+            old_tip: connected.hash(),
+            new_tip: BlockHash::ZERO,
+            disconnected: vec![connected],
+            connected: vec![],
+        };
+        let removed = f
+            .pool
+            .on_tip_change(&change, &f.state, &f.spec, NOW)
+            .unwrap();
+        assert!(removed.is_empty(), "{removed:?}");
+        assert_eq!(f.pool.len(), 3);
+        assert!(f.pool.contains(&mined_id) && f.pool.contains(&rival.id()));
+        assert_eq!(f.select(), vec![mined, rival, waiting]);
     }
 }

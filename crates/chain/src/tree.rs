@@ -346,3 +346,352 @@ impl BlockTree {
         &self.best[start..end]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::Hash512;
+    use crate::header::{HEADER_VERSION, Header};
+
+    /// Index entries built by hand: headers with arbitrary fields, no proof of work.
+    struct Blocks {
+        entries: Vec<(BlockHash, IndexEntry)>,
+    }
+
+    impl Blocks {
+        /// Genesis alone, one unit of work, at time `time`.
+        fn new(time: u64) -> (Blocks, BlockHash) {
+            let header = Header {
+                version: HEADER_VERSION,
+                height: Height::GENESIS,
+                prev_hash: BlockHash::ZERO,
+                tx_root: Hash512::ZERO,
+                time: Timestamp(time),
+                target: Target(u128::MAX),
+                nonce: 0,
+            };
+            let entry = IndexEntry {
+                header,
+                chain_work: Work(1),
+                status: BlockStatus::Connected,
+                seq: 0,
+            };
+            let hash = header.hash();
+            (
+                Blocks {
+                    entries: vec![(hash, entry)],
+                },
+                hash,
+            )
+        }
+
+        fn entry(&self, hash: BlockHash) -> IndexEntry {
+            self.entries.iter().find(|(h, _)| *h == hash).unwrap().1
+        }
+
+        /// A child of `parent` adding `work`, at `time`, seen after every block so far (its
+        /// arrival number also tells it apart from its siblings).
+        fn add_at(&mut self, parent: BlockHash, work: u128, time: u64) -> BlockHash {
+            let parent_entry = self.entry(parent);
+            let seq = self.entries.len() as u64;
+            let header = Header {
+                version: HEADER_VERSION,
+                height: parent_entry.header.height.next().unwrap(),
+                prev_hash: parent,
+                tx_root: Hash512::ZERO,
+                time: Timestamp(time),
+                target: Target(u128::MAX),
+                nonce: seq,
+            };
+            let hash = header.hash();
+            self.entries.push((
+                hash,
+                IndexEntry {
+                    header,
+                    chain_work: Work(parent_entry.chain_work.0 + work),
+                    status: BlockStatus::Checked,
+                    seq,
+                },
+            ));
+            hash
+        }
+
+        /// A child of `parent` adding one unit of work, a second after it.
+        fn add(&mut self, parent: BlockHash) -> BlockHash {
+            let time = self.entry(parent).header.time.0 + 1_000;
+            self.add_at(parent, 1, time)
+        }
+
+        /// `count` blocks on `parent`, lowest first.
+        fn extend(&mut self, parent: BlockHash, count: usize) -> Vec<BlockHash> {
+            let mut hashes = Vec::with_capacity(count);
+            let mut tip = parent;
+            for _ in 0..count {
+                tip = self.add(tip);
+                hashes.push(tip);
+            }
+            hashes
+        }
+
+        fn tree(&self, tip: BlockHash) -> BlockTree {
+            BlockTree::new(self.entries.iter().copied(), tip).unwrap()
+        }
+    }
+
+    /// The best chain `g a1 a2 a3 a4` (tip `a4`, work 5) and a side branch `a2 b3 b4 b5`
+    /// (work 6), as `[g, a1, a2, a3, a4]` and `[b3, b4, b5]`.
+    fn forked() -> (Blocks, [BlockHash; 5], [BlockHash; 3]) {
+        let (mut blocks, g) = Blocks::new(1_000);
+        let a = blocks.extend(g, 4);
+        let b = blocks.extend(a[1], 3);
+        (blocks, [g, a[0], a[1], a[2], a[3]], [b[0], b[1], b[2]])
+    }
+
+    fn sorted(mut hashes: Vec<BlockHash>) -> Vec<BlockHash> {
+        hashes.sort();
+        hashes
+    }
+
+    #[test]
+    fn new_follows_the_tip_back_to_genesis() {
+        let (blocks, a, b) = forked();
+        let tree = blocks.tree(a[4]);
+        assert_eq!(tree.len(), 8);
+        assert_eq!(tree.tip(), a[4]);
+        assert_eq!(tree.height(), Height(4));
+        assert_eq!(tree.best_range(Height(0), 10), &a[..]);
+        assert_eq!(tree.side_len(), 3);
+        assert!(tree.is_on_best(&a[3]));
+        assert!(!tree.is_on_best(&b[0]));
+        let missing = BlockHash(Hash512::digest(b"missing"));
+        assert_eq!(
+            BlockTree::new(blocks.entries.iter().copied(), missing).unwrap_err(),
+            TreeError::MissingTip(missing)
+        );
+        // Without a2, the best chain breaks at a3, whose parent is missing.
+        let broken = blocks.entries.iter().copied().filter(|(h, _)| *h != a[2]);
+        assert_eq!(
+            BlockTree::new(broken, a[4]).unwrap_err(),
+            TreeError::Broken(a[3])
+        );
+    }
+
+    #[test]
+    fn path_between_tips_on_different_branches() {
+        let (blocks, a, b) = forked();
+        let tree = blocks.tree(a[4]);
+        // Down from the old tip to the fork point a2 (exclusive), then up from it.
+        assert_eq!(tree.path(&a[4], &b[2]), (vec![a[4], a[3]], b.to_vec()));
+        assert_eq!(
+            tree.path(&b[2], &a[4]),
+            (vec![b[2], b[1], b[0]], vec![a[3], a[4]])
+        );
+        // Tips of equal height on different branches.
+        assert_eq!(tree.path(&a[3], &b[0]), (vec![a[3]], vec![b[0]]));
+        // Moving to an ancestor only disconnects; moving to a descendant only connects.
+        assert_eq!(tree.path(&a[4], &a[2]), (vec![a[4], a[3]], vec![]));
+        assert_eq!(tree.path(&a[1], &b[1]), (vec![], vec![a[2], b[0], b[1]]));
+        assert_eq!(tree.path(&a[4], &a[4]), (vec![], vec![]));
+    }
+
+    #[test]
+    fn switch_best_moves_the_best_chain_along_a_path() {
+        let (blocks, a, b) = forked();
+        let mut tree = blocks.tree(a[4]);
+        let (down, up) = tree.path(&a[4], &b[2]);
+        tree.switch_best(&down, &up);
+        assert_eq!(tree.tip(), b[2]);
+        assert_eq!(tree.height(), Height(5));
+        assert_eq!(
+            tree.best_range(Height(0), 10),
+            &[a[0], a[1], a[2], b[0], b[1], b[2]]
+        );
+        for hash in &b {
+            assert!(tree.is_on_best(hash));
+            assert_eq!(tree.get(hash).unwrap().status, BlockStatus::Connected);
+        }
+        // The old branch is a side branch now, still there to switch back to.
+        assert!(!tree.is_on_best(&a[3]) && !tree.is_on_best(&a[4]));
+        assert_eq!(tree.side_len(), 2);
+        assert_eq!(tree.len(), 8);
+        let (down, up) = tree.path(&b[2], &a[4]);
+        tree.switch_best(&down, &up);
+        assert_eq!(tree.tip(), a[4]);
+        assert_eq!(tree.best_range(Height(0), 10), &a[..]);
+        assert_eq!(tree.side_len(), 3);
+    }
+
+    #[test]
+    fn ancestor_walks_side_branches_and_the_best_chain() {
+        let (blocks, a, b) = forked();
+        let tree = blocks.tree(a[4]);
+        assert_eq!(tree.ancestor(&b[2], Height(5)), Some(b[2]));
+        assert_eq!(tree.ancestor(&b[2], Height(3)), Some(b[0]));
+        // Below the fork point the side branch's ancestors are the best chain's.
+        assert_eq!(tree.ancestor(&b[2], Height(2)), Some(a[2]));
+        assert_eq!(tree.ancestor(&b[2], Height(0)), Some(a[0]));
+        assert_eq!(tree.ancestor(&a[4], Height(1)), Some(a[1]));
+        assert_eq!(tree.ancestor(&a[4], Height(5)), None);
+        let unknown = BlockHash(Hash512::digest(b"unknown"));
+        assert_eq!(tree.ancestor(&unknown, Height(0)), None);
+    }
+
+    #[test]
+    fn median_time_past_of_fewer_than_eleven_blocks() {
+        let (mut blocks, g) = Blocks::new(900);
+        let h1 = blocks.add_at(g, 1, 800);
+        let h2 = blocks.add_at(h1, 1, 700);
+        let h3 = blocks.add_at(h2, 1, 950);
+        let h4 = blocks.add_at(h3, 1, 20);
+        let tree = blocks.tree(h4);
+        assert_eq!(tree.median_time_past(&g), Timestamp(900));
+        // Of an even count, the upper of the two middle times.
+        assert_eq!(tree.median_time_past(&h1), Timestamp(900));
+        assert_eq!(tree.median_time_past(&h2), Timestamp(800));
+        assert_eq!(tree.median_time_past(&h4), Timestamp(800));
+        let unknown = BlockHash(Hash512::digest(b"unknown"));
+        assert_eq!(tree.median_time_past(&unknown), Timestamp(0));
+    }
+
+    #[test]
+    fn median_time_past_looks_at_the_last_eleven_blocks_only() {
+        // Heights 0..=3 are late; the eleven blocks from height 4 up are unsorted.
+        let times = [
+            900, 800, 700, 600, 20, 70, 30, 60, 40, 50, 15, 85, 25, 75, 35,
+        ];
+        let (mut blocks, g) = Blocks::new(times[0]);
+        let mut tip = g;
+        for time in &times[1..] {
+            tip = blocks.add_at(tip, 1, *time);
+        }
+        let tree = blocks.tree(tip);
+        // The median of 15 20 25 30 35 [40] 50 60 70 75 85. Counting one block more
+        // (600) or one fewer (20) would give 50; all fifteen would give 60.
+        assert_eq!(tree.median_time_past(&tip), Timestamp(40));
+        // A side block on top sees its own time and ten of its ancestors.
+        let side = blocks.add_at(tree.best_at(Height(13)).unwrap(), 1, 10);
+        let tree = blocks.tree(tip);
+        // Heights 4..=13 and the side block: 10 15 20 25 30 [40] 50 60 70 75 85.
+        assert_eq!(tree.median_time_past(&side), Timestamp(40));
+    }
+
+    #[test]
+    fn best_candidate_prefers_work_then_first_seen() {
+        let (mut blocks, g) = Blocks::new(1_000);
+        let x = blocks.add(g);
+        let y = blocks.add(g);
+        let (x_entry, y_entry) = (blocks.entry(x), blocks.entry(y));
+        assert_eq!(x_entry.chain_work, y_entry.chain_work);
+        let tree = BlockTree::new([blocks.entries[0], (x, x_entry), (y, y_entry)], g).unwrap();
+        assert_eq!(tree.best_candidate(), x);
+        // The same blocks, y seen first: the hashes are the same, the choice is not.
+        let later = IndexEntry {
+            seq: y_entry.seq + 1,
+            ..x_entry
+        };
+        let mut tree = BlockTree::new([blocks.entries[0], (x, later), (y, y_entry)], g).unwrap();
+        assert_eq!(tree.best_candidate(), y);
+        // More work beats being seen first.
+        let z = blocks.add_at(x, 1, 3_000);
+        let mut z_entry = blocks.entry(z);
+        z_entry.seq = tree.next_seq();
+        tree.insert(z, z_entry);
+        assert_eq!(tree.best_candidate(), z);
+        // A block with as much work as z, seen later, does not take its place.
+        let w = blocks.add_at(y, 1, 3_000);
+        let mut w_entry = blocks.entry(w);
+        w_entry.seq = tree.next_seq();
+        assert!(w_entry.seq > z_entry.seq);
+        tree.insert(w, w_entry);
+        assert_eq!(tree.best_candidate(), z);
+    }
+
+    #[test]
+    fn mark_invalid_marks_descendants_and_drops_them_from_candidates() {
+        let (mut blocks, a, b) = forked();
+        // c4 is a sibling of b4, on b3, with as much work as a4 but seen after it.
+        let c4 = blocks.add(b[0]);
+        let mut tree = blocks.tree(a[4]);
+        assert_eq!(tree.best_candidate(), b[2]);
+        let marked = tree.mark_invalid(&b[1]);
+        assert_eq!(
+            sorted(marked.iter().map(|(h, _)| *h).collect()),
+            sorted(vec![b[1], b[2]])
+        );
+        for (hash, entry) in &marked {
+            assert_eq!(entry.status, BlockStatus::Invalid);
+            assert_eq!(tree.get(hash), Some(entry));
+        }
+        // b3 and its other child stay valid; among equal work the tip was seen first.
+        assert_eq!(tree.get(&b[0]).unwrap().status, BlockStatus::Checked);
+        assert_eq!(tree.get(&c4).unwrap().status, BlockStatus::Checked);
+        assert_eq!(tree.best_candidate(), a[4]);
+        // Marking b3 marks what is left below it, and nothing twice.
+        let marked = tree.mark_invalid(&b[0]);
+        assert_eq!(
+            sorted(marked.iter().map(|(h, _)| *h).collect()),
+            sorted(vec![b[0], c4])
+        );
+        assert!(tree.mark_invalid(&b[0]).is_empty());
+        // Invalid blocks stay in the tree, so they are recognised when seen again.
+        assert_eq!(tree.len(), 9);
+        assert_eq!(tree.best_candidate(), a[4]);
+    }
+
+    #[test]
+    fn prune_removes_deep_side_branches_with_their_descendants() {
+        let (mut blocks, g) = Blocks::new(1_000);
+        let a = blocks.extend(g, 10);
+        let tip = a[9];
+        // Side branches forking off the best chain (a[i] is at height i + 1).
+        let s2 = blocks.add(a[0]);
+        let s3 = blocks.add(s2);
+        let u6 = blocks.add(a[4]);
+        // u7 is only three blocks below the tip but goes with u6, and it has the most work.
+        let u7 = blocks.add_at(u6, 100, 20_000);
+        let v7 = blocks.add(a[5]);
+        let t8 = blocks.add(a[6]);
+        let mut tree = blocks.tree(tip);
+        assert_eq!(tree.side_len(), 6);
+        assert_eq!(tree.best_candidate(), u7);
+        // The cut is height 7: blocks exactly three below the tip stay.
+        let removed = tree.prune(3, usize::MAX);
+        assert_eq!(sorted(removed), sorted(vec![s2, s3, u6, u7]));
+        for hash in [s2, s3, u6, u7] {
+            assert!(tree.get(&hash).is_none());
+        }
+        assert_eq!(tree.side_len(), 2);
+        assert_eq!(tree.len(), 13);
+        assert_eq!(tree.best_candidate(), tip);
+        assert!(tree.get(&v7).is_some() && tree.get(&t8).is_some());
+        assert_eq!(tree.tip(), tip);
+        // Nothing more to prune.
+        assert!(tree.prune(3, usize::MAX).is_empty());
+        // Over the count cap, the lowest side blocks go first.
+        assert_eq!(tree.prune(3, 1), vec![v7]);
+        assert_eq!(tree.side_len(), 1);
+        assert!(tree.get(&t8).is_some());
+        // A pruned block's parent forgets it: invalidating the parent reaches no pruned block.
+        let marked = tree.mark_invalid(&a[6]);
+        assert_eq!(
+            sorted(marked.iter().map(|(h, _)| *h).collect()),
+            sorted(vec![a[6], a[7], a[8], a[9], t8])
+        );
+        let marked = tree.mark_invalid(&a[4]);
+        assert_eq!(
+            sorted(marked.iter().map(|(h, _)| *h).collect()),
+            sorted(vec![a[4], a[5]])
+        );
+    }
+
+    #[test]
+    fn prune_keeps_everything_while_the_chain_is_short() {
+        let (blocks, a, b) = forked();
+        let mut tree = blocks.tree(a[4]);
+        assert!(tree.prune(10, usize::MAX).is_empty());
+        // The count cap applies all the same, taking whole branches from the lowest up.
+        assert_eq!(sorted(tree.prune(10, 2)), sorted(b.to_vec()));
+        assert_eq!(tree.side_len(), 0);
+        assert_eq!(tree.best_candidate(), a[4]);
+    }
+}
