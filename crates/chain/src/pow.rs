@@ -123,7 +123,7 @@ impl fmt::Display for Work {
 /// How a chain spec moves the target toward a block interval.
 ///
 /// Every `window_blocks` blocks the target is scaled by how long the last window took against
-/// how long it should have taken, the factor clamped to `1/clamp_factor..=clamp_factor`
+/// how long it should have taken (see `tree::BlockTree::expected_target`), the factor clamped to `1/clamp_factor..=clamp_factor`
 /// (Bitcoin clamps to 4), and the result kept between `hardest` and `easiest`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,10 +146,12 @@ impl RetargetRule {
         height != 0 && height.is_multiple_of(self.window_blocks)
     }
 
-    /// The target after a window that took `actual_ms` for `window_blocks - 1` intervals.
-    pub fn next_target(&self, previous: Target, actual_ms: u64) -> Target {
-        let intervals = self.window_blocks.saturating_sub(1).max(1);
-        let expected_ms = self.block_interval_ms.saturating_mul(intervals).max(1);
+    /// The target after a window whose `intervals` block intervals took `actual_ms`.
+    pub fn next_target(&self, previous: Target, actual_ms: u64, intervals: u64) -> Target {
+        let expected_ms = self
+            .block_interval_ms
+            .saturating_mul(intervals.max(1))
+            .max(1);
         let actual_ms = actual_ms.clamp(
             (expected_ms / self.clamp_factor).max(1),
             expected_ms.saturating_mul(self.clamp_factor),
@@ -225,16 +227,16 @@ mod tests {
     fn retarget_scales_with_the_window_and_clamps() {
         let start = DifficultyBits::new(20).unwrap().target();
         // On schedule: unchanged.
-        assert_eq!(rule().next_target(start, 10_000), start);
+        assert_eq!(rule().next_target(start, 10_000, 10), start);
         // Twice as slow: the target doubles (one bit easier), exactly.
-        assert_eq!(rule().next_target(start, 20_000).0, start.0 * 2);
+        assert_eq!(rule().next_target(start, 20_000, 10).0, start.0 * 2);
         // Ten times too fast: clamped to a quarter.
-        assert_eq!(rule().next_target(start, 1_000).0, start.0 / 4);
+        assert_eq!(rule().next_target(start, 1_000, 10).0, start.0 / 4);
         // Never easier than `easiest`, never harder than `hardest`.
         let easy = rule().easiest.target();
-        assert_eq!(rule().next_target(easy, 40_000), easy);
+        assert_eq!(rule().next_target(easy, 40_000, 10), easy);
         let hard = rule().hardest.target();
-        assert_eq!(rule().next_target(hard, 0), hard);
+        assert_eq!(rule().next_target(hard, 0, 10), hard);
         assert!(rule().adjusts_at(11) && !rule().adjusts_at(0) && !rule().adjusts_at(12));
     }
 

@@ -218,13 +218,24 @@ impl BlockTree {
         if !rule.adjusts_at(height) {
             return entry.header.target;
         }
-        // The window is the `window_blocks` blocks ending at the parent.
-        let first_height = Height(height - rule.window_blocks);
-        let first_time = self
+        // The window is the `window_blocks` blocks ending at the parent, measured from the
+        // first one's time to the parent's: `window_blocks - 1` intervals. It never reaches
+        // back to genesis, whose time is a constant of the spec rather than when anyone
+        // mined, so the first window starts at block 1 and has one interval fewer.
+        let first_height = Height((height - rule.window_blocks).max(1));
+        let intervals = entry.header.height.0.saturating_sub(first_height.0);
+        if intervals == 0 {
+            return entry.header.target;
+        }
+        let Some(first_time) = self
             .ancestor(parent, first_height)
             .and_then(|h| self.entries.get(&h))
-            .map_or(entry.header.time, |e| e.header.time);
-        rule.next_target(entry.header.target, entry.header.time.ms_since(first_time))
+            .map(|e| e.header.time)
+        else {
+            return entry.header.target;
+        };
+        let actual_ms = entry.header.time.ms_since(first_time);
+        rule.next_target(entry.header.target, actual_ms, intervals)
     }
 
     /// What a child of `parent` is checked against.
@@ -356,6 +367,8 @@ mod tests {
     /// Index entries built by hand: headers with arbitrary fields, no proof of work.
     struct Blocks {
         entries: Vec<(BlockHash, IndexEntry)>,
+        /// The target of blocks added from now on.
+        target: Target,
     }
 
     impl Blocks {
@@ -380,6 +393,7 @@ mod tests {
             (
                 Blocks {
                     entries: vec![(hash, entry)],
+                    target: Target(u128::MAX),
                 },
                 hash,
             )
@@ -400,7 +414,7 @@ mod tests {
                 prev_hash: parent,
                 tx_root: Hash512::ZERO,
                 time: Timestamp(time),
-                target: Target(u128::MAX),
+                target: self.target,
                 nonce: seq,
             };
             let hash = header.hash();
@@ -445,6 +459,45 @@ mod tests {
         let a = blocks.extend(g, 4);
         let b = blocks.extend(a[1], 3);
         (blocks, [g, a[0], a[1], a[2], a[3]], [b[0], b[1], b[2]])
+    }
+
+    #[test]
+    fn retargets_over_each_window_but_never_from_genesis() {
+        use crate::pow::{DifficultyBits, RetargetRule};
+        let bits = |n| DifficultyBits::new(n).unwrap();
+        let mut spec = ChainSpec::dev();
+        spec.difficulty_bits = bits(20);
+        spec.retarget = Some(RetargetRule {
+            block_interval_ms: 1_000,
+            window_blocks: 3,
+            clamp_factor: 4,
+            easiest: bits(1),
+            hardest: bits(80),
+        });
+        let start = bits(20).target();
+        // Genesis a day before block 1: that day must not count.
+        let (mut blocks, g) = Blocks::new(0);
+        blocks.target = start;
+        let day = 86_400_000;
+        let b1 = blocks.add_at(g, 1, day);
+        let b2 = blocks.add_at(b1, 1, day + 2_000);
+        let tree = blocks.tree(b2);
+        // Height 2 is not an adjustment height: the parent's target carries on.
+        assert_eq!(tree.expected_target(&b1, &spec), start);
+        // Height 3 adjusts over blocks 1..=2: one interval of 2 s against 1 s, twice as easy.
+        let doubled = tree.expected_target(&b2, &spec);
+        assert_eq!(doubled.0, start.0 * 2);
+        // The next window, blocks 3..=5, took 1 s for two intervals: twice as hard again.
+        blocks.target = doubled;
+        let b3 = blocks.add_at(b2, 1, day + 3_000);
+        let b4 = blocks.add_at(b3, 1, day + 3_500);
+        let b5 = blocks.add_at(b4, 1, day + 4_000);
+        let tree = blocks.tree(b5);
+        assert_eq!(tree.expected_target(&b4, &spec), doubled);
+        assert_eq!(tree.expected_target(&b5, &spec), start);
+        // Without a retarget rule every block has the spec's target.
+        let fixed = spec.clone().with_fixed_difficulty(bits(7));
+        assert_eq!(tree.expected_target(&b5, &fixed), bits(7).target());
     }
 
     fn sorted(mut hashes: Vec<BlockHash>) -> Vec<BlockHash> {

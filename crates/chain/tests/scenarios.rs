@@ -129,8 +129,9 @@ fn seed_rejections_are_distinct_errors() {
     ));
 }
 
-/// Two branches from genesis: A has four blocks, B two, but B has more work because its
-/// blocks came fast and the difficulty rose (A: 16 + 4 + 4 + 2 expected hashes, B: 16 + 64). B wins; a transfer only in A goes back to the mempool and is mined
+/// Two branches from genesis: A has five blocks, B four, but B has more work because its
+/// blocks came fast and the difficulty rose at height 4 while A's fell (in expected hashes,
+/// A: 16 + 16 + 16 + 4 + 4 = 56, B: 16 + 16 + 16 + 64 = 112; B's first three make 48). B wins; a transfer only in A goes back to the mempool and is mined
 /// on B.
 #[test]
 fn reorg_to_the_branch_with_more_work_even_when_shorter() {
@@ -141,11 +142,11 @@ fn reorg_to_the_branch_with_more_work_even_when_shorter() {
     let genesis = chain.tip().hash;
     let t0 = spec.genesis_time_ms;
 
-    // Branch A: four slow blocks (4 s apart), the difficulty falls. It carries a transfer.
+    // Branch A: five slow blocks (4 s apart), the difficulty falls. It carries a transfer.
     let only_in_a = transfer(&spec, 1, 2, 100, 1, 0);
     let mut parent = genesis;
     let mut branch_a = Vec::new();
-    for i in 1..=4u64 {
+    for i in 1..=5u64 {
         let txs = if i == 1 {
             vec![only_in_a.clone()]
         } else {
@@ -161,25 +162,30 @@ fn reorg_to_the_branch_with_more_work_even_when_shorter() {
         }
         branch_a.push(block);
     }
-    assert_eq!(chain.tip().height.0, 4);
+    assert_eq!(chain.tip().height.0, 5);
     assert_eq!(balance(&chain, 2), 1_100);
     let work_a = chain.tip().chain_work;
 
-    // Branch B: two fast blocks (1 ms apart), the difficulty rises fourfold at height 2.
+    // Branch B: four fast blocks (1 ms apart), the difficulty rises fourfold at height 4.
+    // Only the fourth gives B more work than A.
     let mut parent = genesis;
     let mut last = None;
-    for i in 1..=2u64 {
+    for i in 1..=4u64 {
         let block = block_on(&chain, parent, vec![], Timestamp(t0 + i), 4);
         parent = block.hash();
-        last = Some(chain.import_block(block, now).unwrap());
+        let outcome = chain.import_block(block, now).unwrap();
+        if i < 4 {
+            assert_eq!(outcome.placement, Placement::SideBranch);
+        }
+        last = Some(outcome);
     }
     let outcome = last.unwrap();
     assert_eq!(outcome.placement, Placement::BestChain);
     let change = outcome.tip_change.expect("B overtook A");
-    assert_eq!(chain.tip().height.0, 2, "the shorter branch won");
+    assert_eq!(chain.tip().height.0, 4, "the shorter branch won");
     assert!(chain.tip().chain_work > work_a);
-    assert_eq!(change.disconnected.len(), 4);
-    assert_eq!(change.connected.len(), 2);
+    assert_eq!(change.disconnected.len(), 5);
+    assert_eq!(change.connected.len(), 4);
 
     // The state is B's: the transfer in A is undone.
     assert_eq!(balance(&chain, 2), 1_000);
