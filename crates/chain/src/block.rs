@@ -246,6 +246,25 @@ pub enum BlockError {
     },
 }
 
+impl BlockError {
+    /// Whether this verdict holds for every block with this hash, so that the hash can be
+    /// remembered as invalid. True for the rules on the header, and for the rules on the
+    /// transactions once the transaction root has tied them to the header. False for the
+    /// clock-dependent future-time rule, and for a body that does not match its header or is
+    /// too big to hash: another body could be the right one, and remembering the hash would
+    /// let anyone censor a valid block by sending it with a bad body first.
+    pub fn binds_hash(&self) -> bool {
+        !matches!(
+            self,
+            BlockError::TimeTooNew { .. }
+                | BlockError::BadTxRoot
+                | BlockError::TooManyTxs { .. }
+                | BlockError::TooLarge { .. }
+                | BlockError::WrongParent { .. }
+        )
+    }
+}
+
 /// The rules every transfer must meet whatever the state: amount, self-transfer, fee, size.
 /// The signature is checked separately because it is the expensive part.
 pub fn check_transfer_rules(transfer: &Transfer, spec: &ChainSpec) -> Result<(), TxError> {
@@ -323,11 +342,13 @@ pub fn check_block(
             max_ms,
         });
     }
-    check_body(&block, spec)?;
+    check_limits(&block, spec)?;
     let txids: Vec<TxId> = block.txs.iter().map(Transaction::id).collect();
     if tx_root_of_ids(&txids) != header.tx_root {
         return Err(BlockError::BadTxRoot);
     }
+    // From here on the transactions are the ones the header hash commits to.
+    check_body(&block, spec)?;
     let mut seen = HashSet::with_capacity(txids.len());
     if let Some(duplicate) = txids.iter().find(|id| !seen.insert(**id)) {
         return Err(BlockError::DuplicateTx(*duplicate));
@@ -351,8 +372,8 @@ pub fn check_block(
     })
 }
 
-/// Limits, coinbase placement and per-transfer rules.
-fn check_body(block: &Block, spec: &ChainSpec) -> Result<(), BlockError> {
+/// Count and size limits, checked before hashing every transaction.
+fn check_limits(block: &Block, spec: &ChainSpec) -> Result<(), BlockError> {
     let limits = &spec.limits;
     if block.txs.len() > limits.block_txs_max as usize {
         return Err(BlockError::TooManyTxs {
@@ -367,6 +388,11 @@ fn check_body(block: &Block, spec: &ChainSpec) -> Result<(), BlockError> {
             max: limits.block_bytes_max,
         });
     }
+    Ok(())
+}
+
+/// Coinbase placement and height, and every transfer's stateless rules.
+fn check_body(block: &Block, spec: &ChainSpec) -> Result<(), BlockError> {
     let Some(first) = block.txs.first() else {
         return Err(BlockError::NoCoinbase);
     };

@@ -13,7 +13,7 @@
 //! The outcome says what happened, including the blocks disconnected and connected, so the
 //! mempool, the miner and the network can react to that one value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::block::{Block, BlockError, CheckedBlock, check_block};
@@ -37,6 +37,11 @@ pub struct ChainConfig {
     pub side_depth_max: u64,
     /// Most side-branch blocks kept.
     pub side_blocks_max: usize,
+    /// Most side-branch bytes kept (consensus encoding).
+    pub side_bytes_max: u64,
+    /// How many hashes of invalid blocks are remembered, so they are refused without
+    /// validating them again.
+    pub invalid_hashes_max: usize,
     /// Most orphan blocks kept.
     pub orphans_count_max: usize,
     /// Most orphan bytes kept.
@@ -48,6 +53,8 @@ impl Default for ChainConfig {
         ChainConfig {
             side_depth_max: 1_000,
             side_blocks_max: 10_000,
+            side_bytes_max: 256 << 20,
+            invalid_hashes_max: 4_096,
             orphans_count_max: 256,
             orphans_bytes_max: 32 << 20,
         }
@@ -184,6 +191,33 @@ pub struct Chain<S: Store> {
     store: S,
     tree: BlockTree,
     orphans: OrphanPool,
+    invalid: InvalidHashes,
+}
+
+/// Hashes of blocks found invalid in ways that hold for the hash (see
+/// [`BlockError::binds_hash`]), oldest forgotten first.
+struct InvalidHashes {
+    set: HashSet<BlockHash>,
+    order: VecDeque<BlockHash>,
+    max: usize,
+}
+
+impl InvalidHashes {
+    fn contains(&self, hash: &BlockHash) -> bool {
+        self.set.contains(hash)
+    }
+
+    fn insert(&mut self, hash: BlockHash) {
+        if self.max == 0 || !self.set.insert(hash) {
+            return;
+        }
+        self.order.push_back(hash);
+        while self.order.len() > self.max {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+    }
 }
 
 impl<S: Store> Chain<S> {
@@ -215,6 +249,11 @@ impl<S: Store> Chain<S> {
         }
         Ok(Chain {
             orphans: OrphanPool::new(config.orphans_count_max, config.orphans_bytes_max),
+            invalid: InvalidHashes {
+                set: HashSet::new(),
+                order: VecDeque::new(),
+                max: config.invalid_hashes_max,
+            },
             spec,
             chain_id,
             config,
@@ -285,6 +324,9 @@ impl<S: Store> Chain<S> {
         now: Timestamp,
     ) -> Result<ImportOutcome, ImportError> {
         let hash = block.hash();
+        if self.invalid.contains(&hash) {
+            return Err(ImportError::KnownInvalid(hash));
+        }
         if let Some(entry) = self.tree.get(&hash) {
             if entry.status == BlockStatus::Invalid {
                 return Err(ImportError::KnownInvalid(hash));
@@ -298,6 +340,7 @@ impl<S: Store> Chain<S> {
         match self.tree.get(&parent) {
             None => return self.hold_orphan(hash, block),
             Some(entry) if entry.status == BlockStatus::Invalid => {
+                self.invalid.insert(hash);
                 return Err(ImportError::InvalidAncestor {
                     hash,
                     ancestor: parent,
@@ -307,15 +350,24 @@ impl<S: Store> Chain<S> {
         }
         let mut batch = WriteBatch::default();
         let mut fresh = HashMap::new();
-        self.accept(block, now, &mut batch, &mut fresh)
-            .map_err(|error| ImportError::Invalid { hash, error })?;
+        if let Err(error) = self.accept(block, now, &mut batch, &mut fresh) {
+            if error.binds_hash() {
+                self.invalid.insert(hash);
+            }
+            return Err(ImportError::Invalid { hash, error });
+        }
         let mut rejected = Vec::new();
         let mut unlocked = vec![hash];
         while let Some(parent) = unlocked.pop() {
             for (child_hash, child) in self.orphans.take_children(&parent) {
                 match self.accept(child, now, &mut batch, &mut fresh) {
                     Ok(()) => unlocked.push(child_hash),
-                    Err(error) => rejected.push((child_hash, error)),
+                    Err(error) => {
+                        if error.binds_hash() {
+                            self.invalid.insert(child_hash);
+                        }
+                        rejected.push((child_hash, error));
+                    }
                 }
             }
         }
@@ -323,18 +375,7 @@ impl<S: Store> Chain<S> {
         self.prune(&mut batch);
         self.store.commit(batch)?;
         let placement = match self.tree.get(&hash).map(|e| e.status) {
-            Some(BlockStatus::Invalid) => {
-                return Err(match rejected.iter().find(|(h, _)| *h == hash) {
-                    Some((_, error)) => ImportError::Invalid {
-                        hash,
-                        error: error.clone(),
-                    },
-                    None => ImportError::InvalidAncestor {
-                        hash,
-                        ancestor: rejected.first().map_or(parent, |(h, _)| *h),
-                    },
-                });
-            }
+            Some(BlockStatus::Invalid) => return Err(self.invalid_error(hash, &rejected)),
             _ if self.tree.is_on_best(&hash) => Placement::BestChain,
             _ => Placement::SideBranch,
         };
@@ -344,6 +385,23 @@ impl<S: Store> Chain<S> {
             tip_change,
             rejected,
         })
+    }
+
+    /// Why `hash`, marked invalid during fork choice, is invalid: its own error, or the
+    /// nearest ancestor that failed.
+    fn invalid_error(&self, hash: BlockHash, rejected: &[(BlockHash, BlockError)]) -> ImportError {
+        if let Some((_, error)) = rejected.iter().find(|(h, _)| *h == hash) {
+            return ImportError::Invalid {
+                hash,
+                error: error.clone(),
+            };
+        }
+        let ancestor = rejected
+            .iter()
+            .filter_map(|(failed, _)| Some((*failed, self.tree.get(failed)?.header.height)))
+            .find(|(failed, height)| self.tree.ancestor(&hash, *height) == Some(*failed))
+            .map_or(hash, |(failed, _)| failed);
+        ImportError::InvalidAncestor { hash, ancestor }
     }
 
     fn outcome(&self, hash: BlockHash, placement: Placement) -> ImportOutcome {
@@ -412,6 +470,7 @@ impl<S: Store> Chain<S> {
             chain_work,
             status: BlockStatus::Checked,
             seq: self.tree.next_seq(),
+            bytes: u32::try_from(checked.block().encoded_len()).unwrap_or(u32::MAX),
         };
         let hash = checked.hash();
         self.tree.insert(hash, entry);
@@ -471,6 +530,7 @@ impl<S: Store> Chain<S> {
                 }
             }
             if let Some((bad, error)) = failure {
+                self.invalid.insert(bad);
                 for (hash, entry) in self.tree.mark_invalid(&bad) {
                     batch.put_index.push((hash, entry));
                     batch.delete_blocks.push(hash);
@@ -513,10 +573,12 @@ impl<S: Store> Chain<S> {
     }
 
     fn prune(&mut self, batch: &mut WriteBatch) {
-        for hash in self
-            .tree
-            .prune(self.config.side_depth_max, self.config.side_blocks_max)
-        {
+        let removed = self.tree.prune(
+            self.config.side_depth_max,
+            self.config.side_blocks_max,
+            self.config.side_bytes_max,
+        );
+        for hash in removed {
             batch.delete_blocks.push(hash);
             batch.delete_index.push(hash);
         }
@@ -590,6 +652,7 @@ fn genesis_batch(
         chain_work: genesis.header().target.work(),
         status: BlockStatus::Connected,
         seq: 0,
+        bytes: u32::try_from(genesis.block().encoded_len()).unwrap_or(u32::MAX),
     };
     Ok(WriteBatch {
         put_blocks: vec![(hash, genesis.block().clone())],

@@ -46,6 +46,8 @@ pub struct IndexEntry {
     pub status: BlockStatus,
     /// Arrival order, for "first seen wins" among equal work.
     pub seq: u64,
+    /// Size of the block's consensus encoding, for the side-branch byte bound.
+    pub bytes: u32,
 }
 
 /// The chain's identity, written when a store is created.

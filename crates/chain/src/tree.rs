@@ -7,8 +7,9 @@
 //!
 //! Side branches are bounded: blocks off the best chain are pruned, with their descendants,
 //! once they are more than `side_depth_max` below the tip, or when there are more than
-//! `side_blocks_max` of them (lowest first). A branch that forks deeper than that can no
-//! longer win: that is the node's maximum reorg depth.
+//! `side_blocks_max` of them or they take more than `side_bytes_max` (lowest first). Pruning
+//! bounds memory; it is not a maximum reorg depth. A pruned branch that is sent again, with
+//! more work than the tip, still wins, so two halves of a long partition still converge.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -43,6 +44,8 @@ pub struct BlockTree {
     candidates: BTreeSet<(Work, Reverse<u64>, BlockHash)>,
     /// Entries off the best chain, by height, for pruning.
     side: BTreeSet<(Height, BlockHash)>,
+    /// Bytes of the side entries that still have a body (invalid ones have none).
+    side_bytes: u64,
     /// The best chain: `best[h]` is the block at height `h`.
     best: Vec<BlockHash>,
     next_seq: u64,
@@ -76,6 +79,7 @@ impl BlockTree {
             children: HashMap::new(),
             candidates: BTreeSet::new(),
             side: BTreeSet::new(),
+            side_bytes: 0,
             best: Vec::new(),
         };
         tree.best = best;
@@ -99,6 +103,7 @@ impl BlockTree {
         }
         if !on_best {
             self.side.insert((entry.header.height, hash));
+            self.side_bytes += body_bytes(&entry);
         }
         self.entries.insert(hash, entry);
     }
@@ -133,6 +138,11 @@ impl BlockTree {
     /// How many blocks are off the best chain.
     pub fn side_len(&self) -> usize {
         self.side.len()
+    }
+
+    /// Bytes of the side-branch blocks whose bodies are kept.
+    pub fn side_bytes(&self) -> u64 {
+        self.side_bytes
     }
 
     /// The tip of the best chain.
@@ -219,10 +229,12 @@ impl BlockTree {
             return entry.header.target;
         }
         // The window is the `window_blocks` blocks ending at the parent, measured from the
-        // first one's time to the parent's: `window_blocks - 1` intervals. It never reaches
-        // back to genesis, whose time is a constant of the spec rather than when anyone
-        // mined, so the first window starts at block 1 and has one interval fewer.
-        let first_height = Height((height - rule.window_blocks).max(1));
+        // block before it, so that consecutive windows share their boundary block and no
+        // interval goes unmeasured (Bitcoin's off-by-one leaves one out, which is what makes
+        // its time-warp attack possible). A window never reaches back to genesis, whose time
+        // is a constant of the spec rather than when anyone mined, so the first window is
+        // measured from block 1 and has two intervals fewer.
+        let first_height = Height(height.saturating_sub(rule.window_blocks + 1).max(1));
         let intervals = entry.header.height.0.saturating_sub(first_height.0);
         if intervals == 0 {
             return entry.header.target;
@@ -286,13 +298,16 @@ impl BlockTree {
         for hash in disconnected {
             if let Some(entry) = self.entries.get(hash) {
                 self.side.insert((entry.header.height, *hash));
+                self.side_bytes += body_bytes(entry);
             }
             self.best.pop();
         }
         for hash in connected {
             if let Some(entry) = self.entries.get_mut(hash) {
                 entry.status = BlockStatus::Connected;
-                self.side.remove(&(entry.header.height, *hash));
+                if self.side.remove(&(entry.header.height, *hash)) {
+                    self.side_bytes -= body_bytes(entry);
+                }
                 self.best.push(*hash);
             }
         }
@@ -308,6 +323,9 @@ impl BlockTree {
             {
                 self.candidates
                     .remove(&(entry.chain_work, Reverse(entry.seq), current));
+                if self.side.contains(&(entry.header.height, current)) {
+                    self.side_bytes -= body_bytes(entry);
+                }
                 entry.status = BlockStatus::Invalid;
                 marked.push((current, *entry));
             }
@@ -317,12 +335,13 @@ impl BlockTree {
     }
 
     /// Prunes side blocks (with their descendants) more than `depth_max` below the tip, then
-    /// the lowest side blocks while more than `count_max` remain. Returns what was removed.
-    pub fn prune(&mut self, depth_max: u64, count_max: usize) -> Vec<BlockHash> {
+    /// the lowest side blocks while more than `count_max` remain or their bodies take more
+    /// than `bytes_max`. Returns what was removed.
+    pub fn prune(&mut self, depth_max: u64, count_max: usize, bytes_max: u64) -> Vec<BlockHash> {
         let cut = Height(self.height().0.saturating_sub(depth_max));
         let mut removed = Vec::new();
         while let Some(&(height, hash)) = self.side.first() {
-            if height >= cut && self.side.len() <= count_max {
+            if height >= cut && self.side.len() <= count_max && self.side_bytes <= bytes_max {
                 break;
             }
             self.remove_subtree(hash, &mut removed);
@@ -341,7 +360,9 @@ impl BlockTree {
             if let Some(entry) = self.entries.remove(&hash) {
                 self.candidates
                     .remove(&(entry.chain_work, Reverse(entry.seq), hash));
-                self.side.remove(&(entry.header.height, hash));
+                if self.side.remove(&(entry.header.height, hash)) {
+                    self.side_bytes -= body_bytes(&entry);
+                }
                 removed.push(hash);
             }
             stack.extend(self.children.remove(&hash).into_iter().flatten());
@@ -355,6 +376,14 @@ impl BlockTree {
             .min(self.best.len());
         let end = start.saturating_add(count).min(self.best.len());
         &self.best[start..end]
+    }
+}
+
+/// Bytes an entry's body takes in the store: none once it is found invalid.
+fn body_bytes(entry: &IndexEntry) -> u64 {
+    match entry.status {
+        BlockStatus::Invalid => 0,
+        _ => u64::from(entry.bytes),
     }
 }
 
@@ -388,6 +417,7 @@ mod tests {
                 chain_work: Work(1),
                 status: BlockStatus::Connected,
                 seq: 0,
+                bytes: 100,
             };
             let hash = header.hash();
             (
@@ -425,6 +455,7 @@ mod tests {
                     chain_work: Work(parent_entry.chain_work.0 + work),
                     status: BlockStatus::Checked,
                     seq,
+                    bytes: 100,
                 },
             ));
             hash
@@ -484,14 +515,16 @@ mod tests {
         let tree = blocks.tree(b2);
         // Height 2 is not an adjustment height: the parent's target carries on.
         assert_eq!(tree.expected_target(&b1, &spec), start);
-        // Height 3 adjusts over blocks 1..=2: one interval of 2 s against 1 s, twice as easy.
+        // Height 3 adjusts over blocks 1..=2 (genesis left out): one interval of 2 s against
+        // 1 s, twice as easy.
         let doubled = tree.expected_target(&b2, &spec);
         assert_eq!(doubled.0, start.0 * 2);
-        // The next window, blocks 3..=5, took 1 s for two intervals: twice as hard again.
+        // The next window, blocks 3..=5, is measured from block 2: three intervals took 1.5 s
+        // against 3 s, so it is twice as hard again.
         blocks.target = doubled;
-        let b3 = blocks.add_at(b2, 1, day + 3_000);
-        let b4 = blocks.add_at(b3, 1, day + 3_500);
-        let b5 = blocks.add_at(b4, 1, day + 4_000);
+        let b3 = blocks.add_at(b2, 1, day + 2_500);
+        let b4 = blocks.add_at(b3, 1, day + 3_000);
+        let b5 = blocks.add_at(b4, 1, day + 3_500);
         let tree = blocks.tree(b5);
         assert_eq!(tree.expected_target(&b4, &spec), doubled);
         assert_eq!(tree.expected_target(&b5, &spec), start);
@@ -708,7 +741,7 @@ mod tests {
         assert_eq!(tree.side_len(), 6);
         assert_eq!(tree.best_candidate(), u7);
         // The cut is height 7: blocks exactly three below the tip stay.
-        let removed = tree.prune(3, usize::MAX);
+        let removed = tree.prune(3, usize::MAX, u64::MAX);
         assert_eq!(sorted(removed), sorted(vec![s2, s3, u6, u7]));
         for hash in [s2, s3, u6, u7] {
             assert!(tree.get(&hash).is_none());
@@ -719,10 +752,11 @@ mod tests {
         assert!(tree.get(&v7).is_some() && tree.get(&t8).is_some());
         assert_eq!(tree.tip(), tip);
         // Nothing more to prune.
-        assert!(tree.prune(3, usize::MAX).is_empty());
+        assert!(tree.prune(3, usize::MAX, u64::MAX).is_empty());
         // Over the count cap, the lowest side blocks go first.
-        assert_eq!(tree.prune(3, 1), vec![v7]);
+        assert_eq!(tree.prune(3, 1, u64::MAX), vec![v7]);
         assert_eq!(tree.side_len(), 1);
+        assert_eq!(tree.side_bytes(), 100);
         assert!(tree.get(&t8).is_some());
         // A pruned block's parent forgets it: invalidating the parent reaches no pruned block.
         let marked = tree.mark_invalid(&a[6]);
@@ -741,9 +775,17 @@ mod tests {
     fn prune_keeps_everything_while_the_chain_is_short() {
         let (blocks, a, b) = forked();
         let mut tree = blocks.tree(a[4]);
-        assert!(tree.prune(10, usize::MAX).is_empty());
-        // The count cap applies all the same, taking whole branches from the lowest up.
-        assert_eq!(sorted(tree.prune(10, 2)), sorted(b.to_vec()));
+        assert!(tree.prune(10, usize::MAX, u64::MAX).is_empty());
+        assert_eq!(tree.side_bytes(), 300);
+        // The byte cap applies all the same, taking whole branches from the lowest up.
+        let mut by_bytes = tree.clone();
+        assert_eq!(
+            sorted(by_bytes.prune(10, usize::MAX, 299)),
+            sorted(b.to_vec())
+        );
+        assert_eq!(by_bytes.side_bytes(), 0);
+        // So does the count cap.
+        assert_eq!(sorted(tree.prune(10, 2, u64::MAX)), sorted(b.to_vec()));
         assert_eq!(tree.side_len(), 0);
         assert_eq!(tree.best_candidate(), a[4]);
     }

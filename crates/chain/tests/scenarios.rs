@@ -418,3 +418,52 @@ fn reopen_and_refuse_a_foreign_store() {
         "{error}"
     );
 }
+
+/// A block found invalid is remembered by hash and refused at once; a block whose body does
+/// not match its header is not, so nobody can censor a valid block by sending it first with
+/// a bad body.
+#[test]
+fn invalid_hashes_are_remembered_but_bad_bodies_do_not_censor() {
+    let spec = easy_spec();
+    let mut chain = open(spec.clone());
+    let now = late_now(&spec);
+    let genesis = chain.tip().hash;
+    let t0 = spec.genesis_time_ms;
+
+    let mut forged = transfer(&spec, 1, 2, 5, 1, 0);
+    forged.amount = Amount(6);
+    let bad = block_on(&chain, genesis, vec![forged], Timestamp(t0 + 1), 0);
+    assert!(matches!(
+        chain.import_block(bad.clone(), now),
+        Err(ImportError::Invalid {
+            error: BlockError::BadTransaction {
+                error: TxError::BadSignature,
+                ..
+            },
+            ..
+        })
+    ));
+    assert_eq!(
+        chain.import_block(bad.clone(), now),
+        Err(ImportError::KnownInvalid(bad.hash()))
+    );
+
+    let good = block_on(
+        &chain,
+        genesis,
+        vec![transfer(&spec, 1, 2, 5, 1, 0)],
+        Timestamp(t0 + 2),
+        0,
+    );
+    let mut mangled = good.clone();
+    mangled.txs.pop();
+    assert!(matches!(
+        chain.import_block(mangled, now),
+        Err(ImportError::Invalid {
+            error: BlockError::BadTxRoot,
+            ..
+        })
+    ));
+    let outcome = chain.import_block(good, now).unwrap();
+    assert_eq!(outcome.placement, Placement::BestChain);
+}
