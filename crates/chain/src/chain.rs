@@ -88,6 +88,9 @@ pub enum Placement {
     },
     /// Seen before.
     AlreadyKnown,
+    /// Valid, but on a side branch pruned at once: too deep below the tip, or beyond the
+    /// side-branch bounds.
+    Pruned,
 }
 
 /// What importing a block did.
@@ -376,6 +379,7 @@ impl<S: Store> Chain<S> {
         self.store.commit(batch)?;
         let placement = match self.tree.get(&hash).map(|e| e.status) {
             Some(BlockStatus::Invalid) => return Err(self.invalid_error(hash, &rejected)),
+            None => Placement::Pruned,
             _ if self.tree.is_on_best(&hash) => Placement::BestChain,
             _ => Placement::SideBranch,
         };

@@ -467,3 +467,28 @@ fn invalid_hashes_are_remembered_but_bad_bodies_do_not_censor() {
     let outcome = chain.import_block(good, now).unwrap();
     assert_eq!(outcome.placement, Placement::BestChain);
 }
+
+/// A valid block forking deeper than the side-branch bound is reported as pruned, and is
+/// gone from the tree and the store.
+#[test]
+fn a_too_deep_side_block_is_reported_pruned() {
+    let spec = easy_spec();
+    let config = powchain_chain::ChainConfig {
+        side_depth_max: 2,
+        ..Default::default()
+    };
+    let mut chain =
+        powchain_chain::Chain::open(spec.clone(), powchain_chain::MemStore::new(), config).unwrap();
+    let now = late_now(&spec);
+    let genesis = chain.tip().hash;
+    let t0 = spec.genesis_time_ms;
+    for i in 1..=4u64 {
+        let block = block_on(&chain, chain.tip().hash, vec![], Timestamp(t0 + i), 0);
+        chain.import_block(block, now).unwrap();
+    }
+    let deep = block_on(&chain, genesis, vec![], Timestamp(t0 + 1), 5);
+    let outcome = chain.import_block(deep.clone(), now).unwrap();
+    assert_eq!(outcome.placement, Placement::Pruned);
+    assert!(chain.tree().get(&deep.hash()).is_none());
+    assert!(chain.block(&deep.hash()).unwrap().is_none());
+}
