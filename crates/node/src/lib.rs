@@ -1,0 +1,9 @@
+//! powchain's node layer: what runs on real hardware around the sans-IO core.
+//!
+//! - [`sha512`]: multi-buffer SHA-512 (AVX-512, AVX2, portable) and the nonce search from a
+//!   header's midstate: one compression per attempt.
+//! - [`miner`]: mining threads that search disjoint nonce ranges of the current block
+//!   template and drop stale work within milliseconds of a new one.
+
+pub mod miner;
+pub mod sha512;

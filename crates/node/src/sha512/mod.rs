@@ -1,0 +1,221 @@
+//! Multi-buffer SHA-512: several independent compressions per call, one per SIMD lane.
+//!
+//! ```text
+//!   Backend::detect()  ->  Avx512 (8 lanes) | Avx2 (4 lanes) | Portable (1 lane)
+//!        │
+//!        ├── compress_blocks: general, N (state, block) pairs at once (tests, benches)
+//!        └── mining::search:  one header, many nonces, from a precomputed midstate
+//! ```
+//!
+//! The rounds are written once, generic over [`lanes::Lanes`], and instantiated inside a
+//! `#[target_feature]` function per backend so the intrinsics inline. The only `unsafe` is
+//! in `lanes.rs` (the vector types) and at the two dispatch points, each guarded by runtime
+//! CPU detection; see the safety notes there.
+
+pub(crate) mod lanes;
+pub mod mining;
+mod rounds;
+
+use std::fmt;
+
+use lanes::Lanes;
+
+/// SHA-512's initial state.
+pub const INITIAL_STATE: [u64; 8] = [
+    0x6a09e667f3bcc908,
+    0xbb67ae8584caa73b,
+    0x3c6ef372fe94f82b,
+    0xa54ff53a5f1d36f1,
+    0x510e527fade682d1,
+    0x9b05688c2b3e6c1f,
+    0x1f83d9abfb41bd6b,
+    0x5be0cd19137e2179,
+];
+
+/// A way to compute SHA-512 compressions on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// AVX-512F: eight messages per call, native 64-bit rotates and three-input logic.
+    Avx512,
+    /// AVX2: four messages per call.
+    Avx2,
+    /// Plain Rust, one message per call: runs anywhere.
+    Portable,
+}
+
+impl Backend {
+    /// Every backend, fastest first.
+    pub const ALL: [Backend; 3] = [Backend::Avx512, Backend::Avx2, Backend::Portable];
+
+    /// The fastest backend this CPU supports.
+    pub fn detect() -> Backend {
+        Backend::ALL
+            .into_iter()
+            .find(|backend| backend.is_supported())
+            .unwrap_or(Backend::Portable)
+    }
+
+    /// Every backend this CPU supports, fastest first.
+    pub fn supported() -> Vec<Backend> {
+        Backend::ALL
+            .into_iter()
+            .filter(|backend| backend.is_supported())
+            .collect()
+    }
+
+    /// Whether this CPU has the instructions the backend uses.
+    pub fn is_supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Backend::Avx512 | Backend::Avx2 => false,
+            Backend::Portable => true,
+        }
+    }
+
+    /// Messages per call.
+    pub fn lanes(self) -> usize {
+        match self {
+            Backend::Avx512 => 8,
+            Backend::Avx2 => 4,
+            Backend::Portable => 1,
+        }
+    }
+
+    /// A short name for tables and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Avx512 => "avx512",
+            Backend::Avx2 => "avx2",
+            Backend::Portable => "portable",
+        }
+    }
+
+    /// The backend named `name`, if this CPU supports it.
+    pub fn from_name(name: &str) -> Option<Backend> {
+        Backend::ALL
+            .into_iter()
+            .find(|backend| backend.name() == name && backend.is_supported())
+    }
+
+    /// This backend if supported, otherwise the portable one: what every entry point runs.
+    fn or_portable(self) -> Backend {
+        if self.is_supported() {
+            self
+        } else {
+            Backend::Portable
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Compresses each `blocks[i]` into `states[i]`, `backend.lanes()` at a time (a backend this
+/// CPU lacks runs as `Portable`). Any number of pairs is fine; a partial last group is padded.
+pub fn compress_blocks(backend: Backend, states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
+    let count = states.len().min(blocks.len());
+    match backend.or_portable() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `or_portable` returned Avx512 only because the CPU has AVX-512F.
+        Backend::Avx512 => unsafe { compress_avx512(&mut states[..count], &blocks[..count]) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `or_portable` returned Avx2 only because the CPU has AVX2.
+        Backend::Avx2 => unsafe { compress_avx2(&mut states[..count], &blocks[..count]) },
+        _ => compress_groups::<lanes::Portable>(&mut states[..count], &blocks[..count]),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn compress_avx512(states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
+    compress_groups::<lanes::Avx512>(states, blocks);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn compress_avx2(states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
+    compress_groups::<lanes::Avx2>(states, blocks);
+}
+
+/// Transposes groups of `V::COUNT` messages into lanes, compresses, and transposes back.
+#[inline(always)]
+fn compress_groups<V: Lanes>(states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
+    let lanes = V::COUNT;
+    for (state_group, block_group) in states.chunks_mut(lanes).zip(blocks.chunks(lanes)) {
+        let mut words = [[0u64; lanes::MAX_LANES]; 16];
+        let mut state_words = [[0u64; lanes::MAX_LANES]; 8];
+        for (lane, (state, block)) in state_group.iter().zip(block_group).enumerate() {
+            for i in 0..16 {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&block[8 * i..8 * i + 8]);
+                words[i][lane] = u64::from_be_bytes(word);
+            }
+            for i in 0..8 {
+                state_words[i][lane] = state[i];
+            }
+        }
+        // SAFETY: this function runs only inside a `#[target_feature]` function for V's
+        // instructions, called after runtime detection (or V is Portable).
+        let mut w: [V; 16] = std::array::from_fn(|i| unsafe { V::from_lanes(&words[i]) });
+        let mut state: [V; 8] = std::array::from_fn(|i| unsafe { V::from_lanes(&state_words[i]) });
+        rounds::compress(&mut state, &mut w);
+        for (i, word) in state.iter().enumerate() {
+            word.store(&mut state_words[i]);
+        }
+        for (lane, out) in state_group.iter_mut().enumerate() {
+            for i in 0..8 {
+                out[i] = state_words[i][lane];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha2_compress(state: &mut [u64; 8], block: &[u8; 128]) {
+        sha2::block_api::compress512(state, &[*block]);
+    }
+
+    #[test]
+    fn every_supported_backend_matches_sha2_on_known_blocks() {
+        let mut blocks = vec![[0u8; 128], [0xffu8; 128]];
+        let mut counting = [0u8; 128];
+        for (i, byte) in counting.iter_mut().enumerate() {
+            *byte = i as u8;
+        }
+        blocks.push(counting);
+        // 11 messages: full groups and a partial one for every lane count.
+        let blocks: Vec<[u8; 128]> = blocks.iter().cycle().take(11).copied().collect();
+        for backend in Backend::supported() {
+            let mut states = vec![INITIAL_STATE; blocks.len()];
+            for (i, state) in states.iter_mut().enumerate() {
+                state[i % 8] ^= i as u64;
+            }
+            let mut expected = states.clone();
+            for (state, block) in expected.iter_mut().zip(&blocks) {
+                sha2_compress(state, block);
+            }
+            compress_blocks(backend, &mut states, &blocks);
+            assert_eq!(states, expected, "{backend}");
+        }
+    }
+
+    #[test]
+    fn detection_is_consistent() {
+        let best = Backend::detect();
+        assert!(best.is_supported());
+        assert_eq!(Backend::supported()[0], best);
+        assert!(Backend::supported().contains(&Backend::Portable));
+        assert_eq!(Backend::from_name("portable"), Some(Backend::Portable));
+        assert_eq!(Backend::from_name("nope"), None);
+    }
+}
