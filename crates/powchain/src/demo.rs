@@ -1,7 +1,7 @@
 //! `powchain demo`: the chain core at work, in memory.
 //!
 //! Each round submits random signed transfers between dev accounts to a mempool, builds a
-//! block template, mines it with the simple miner, imports it, and prints the block. At the
+//! block template, mines it with the mining threads, imports it, and prints the block. At the
 //! end it prints every dev account's balance and checks that the supply equals the genesis
 //! allocations plus the block rewards. The transfers are reproducible from `--seed`.
 
@@ -12,8 +12,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use powchain_chain::{
     Amount, Chain, ChainConfig, Keypair, MemStore, Memo, Mempool, MempoolConfig, Transaction,
-    UnsignedTransfer, miner,
+    UnsignedTransfer,
 };
+use powchain_node::miner::{Miner, MinerConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -35,6 +36,9 @@ pub struct DemoArgs {
     /// Seed for the random transfers.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Mining threads (1..=1024; default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    miner_threads: Option<u64>,
 }
 
 /// Runs the demo.
@@ -70,6 +74,17 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         spec.block_reward
     )?;
     let miner_address = Keypair::dev(0).address();
+    let (sender, solutions) = std::sync::mpsc::channel();
+    let mut config = MinerConfig::detect();
+    if let Some(threads) = args.miner_threads {
+        config.threads = usize::try_from(threads)?;
+    }
+    let miner = Miner::start(config, sender)?;
+    writeln!(
+        out,
+        "mining with {} threads, SHA-512 backend {}",
+        config.threads, config.backend
+    )?;
     for _ in 0..args.blocks {
         for _ in 0..args.txs_per_block {
             let from = rng.random_range(0..dev.count);
@@ -95,11 +110,19 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
                 writeln!(out, "  refused transfer from dev {from}: {error}")?;
             }
         }
-        let mut template = chain.block_template(&mempool, miner_address, crate::now(), 0)?;
-        let started = Instant::now();
-        let hashes = miner::mine(&mut template.block);
+        let template = chain.block_template(&mempool, miner_address, crate::now(), 0)?;
+        let (started, hashes_before) = (Instant::now(), miner.hashes());
+        let generation = miner.mine(template.block);
+        let block = loop {
+            let solution = solutions
+                .recv()
+                .context("the mining threads stopped unexpectedly")?;
+            if solution.generation == generation {
+                break solution.block;
+            }
+        };
         let elapsed = started.elapsed();
-        let block = template.block;
+        let hashes = miner.hashes() - hashes_before;
         let hash = block.hash();
         let rate = hashes as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6;
         writeln!(

@@ -3,8 +3,10 @@
 //! Subcommands so far:
 //! - `demo`: builds a chain in memory, mines blocks with random signed transfers between dev
 //!   accounts, and prints every block and the final balances.
+//! - `bench`: hashing and mining speed, as ratios to a reference measured in the same run.
 //! - `spec`: prints a chain spec as TOML with its genesis hash (a start for custom specs).
 
+mod bench;
 mod demo;
 
 use std::io::Write;
@@ -29,6 +31,8 @@ struct Cli {
 enum Command {
     /// Mine a few blocks of random signed transfers in memory and print them.
     Demo(demo::DemoArgs),
+    /// Measure hashing and mining speed, as ratios to sha2's compression in the same run.
+    Bench(bench::BenchArgs),
     /// Print a chain spec as TOML, with its genesis hash.
     Spec {
         /// `dev`, `seed`, or a TOML spec file.
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Spec { chain } => print_spec(&chain),
     };
     match result {

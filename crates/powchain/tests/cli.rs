@@ -85,3 +85,45 @@ fn spec_prints_a_spec_that_loads_back() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("chain \"custom\""));
 }
+
+#[test]
+fn bench_json_has_every_entry_the_report_promises() {
+    let output = powchain(&["bench", "hash", "--json", "--seconds", "0.1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let results = report["results"].as_array().expect("a results array");
+    let names: Vec<&str> = results.iter().filter_map(|r| r["name"].as_str()).collect();
+    for name in [
+        "seed-json",
+        "sha2-header",
+        "sha2-compress",
+        "multibuffer-portable",
+        "miner",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    for entry in results {
+        assert!(entry["threads"].as_u64().unwrap() >= 1);
+        assert!(entry["hashes_per_sec"].as_f64().unwrap() > 0.0, "{entry}");
+        assert!(
+            entry["ratio_to_sha2_compress"].as_f64().unwrap() > 0.0,
+            "{entry}"
+        );
+    }
+    let reference = results
+        .iter()
+        .find(|r| r["name"] == "sha2-compress")
+        .unwrap();
+    assert_eq!(reference["ratio_to_sha2_compress"].as_f64(), Some(1.0));
+    assert!(report["cancel_latency_ms"].as_f64().is_some());
+    let miners = results.iter().filter(|r| r["name"] == "miner").count();
+    assert!(miners >= 1);
+}
+
+#[test]
+fn bench_refuses_out_of_range_flags() {
+    let output = powchain(&["bench", "--seconds", "0"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--seconds must be between"));
+}

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use powchain_chain::block::tx_root;
 use powchain_chain::{Block, Transaction};
@@ -92,6 +93,9 @@ struct Shared {
     hashes: AtomicU64,
     /// Per thread, the newest generation it has seen: how cancellation is measured.
     seen: Vec<AtomicU64>,
+    /// Per thread, when it first saw that generation, in nanoseconds since `epoch`.
+    seen_at_nanos: Vec<AtomicU64>,
+    epoch: Instant,
 }
 
 impl Shared {
@@ -124,6 +128,8 @@ impl Miner {
             shutdown: AtomicBool::new(false),
             hashes: AtomicU64::new(0),
             seen: (0..config.threads).map(|_| AtomicU64::new(0)).collect(),
+            seen_at_nanos: (0..config.threads).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
         });
         let mut miner = Miner {
             shared,
@@ -183,6 +189,22 @@ impl Miner {
             .count()
     }
 
+    /// When the last thread moved on to `generation`, once every thread has: the moment the
+    /// work before it stopped everywhere. Measured by the threads themselves, so a busy
+    /// observer does not add its own scheduling delay.
+    pub fn all_on_since(&self, generation: u64) -> Option<Instant> {
+        if self.threads_on(generation) < self.shared.seen.len() {
+            return None;
+        }
+        let latest = self
+            .shared
+            .seen_at_nanos
+            .iter()
+            .map(|nanos| nanos.load(Ordering::SeqCst))
+            .max()?;
+        Some(self.shared.epoch + Duration::from_nanos(latest))
+    }
+
     /// Hashes tried since the miner started.
     pub fn hashes(&self) -> u64 {
         self.shared.hashes.load(Ordering::Relaxed)
@@ -225,7 +247,12 @@ impl Worker {
         let mut guard = self.shared.lock_job();
         loop {
             let generation = self.shared.generation.load(Ordering::SeqCst);
-            self.shared.seen[self.index].store(generation, Ordering::SeqCst);
+            let previous = self.shared.seen[self.index].swap(generation, Ordering::SeqCst);
+            if previous != generation {
+                let nanos = self.shared.epoch.elapsed().as_nanos();
+                self.shared.seen_at_nanos[self.index]
+                    .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::SeqCst);
+            }
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 return None;
             }

@@ -132,6 +132,67 @@ pub fn compress_blocks(backend: Backend, states: &mut [[u64; 8]], blocks: &[[u8;
     }
 }
 
+/// Runs `calls` compressions of `backend.lanes()` messages each, feeding every result into the
+/// next call's state and message, and returns the final state of lane 0 (so none of it can
+/// be optimised away).
+/// This is the raw multi-buffer rate: no transposition, no nonce handling, no target check.
+pub fn compress_repeatedly(backend: Backend, calls: u64) -> [u64; 8] {
+    match backend.or_portable() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `or_portable` returned Avx512 only because the CPU has AVX-512F.
+        Backend::Avx512 => unsafe { repeat_avx512(calls) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `or_portable` returned Avx2 only because the CPU has AVX2.
+        Backend::Avx2 => unsafe { repeat_avx2(calls) },
+        _ => repeat::<lanes::Portable>(calls),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn repeat_avx512(calls: u64) -> [u64; 8] {
+    repeat::<lanes::Avx512>(calls)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn repeat_avx2(calls: u64) -> [u64; 8] {
+    repeat::<lanes::Avx2>(calls)
+}
+
+#[inline(always)]
+fn repeat<V: Lanes>(calls: u64) -> [u64; 8] {
+    // SAFETY: called only inside a `#[target_feature]` function for V's instructions, entered
+    // after runtime detection, or V is Portable.
+    let (mut state, message) = unsafe {
+        let mut state = [V::splat(0); 8];
+        for (vector, word) in state.iter_mut().zip(INITIAL_STATE) {
+            *vector = V::splat(word);
+        }
+        let mut message = [V::splat(0); 16];
+        for (i, vector) in message.iter_mut().enumerate() {
+            *vector = V::splat(i as u64);
+        }
+        (state, message)
+    };
+    for _ in 0..calls {
+        // The message depends on the previous result, so no part of the schedule can be
+        // hoisted out of the loop: every call does the full work of a fresh message.
+        let mut w = message;
+        for (i, word) in w.iter_mut().enumerate() {
+            *word = word.add(state[i % 8]);
+        }
+        rounds::compress(&mut state, &mut w);
+    }
+    let mut out = [0u64; 8];
+    let mut lanes_out = [0u64; lanes::MAX_LANES];
+    for (word, vector) in out.iter_mut().zip(state) {
+        vector.store(&mut lanes_out);
+        *word = lanes_out[0];
+    }
+    out
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn compress_avx512(states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
@@ -206,6 +267,22 @@ mod tests {
             }
             compress_blocks(backend, &mut states, &blocks);
             assert_eq!(states, expected, "{backend}");
+        }
+    }
+
+    #[test]
+    fn repeated_compression_chains_like_sha2() {
+        let mut expected = INITIAL_STATE;
+        for _ in 0..3 {
+            let mut fed = [0u8; 128];
+            for i in 0..16 {
+                let word = (i as u64).wrapping_add(expected[i % 8]);
+                fed[8 * i..8 * i + 8].copy_from_slice(&word.to_be_bytes());
+            }
+            sha2_compress(&mut expected, &fed);
+        }
+        for backend in Backend::supported() {
+            assert_eq!(compress_repeatedly(backend, 3), expected, "{backend}");
         }
     }
 
