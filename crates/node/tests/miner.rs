@@ -170,3 +170,62 @@ fn a_miner_needs_threads() {
         Err(MinerError::Config)
     ));
 }
+
+#[test]
+fn configs_that_could_stall_are_refused() {
+    let refused = |config: MinerConfig| {
+        let (sender, _solutions) = mpsc::channel();
+        matches!(Miner::start(config, sender), Err(MinerError::Config))
+    };
+    let base = config(Backend::Portable, 2);
+    assert!(refused(MinerConfig {
+        batch_nonces: 0,
+        ..base
+    }));
+    assert!(refused(MinerConfig {
+        batch_nonces: powchain_node::miner::BATCH_NONCES_MAX + 1,
+        ..base
+    }));
+    assert!(refused(MinerConfig {
+        range_nonces: Some(0),
+        ..base
+    }));
+    // Two ranges of 2^63 + 1 nonces do not fit in 64 bits.
+    assert!(refused(MinerConfig {
+        range_nonces: Some((1 << 63) + 1),
+        ..base
+    }));
+}
+
+#[test]
+fn a_template_without_coinbase_ends_the_threads_work_instead_of_spinning() {
+    let spec = spec(12);
+    let now = Timestamp(spec.genesis_time_ms + 60_000);
+    let chain = Chain::open(spec, MemStore::new(), ChainConfig::default()).unwrap();
+    let mut template = chain
+        .block_template(
+            &Mempool::new(MempoolConfig::default()),
+            Keypair::dev(0).address(),
+            now,
+            0,
+        )
+        .unwrap()
+        .block;
+    template.txs.clear();
+    template.header.target = Target(0);
+    let (sender, solutions) = mpsc::channel();
+    let miner = Miner::start(
+        MinerConfig {
+            range_nonces: Some(16),
+            ..config(Backend::Portable, 2)
+        },
+        sender,
+    )
+    .unwrap();
+    let generation = miner.mine(template);
+    // Each thread tries its 16 nonces once, cannot roll, and stops hashing.
+    wait_until("both ranges to be tried", || miner.hashes() >= 32);
+    assert_eq!(miner.hashes(), 32);
+    assert!(miner.threads_on(generation) == 2);
+    assert!(solutions.try_recv().is_err());
+}

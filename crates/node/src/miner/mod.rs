@@ -34,13 +34,18 @@ pub struct MinerConfig {
     pub threads: usize,
     /// The SHA-512 backend (one this CPU lacks runs as portable).
     pub backend: Backend,
-    /// Nonces per batch: between batches a thread checks for newer work, so this bounds how
-    /// long stale work goes on (16,384 nonces is well under a millisecond with AVX-512).
+    /// Nonces per batch (1..=2^24): between batches a thread checks for newer work, so this
+    /// bounds how long stale work goes on (16,384 nonces is well under a millisecond with
+    /// AVX-512).
     pub batch_nonces: u64,
     /// Nonces each thread tries before rolling the coinbase's extra nonce; `None` splits the
-    /// whole 64-bit nonce space between the threads.
+    /// whole 64-bit nonce space between the threads. The ranges of all threads together must
+    /// fit in 64 bits.
     pub range_nonces: Option<u64>,
 }
+
+/// The largest batch: about half a second of stale work on the portable backend.
+pub const BATCH_NONCES_MAX: u64 = 1 << 24;
 
 impl MinerConfig {
     /// One thread per core, the fastest backend, the default batch.
@@ -69,8 +74,10 @@ pub struct Solution {
 /// Why the miner could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MinerError {
-    /// Zero threads, or a zero batch or range.
-    #[error("miner needs at least one thread, and non-zero batch and range sizes")]
+    /// Zero threads, a batch outside 1..=2^24, or ranges that do not fit in 64 bits.
+    #[error(
+        "miner needs at least one thread, a batch of 1 to 2^24 nonces, and nonce ranges that fit in 64 bits together"
+    )]
     Config,
     /// The OS refused a thread.
     #[error("cannot start a mining thread: {0}")]
@@ -117,7 +124,14 @@ pub struct Miner {
 impl Miner {
     /// Starts `config.threads` idle threads; solutions go to `solutions`.
     pub fn start(config: MinerConfig, solutions: Sender<Solution>) -> Result<Miner, MinerError> {
-        if config.threads == 0 || config.batch_nonces == 0 || config.range_nonces == Some(0) {
+        let ranges_fit = match config.range_nonces {
+            Some(range) => range > 0 && range.checked_mul(config.threads as u64).is_some(),
+            None => true,
+        };
+        if config.threads == 0
+            || !(1..=BATCH_NONCES_MAX).contains(&config.batch_nonces)
+            || !ranges_fit
+        {
             return Err(MinerError::Config);
         }
         let shared = Arc::new(Shared {
@@ -185,13 +199,14 @@ impl Miner {
         self.shared
             .seen
             .iter()
-            .filter(|seen| seen.load(Ordering::SeqCst) >= generation)
+            .filter(|seen| seen.load(Ordering::Acquire) >= generation)
             .count()
     }
 
     /// When the last thread moved on to `generation`, once every thread has: the moment the
     /// work before it stopped everywhere. Measured by the threads themselves, so a busy
-    /// observer does not add its own scheduling delay.
+    /// observer does not add its own scheduling delay. (If newer work was published since,
+    /// this is when the threads moved on to the newest.)
     pub fn all_on_since(&self, generation: u64) -> Option<Instant> {
         if self.threads_on(generation) < self.shared.seen.len() {
             return None;
@@ -237,27 +252,34 @@ struct Worker {
 
 impl Worker {
     fn run(self) {
-        while let Some(job) = self.next_job() {
+        // Whatever ended the work on a job (newer work, a solution, a finished range without
+        // a coinbase to roll), the thread goes on only with a newer one.
+        let mut done = 0;
+        while let Some(job) = self.next_job(done) {
             self.work_on(&job);
+            done = job.generation;
         }
     }
 
-    /// Waits for a job of the current generation; `None` at shutdown.
-    fn next_job(&self) -> Option<Arc<Job>> {
+    /// Waits for a job of the current generation newer than `done`; `None` at shutdown.
+    fn next_job(&self, done: u64) -> Option<Arc<Job>> {
         let mut guard = self.shared.lock_job();
         loop {
             let generation = self.shared.generation.load(Ordering::SeqCst);
-            let previous = self.shared.seen[self.index].swap(generation, Ordering::SeqCst);
-            if previous != generation {
+            // The time first, then the generation: whoever reads the generation (Acquire)
+            // also reads a time at least as new as it.
+            if self.shared.seen[self.index].load(Ordering::Acquire) != generation {
                 let nanos = self.shared.epoch.elapsed().as_nanos();
                 self.shared.seen_at_nanos[self.index]
-                    .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::SeqCst);
+                    .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+                self.shared.seen[self.index].store(generation, Ordering::Release);
             }
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 return None;
             }
             if let Some(job) = guard.as_ref()
                 && job.generation == generation
+                && generation > done
                 && self.shared.solved.load(Ordering::SeqCst) != generation
             {
                 return Some(Arc::clone(job));
@@ -290,11 +312,11 @@ impl Worker {
             if next >= end {
                 rolls += 1;
                 // Thread i's k-th roll adds k * threads + i: distinct across threads and rolls.
-                roll_extra_nonce(
-                    &mut block,
-                    &job.template,
-                    rolls * threads + self.index as u64,
-                );
+                let offset = rolls.wrapping_mul(threads).wrapping_add(self.index as u64);
+                if !roll_extra_nonce(&mut block, &job.template, offset) {
+                    // No coinbase to roll: this thread's part of the work is done.
+                    return;
+                }
                 search = NonceSearch::new(&block.header);
                 next = first;
                 continue;
@@ -326,14 +348,15 @@ impl Worker {
 }
 
 /// Sets the coinbase's extra nonce to the template's plus `offset`, and the header's
-/// transaction root to match.
-fn roll_extra_nonce(block: &mut Block, template: &Block, offset: u64) {
-    let base = match template.txs.first() {
-        Some(Transaction::Coinbase(coinbase)) => coinbase.extra_nonce,
-        _ => 0,
+/// transaction root to match. False when the template has no coinbase to roll.
+fn roll_extra_nonce(block: &mut Block, template: &Block, offset: u64) -> bool {
+    let Some(Transaction::Coinbase(original)) = template.txs.first() else {
+        return false;
     };
-    if let Some(Transaction::Coinbase(coinbase)) = block.txs.first_mut() {
-        coinbase.extra_nonce = base.wrapping_add(offset);
-    }
+    let Some(Transaction::Coinbase(coinbase)) = block.txs.first_mut() else {
+        return false;
+    };
+    coinbase.extra_nonce = original.extra_nonce.wrapping_add(offset);
     block.header.tx_root = tx_root(&block.txs);
+    true
 }

@@ -71,7 +71,8 @@ impl NonceSearch {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `or_portable` returned Avx2 only because the CPU has AVX2.
             Backend::Avx2 => unsafe { search_avx2(self, start, count) },
-            _ => search_lanes::<Portable>(self, start, count),
+            // SAFETY: Portable uses no special instructions.
+            _ => unsafe { search_lanes::<Portable>(self, start, count) },
         }
     }
 
@@ -110,25 +111,29 @@ fn second_block(encoded: &[u8; HEADER_BYTES]) -> [u8; 128] {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn search_avx512(search: &NonceSearch, start: u64, count: u64) -> Option<u64> {
-    search_lanes::<super::lanes::Avx512>(search, start, count)
+    // SAFETY: this function is compiled with AVX-512F and only called where the CPU has it.
+    unsafe { search_lanes::<super::lanes::Avx512>(search, start, count) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn search_avx2(search: &NonceSearch, start: u64, count: u64) -> Option<u64> {
-    search_lanes::<super::lanes::Avx2>(search, start, count)
+    // SAFETY: this function is compiled with AVX2 and only called where the CPU has it.
+    unsafe { search_lanes::<super::lanes::Avx2>(search, start, count) }
 }
 
 /// The search loop, `V::COUNT` nonces per compression call.
+///
+/// # Safety
+/// The CPU must support `V`'s instructions.
 #[inline(always)]
-fn search_lanes<V: Lanes>(search: &NonceSearch, start: u64, count: u64) -> Option<u64> {
+unsafe fn search_lanes<V: Lanes>(search: &NonceSearch, start: u64, count: u64) -> Option<u64> {
     let lanes = V::COUNT as u64;
     let mut offsets = [0u64; MAX_LANES];
     for (lane, offset) in offsets.iter_mut().enumerate() {
         *offset = lane as u64;
     }
-    // SAFETY: this function runs only inside a `#[target_feature]` function for V's
-    // instructions, entered after runtime detection, or V is Portable.
+    // SAFETY: the caller promises the CPU supports V.
     let (mut nonces, step, midstate, words) = unsafe {
         let mut midstate = [V::splat(0); 8];
         for (vector, word) in midstate.iter_mut().zip(search.midstate) {
@@ -159,13 +164,15 @@ fn search_lanes<V: Lanes>(search: &NonceSearch, start: u64, count: u64) -> Optio
         for lane in 0..V::COUNT {
             let meets =
                 high[lane] < target_high || (high[lane] == target_high && low[lane] <= target_low);
-            let offset = tried + lane as u64;
-            if meets && offset < count {
+            if meets
+                && let Some(offset) = tried.checked_add(lane as u64)
+                && offset < count
+            {
                 return Some(start + offset);
             }
         }
         nonces = nonces.add(step);
-        tried += lanes;
+        tried = tried.saturating_add(lanes);
     }
     None
 }

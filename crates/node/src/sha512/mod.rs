@@ -8,9 +8,11 @@
 //! ```
 //!
 //! The rounds are written once, generic over [`lanes::Lanes`], and instantiated inside a
-//! `#[target_feature]` function per backend so the intrinsics inline. The only `unsafe` is
-//! in `lanes.rs` (the vector types) and at the two dispatch points, each guarded by runtime
-//! CPU detection; see the safety notes there.
+//! `#[target_feature]` function per backend so the intrinsics inline. The `unsafe` is in
+//! `lanes.rs` (the vector types and their safety argument), in the three generic kernels
+//! (`compress_groups`, `repeat`, `mining::search_lanes`: `unsafe fn`s, because they build
+//! vectors), and at the three dispatch points (`compress_blocks`, `compress_repeatedly`,
+//! `NonceSearch::search`), each guarded by runtime CPU detection.
 
 pub(crate) mod lanes;
 pub mod mining;
@@ -128,7 +130,8 @@ pub fn compress_blocks(backend: Backend, states: &mut [[u64; 8]], blocks: &[[u8;
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `or_portable` returned Avx2 only because the CPU has AVX2.
         Backend::Avx2 => unsafe { compress_avx2(&mut states[..count], &blocks[..count]) },
-        _ => compress_groups::<lanes::Portable>(&mut states[..count], &blocks[..count]),
+        // SAFETY: Portable uses no special instructions.
+        _ => unsafe { compress_groups::<lanes::Portable>(&mut states[..count], &blocks[..count]) },
     }
 }
 
@@ -144,26 +147,30 @@ pub fn compress_repeatedly(backend: Backend, calls: u64) -> [u64; 8] {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `or_portable` returned Avx2 only because the CPU has AVX2.
         Backend::Avx2 => unsafe { repeat_avx2(calls) },
-        _ => repeat::<lanes::Portable>(calls),
+        // SAFETY: Portable uses no special instructions.
+        _ => unsafe { repeat::<lanes::Portable>(calls) },
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn repeat_avx512(calls: u64) -> [u64; 8] {
-    repeat::<lanes::Avx512>(calls)
+    // SAFETY: this function is compiled with AVX-512F and only called where the CPU has it.
+    unsafe { repeat::<lanes::Avx512>(calls) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn repeat_avx2(calls: u64) -> [u64; 8] {
-    repeat::<lanes::Avx2>(calls)
+    // SAFETY: this function is compiled with AVX2 and only called where the CPU has it.
+    unsafe { repeat::<lanes::Avx2>(calls) }
 }
 
+/// # Safety
+/// The CPU must support `V`'s instructions.
 #[inline(always)]
-fn repeat<V: Lanes>(calls: u64) -> [u64; 8] {
-    // SAFETY: called only inside a `#[target_feature]` function for V's instructions, entered
-    // after runtime detection, or V is Portable.
+unsafe fn repeat<V: Lanes>(calls: u64) -> [u64; 8] {
+    // SAFETY: the caller promises the CPU supports V.
     let (mut state, message) = unsafe {
         let mut state = [V::splat(0); 8];
         for (vector, word) in state.iter_mut().zip(INITIAL_STATE) {
@@ -196,18 +203,23 @@ fn repeat<V: Lanes>(calls: u64) -> [u64; 8] {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn compress_avx512(states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
-    compress_groups::<lanes::Avx512>(states, blocks);
+    // SAFETY: this function is compiled with AVX-512F and only called where the CPU has it.
+    unsafe { compress_groups::<lanes::Avx512>(states, blocks) };
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn compress_avx2(states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
-    compress_groups::<lanes::Avx2>(states, blocks);
+    // SAFETY: this function is compiled with AVX2 and only called where the CPU has it.
+    unsafe { compress_groups::<lanes::Avx2>(states, blocks) };
 }
 
 /// Transposes groups of `V::COUNT` messages into lanes, compresses, and transposes back.
+///
+/// # Safety
+/// The CPU must support `V`'s instructions.
 #[inline(always)]
-fn compress_groups<V: Lanes>(states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
+unsafe fn compress_groups<V: Lanes>(states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
     let lanes = V::COUNT;
     for (state_group, block_group) in states.chunks_mut(lanes).zip(blocks.chunks(lanes)) {
         let mut words = [[0u64; lanes::MAX_LANES]; 16];
@@ -222,8 +234,7 @@ fn compress_groups<V: Lanes>(states: &mut [[u64; 8]], blocks: &[[u8; 128]]) {
                 state_words[i][lane] = state[i];
             }
         }
-        // SAFETY: this function runs only inside a `#[target_feature]` function for V's
-        // instructions, called after runtime detection (or V is Portable).
+        // SAFETY: the caller promises the CPU supports V.
         let mut w: [V; 16] = std::array::from_fn(|i| unsafe { V::from_lanes(&words[i]) });
         let mut state: [V; 8] = std::array::from_fn(|i| unsafe { V::from_lanes(&state_words[i]) });
         rounds::compress(&mut state, &mut w);
