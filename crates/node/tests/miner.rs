@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use powchain_chain::spec::DevAccounts;
 use powchain_chain::{
-    Amount, Chain, ChainConfig, ChainSpec, DifficultyBits, Keypair, MemStore, Mempool,
+    Amount, Block, Chain, ChainConfig, ChainSpec, DifficultyBits, Keypair, MemStore, Mempool,
     MempoolConfig, Placement, Target, Timestamp, Transaction,
 };
 use powchain_node::miner::{Miner, MinerConfig, MinerError, Solution};
@@ -33,6 +33,21 @@ fn config(backend: Backend, threads: usize) -> MinerConfig {
         batch_nonces: 1 << 10,
         range_nonces: None,
     }
+}
+
+/// A template on a fresh chain of `spec`, a minute after genesis, with no transfers.
+fn empty_chain_template(spec: &ChainSpec, extra_nonce: u64) -> Block {
+    let now = Timestamp(spec.genesis_time_ms + 60_000);
+    let chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default()).unwrap();
+    chain
+        .block_template(
+            &Mempool::new(MempoolConfig::default()),
+            Keypair::dev(0).address(),
+            now,
+            extra_nonce,
+        )
+        .unwrap()
+        .block
 }
 
 /// Polls `condition` until it holds or the deadline passes.
@@ -89,15 +104,7 @@ fn an_exhausted_range_rolls_the_extra_nonce() {
     let spec = spec(12);
     let now = Timestamp(spec.genesis_time_ms + 60_000);
     let mut chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default()).unwrap();
-    let template = chain
-        .block_template(
-            &Mempool::new(MempoolConfig::default()),
-            Keypair::dev(0).address(),
-            now,
-            7,
-        )
-        .unwrap()
-        .block;
+    let template = empty_chain_template(&spec, 7);
     // One nonce per range: unless nonce 0 solves the template (it does not: checked here),
     // the solution must come from a rolled coinbase.
     let search = NonceSearch::new(&template.header);
@@ -130,18 +137,7 @@ fn an_exhausted_range_rolls_the_extra_nonce() {
 
 #[test]
 fn new_work_replaces_old_in_every_thread() {
-    let spec = spec(12);
-    let now = Timestamp(spec.genesis_time_ms + 60_000);
-    let chain = Chain::open(spec, MemStore::new(), ChainConfig::default()).unwrap();
-    let mut impossible = chain
-        .block_template(
-            &Mempool::new(MempoolConfig::default()),
-            Keypair::dev(0).address(),
-            now,
-            0,
-        )
-        .unwrap()
-        .block;
+    let mut impossible = empty_chain_template(&spec(12), 0);
     impossible.header.target = Target(0);
     let (sender, solutions) = mpsc::channel();
     let threads = 2;
@@ -199,18 +195,7 @@ fn configs_that_could_stall_are_refused() {
 
 #[test]
 fn a_template_without_coinbase_ends_the_threads_work_instead_of_spinning() {
-    let spec = spec(12);
-    let now = Timestamp(spec.genesis_time_ms + 60_000);
-    let chain = Chain::open(spec, MemStore::new(), ChainConfig::default()).unwrap();
-    let mut template = chain
-        .block_template(
-            &Mempool::new(MempoolConfig::default()),
-            Keypair::dev(0).address(),
-            now,
-            0,
-        )
-        .unwrap()
-        .block;
+    let mut template = empty_chain_template(&spec(12), 0);
     template.txs.clear();
     template.header.target = Target(0);
     let (sender, solutions) = mpsc::channel();
