@@ -4,6 +4,11 @@
 //!   header's midstate: one compression per attempt.
 //! - [`miner`]: mining threads that search disjoint nonce ranges of the current block
 //!   template and drop stale work within milliseconds of a new one.
+//! - [`store`]: the chain in one redb file, one durable transaction per imported block, and
+//!   the peer address book.
+//! - [`wallet`]: private keys in their own file (mode 0600), never in the chain database.
 
 pub mod miner;
 pub mod sha512;
+pub mod store;
+pub mod wallet;

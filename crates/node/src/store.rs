@@ -1,0 +1,407 @@
+//! The chain in one redb file: [`RedbStore`], the durable implementation of the chain
+//! crate's `Store` trait, plus the peer address book.
+//!
+//! ```text
+//! table      key                      value (postcard)
+//! meta       "identity" | "tip"       ChainIdentity | 64-byte block hash
+//! blocks     block hash (64 bytes)    Block
+//! index      block hash               IndexEntry (header, chain work, status, seq, size)
+//! best       height (u64)             block hash on the best chain
+//! accounts   address (32 bytes)       Account (balance, nonce)
+//! undo       block hash               BlockUndo (accounts before the block)
+//! peers      "ip:port" or socket path PeerRecord
+//! ```
+//!
+//! Every `commit` is one redb write transaction with immediate durability: when it returns,
+//! the block, its index entry, its state effects, its undo data and the new tip are on disk
+//! together, and a crash at any moment leaves the file before or after it, never between.
+//! Private keys are never stored here (wallets have their own file, see `wallet`).
+
+use std::fmt::Display;
+use std::path::Path;
+use std::sync::Arc;
+
+use powchain_chain::block::Block;
+use powchain_chain::hash::{BlockHash, Hash512};
+use powchain_chain::keys::Address;
+use powchain_chain::state::{Account, AccountReader, BlockUndo};
+use powchain_chain::store::{ChainIdentity, IndexEntry, Store, StoreError, WriteBatch};
+use powchain_chain::units::Height;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
+const BEST: TableDefinition<u64, &[u8]> = TableDefinition::new("best");
+const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
+const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
+const PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("peers");
+
+const IDENTITY_KEY: &str = "identity";
+const TIP_KEY: &str = "tip";
+
+/// Longest peer address kept in the address book, in bytes.
+pub const PEER_ADDRESS_BYTES_MAX: usize = 256;
+
+/// What the node remembers of a peer address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// When a connection to it last succeeded, ms since the Unix epoch (0: never).
+    pub last_connected_ms: u64,
+    /// Connection attempts that failed since the last success.
+    pub failures: u32,
+    /// Refused until this time (ms since the Unix epoch) after misbehaving.
+    pub banned_until_ms: u64,
+}
+
+/// A chain database in one redb file.
+pub struct RedbStore {
+    db: Database,
+}
+
+/// A store error naming what failed.
+fn error(what: &str, cause: impl Display) -> StoreError {
+    StoreError(format!("{what}: {cause}"))
+}
+
+fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| error(&format!("corrupt value in table {table}"), e))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(value).map_err(|e| error("cannot encode a value", e))
+}
+
+fn hash_from(table: &str, bytes: &[u8]) -> Result<BlockHash, StoreError> {
+    let array: [u8; 64] = bytes
+        .try_into()
+        .map_err(|_| StoreError(format!("corrupt block hash in table {table}")))?;
+    Ok(BlockHash(Hash512(array)))
+}
+
+impl RedbStore {
+    /// Opens the database at `path`, creating an empty one if there is no file. A file that
+    /// is not a redb database, or a damaged one, is an error, never a panic.
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        let what = format!("cannot open database {}", path.display());
+        let db = match std::panic::catch_unwind(|| Database::create(path)) {
+            Ok(Ok(db)) => db,
+            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+                return Err(error(&what, "it is in use by another powchain process"));
+            }
+            Ok(Err(cause)) => return Err(error(&what, cause)),
+            // redb should report damage as an error; if it panics instead, so do we not.
+            Err(_) => return Err(error(&what, "the file is damaged")),
+        };
+        let store = RedbStore { db };
+        store.create_tables()?;
+        Ok(store)
+    }
+
+    fn create_tables(&self) -> Result<(), StoreError> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| error("cannot start a write", e))?;
+        {
+            let open = |e| error("cannot create tables", e);
+            txn.open_table(META).map_err(open)?;
+            txn.open_table(BLOCKS).map_err(open)?;
+            txn.open_table(INDEX).map_err(open)?;
+            txn.open_table(BEST).map_err(open)?;
+            txn.open_table(ACCOUNTS).map_err(open)?;
+            txn.open_table(UNDO).map_err(open)?;
+            txn.open_table(PEERS).map_err(open)?;
+        }
+        txn.commit().map_err(|e| error("cannot create tables", e))
+    }
+
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&redb::ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| error("cannot start a read", e))?;
+        read(&txn)
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        self.read(|txn| {
+            let name = table.to_string();
+            let table = txn
+                .open_table(table)
+                .map_err(|e| error(&format!("cannot open table {name}"), e))?;
+            match table
+                .get(key)
+                .map_err(|e| error(&format!("cannot read table {name}"), e))?
+            {
+                Some(value) => decode(&name, value.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Every account, for checks and tools (a full scan).
+    pub fn all_accounts(&self) -> Result<Vec<(Address, Account)>, StoreError> {
+        self.read(|txn| {
+            let table = txn
+                .open_table(ACCOUNTS)
+                .map_err(|e| error("cannot open table accounts", e))?;
+            let mut accounts = Vec::new();
+            for row in table
+                .iter()
+                .map_err(|e| error("cannot read table accounts", e))?
+            {
+                let (key, value) = row.map_err(|e| error("cannot read table accounts", e))?;
+                let address: [u8; 32] = key
+                    .value()
+                    .try_into()
+                    .map_err(|_| StoreError("corrupt address in table accounts".into()))?;
+                accounts.push((Address(address), decode("accounts", value.value())?));
+            }
+            Ok(accounts)
+        })
+    }
+
+    /// The peer address book.
+    pub fn peers(&self) -> Result<Vec<(String, PeerRecord)>, StoreError> {
+        self.read(|txn| {
+            let table = txn
+                .open_table(PEERS)
+                .map_err(|e| error("cannot open table peers", e))?;
+            let mut peers = Vec::new();
+            for row in table
+                .iter()
+                .map_err(|e| error("cannot read table peers", e))?
+            {
+                let (key, value) = row.map_err(|e| error("cannot read table peers", e))?;
+                peers.push((key.value().to_owned(), decode("peers", value.value())?));
+            }
+            Ok(peers)
+        })
+    }
+
+    /// Records a peer address (at most [`PEER_ADDRESS_BYTES_MAX`] bytes).
+    pub fn put_peer(&self, address: &str, record: &PeerRecord) -> Result<(), StoreError> {
+        if address.is_empty() || address.len() > PEER_ADDRESS_BYTES_MAX {
+            return Err(StoreError(format!(
+                "a peer address is 1 to {PEER_ADDRESS_BYTES_MAX} bytes"
+            )));
+        }
+        let value = encode(record)?;
+        self.write(|txn| {
+            let mut table = txn
+                .open_table(PEERS)
+                .map_err(|e| error("cannot open table peers", e))?;
+            table
+                .insert(address, value.as_slice())
+                .map_err(|e| error("cannot write table peers", e))?;
+            Ok(())
+        })
+    }
+
+    /// Forgets a peer address.
+    pub fn remove_peer(&self, address: &str) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let mut table = txn
+                .open_table(PEERS)
+                .map_err(|e| error("cannot open table peers", e))?;
+            table
+                .remove(address)
+                .map_err(|e| error("cannot write table peers", e))?;
+            Ok(())
+        })
+    }
+
+    /// One durable write transaction.
+    fn write(
+        &self,
+        write: impl FnOnce(&redb::WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| error("cannot start a write", e))?;
+        write(&txn)?;
+        txn.commit().map_err(|e| error("cannot commit", e))
+    }
+}
+
+impl AccountReader for RedbStore {
+    fn account(&self, address: &Address) -> Result<Option<Account>, StoreError> {
+        self.get(ACCOUNTS, &address.0)
+    }
+}
+
+impl Store for RedbStore {
+    fn identity(&self) -> Result<Option<ChainIdentity>, StoreError> {
+        self.read(|txn| {
+            let table = txn
+                .open_table(META)
+                .map_err(|e| error("cannot open table meta", e))?;
+            match table
+                .get(IDENTITY_KEY)
+                .map_err(|e| error("cannot read table meta", e))?
+            {
+                Some(value) => decode("meta", value.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, StoreError> {
+        Ok(self.get::<Block>(BLOCKS, &hash.0.0)?.map(Arc::new))
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError> {
+        self.get(UNDO, &hash.0.0)
+    }
+
+    fn best_at(&self, height: Height) -> Result<Option<BlockHash>, StoreError> {
+        self.read(|txn| {
+            let table = txn
+                .open_table(BEST)
+                .map_err(|e| error("cannot open table best", e))?;
+            match table
+                .get(height.0)
+                .map_err(|e| error("cannot read table best", e))?
+            {
+                Some(value) => hash_from("best", value.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
+        self.read(|txn| {
+            let table = txn
+                .open_table(META)
+                .map_err(|e| error("cannot open table meta", e))?;
+            match table
+                .get(TIP_KEY)
+                .map_err(|e| error("cannot read table meta", e))?
+            {
+                Some(value) => hash_from("meta", value.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn index(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
+        self.read(|txn| {
+            let table = txn
+                .open_table(INDEX)
+                .map_err(|e| error("cannot open table index", e))?;
+            let mut entries = Vec::new();
+            for row in table
+                .iter()
+                .map_err(|e| error("cannot read table index", e))?
+            {
+                let (key, value) = row.map_err(|e| error("cannot read table index", e))?;
+                entries.push((
+                    hash_from("index", key.value())?,
+                    decode("index", value.value())?,
+                ));
+            }
+            Ok(entries)
+        })
+    }
+
+    fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let open =
+                |name: &str, e: redb::TableError| error(&format!("cannot open table {name}"), e);
+            let write =
+                |name: &str, e: redb::StorageError| error(&format!("cannot write table {name}"), e);
+            {
+                let mut blocks = txn.open_table(BLOCKS).map_err(|e| open("blocks", e))?;
+                for (hash, block) in &batch.put_blocks {
+                    let value = encode(block.as_ref())?;
+                    blocks
+                        .insert(hash.0.0.as_slice(), value.as_slice())
+                        .map_err(|e| write("blocks", e))?;
+                }
+                for hash in &batch.delete_blocks {
+                    blocks
+                        .remove(hash.0.0.as_slice())
+                        .map_err(|e| write("blocks", e))?;
+                }
+            }
+            {
+                let mut index = txn.open_table(INDEX).map_err(|e| open("index", e))?;
+                for (hash, entry) in &batch.put_index {
+                    let value = encode(entry)?;
+                    index
+                        .insert(hash.0.0.as_slice(), value.as_slice())
+                        .map_err(|e| write("index", e))?;
+                }
+                for hash in &batch.delete_index {
+                    index
+                        .remove(hash.0.0.as_slice())
+                        .map_err(|e| write("index", e))?;
+                }
+            }
+            {
+                let mut accounts = txn.open_table(ACCOUNTS).map_err(|e| open("accounts", e))?;
+                for (address, account) in &batch.accounts {
+                    match account {
+                        Some(account) => {
+                            let value = encode(account)?;
+                            accounts
+                                .insert(address.0.as_slice(), value.as_slice())
+                                .map_err(|e| write("accounts", e))?;
+                        }
+                        None => {
+                            accounts
+                                .remove(address.0.as_slice())
+                                .map_err(|e| write("accounts", e))?;
+                        }
+                    }
+                }
+            }
+            {
+                let mut undo = txn.open_table(UNDO).map_err(|e| open("undo", e))?;
+                for (hash, data) in &batch.put_undo {
+                    let value = encode(data)?;
+                    undo.insert(hash.0.0.as_slice(), value.as_slice())
+                        .map_err(|e| write("undo", e))?;
+                }
+                for hash in &batch.delete_undo {
+                    undo.remove(hash.0.0.as_slice())
+                        .map_err(|e| write("undo", e))?;
+                }
+            }
+            {
+                let mut best = txn.open_table(BEST).map_err(|e| open("best", e))?;
+                for (height, hash) in &batch.put_best {
+                    best.insert(height.0, hash.0.0.as_slice())
+                        .map_err(|e| write("best", e))?;
+                }
+                for height in &batch.delete_best {
+                    best.remove(height.0).map_err(|e| write("best", e))?;
+                }
+            }
+            {
+                let mut meta = txn.open_table(META).map_err(|e| open("meta", e))?;
+                if let Some(tip) = &batch.tip {
+                    meta.insert(TIP_KEY, tip.0.0.as_slice())
+                        .map_err(|e| write("meta", e))?;
+                }
+                if let Some(identity) = &batch.identity {
+                    let value = encode(identity)?;
+                    meta.insert(IDENTITY_KEY, value.as_slice())
+                        .map_err(|e| write("meta", e))?;
+                }
+            }
+            Ok(())
+        })
+    }
+}

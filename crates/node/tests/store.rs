@@ -1,0 +1,288 @@
+//! The redb store under the chain: restart, reorgs, foreign and damaged files, peers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use powchain_chain::block::tx_root;
+use powchain_chain::header::HEADER_VERSION;
+use powchain_chain::spec::DevAccounts;
+use powchain_chain::state::StateOverlay;
+use powchain_chain::tx::Coinbase;
+use powchain_chain::{
+    Address, Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Header,
+    Height, Keypair, Memo, OpenError, Timestamp, Transaction, UnsignedTransfer, miner,
+};
+use powchain_node::store::{PeerRecord, RedbStore};
+
+/// A directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("powchain-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spec() -> ChainSpec {
+    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(4).unwrap());
+    spec.name = "store-test".into();
+    spec.dev_accounts = Some(DevAccounts {
+        count: 4,
+        balance: Amount(1_000),
+    });
+    spec
+}
+
+fn now(spec: &ChainSpec) -> Timestamp {
+    Timestamp(spec.genesis_time_ms + 1_000_000)
+}
+
+fn open(spec: &ChainSpec, path: &Path) -> Result<Chain<RedbStore>, String> {
+    let store = RedbStore::open(path).map_err(|e| e.to_string())?;
+    Chain::open(spec.clone(), store, ChainConfig::default()).map_err(|e| e.to_string())
+}
+
+/// A mined block on `parent` with one transfer from dev account `from` (nonce `nonce`).
+fn block_on(
+    chain: &Chain<RedbStore>,
+    parent: BlockHash,
+    time: u64,
+    transfer: Option<(u64, u64)>,
+) -> Block {
+    let spec = chain.spec();
+    let context = chain
+        .tree()
+        .child_context(&parent, spec, now(spec))
+        .unwrap();
+    let mut txs = vec![];
+    let mut fees = Amount(0);
+    if let Some((from, nonce)) = transfer {
+        let tx = UnsignedTransfer {
+            to: Keypair::dev((from + 1) % 4).address(),
+            amount: Amount(10),
+            fee: Amount(1),
+            nonce,
+            memo: Memo::default(),
+        }
+        .sign(&Keypair::dev(from), &chain.chain_id());
+        fees = tx.fee;
+        txs.push(Transaction::Transfer(tx));
+    }
+    txs.insert(
+        0,
+        Transaction::Coinbase(Coinbase {
+            height: context.height,
+            to: Keypair::dev(3).address(),
+            amount: Amount(spec.block_reward.0 + fees.0),
+            extra_nonce: time,
+        }),
+    );
+    let mut block = Block {
+        header: Header {
+            version: HEADER_VERSION,
+            height: context.height,
+            prev_hash: parent,
+            tx_root: tx_root(&txs),
+            time: Timestamp(spec.genesis_time_ms + time),
+            target: context.expected_target,
+            nonce: 0,
+        },
+        txs,
+    };
+    miner::mine(&mut block);
+    block
+}
+
+fn accounts(chain: &Chain<RedbStore>) -> BTreeMap<Address, powchain_chain::Account> {
+    chain.store().all_accounts().unwrap().into_iter().collect()
+}
+
+/// The state a replay of the best chain from genesis gives.
+fn replay(chain: &Chain<RedbStore>) -> BTreeMap<Address, powchain_chain::Account> {
+    let empty = BTreeMap::new();
+    let mut overlay = StateOverlay::new(&empty);
+    for height in 0..=chain.tip().height.0 {
+        let block = chain.block_at(Height(height)).unwrap().unwrap();
+        overlay.connect_block(&block.txs, chain.spec()).unwrap();
+    }
+    overlay
+        .into_changes()
+        .into_iter()
+        .filter_map(|(address, account)| account.map(|a| (address, a)))
+        .collect()
+}
+
+#[test]
+fn a_missing_file_is_created_with_genesis_and_reopens_unchanged() {
+    let dir = TempDir::new("restart");
+    let path = dir.file("chain.redb");
+    let spec = spec();
+    let mut chain = open(&spec, &path).unwrap();
+    assert_eq!(chain.tip().hash, spec.genesis_hash());
+    for i in 1..=6u64 {
+        let block = block_on(&chain, chain.tip().hash, i, Some((i % 3, (i - 1) / 3)));
+        chain.import_block(block, now(&spec)).unwrap();
+    }
+    let (tip, state) = (chain.tip(), accounts(&chain));
+    assert_eq!(state, replay(&chain));
+    drop(chain);
+
+    let chain = open(&spec, &path).unwrap();
+    assert_eq!(chain.tip(), tip);
+    assert_eq!(accounts(&chain), state);
+    assert_eq!(accounts(&chain), replay(&chain));
+}
+
+#[test]
+fn reorgs_commit_through_undo_data_and_survive_a_restart() {
+    let dir = TempDir::new("reorg");
+    let path = dir.file("chain.redb");
+    let spec = spec();
+    let mut chain = open(&spec, &path).unwrap();
+    let genesis = chain.tip().hash;
+    // Branch A: two blocks with transfers. Branch B: three empty blocks, more work.
+    let a1 = block_on(&chain, genesis, 1, Some((0, 0)));
+    chain.import_block(a1.clone(), now(&spec)).unwrap();
+    let a2 = block_on(&chain, a1.hash(), 2, Some((1, 0)));
+    chain.import_block(a2, now(&spec)).unwrap();
+    let mut parent = genesis;
+    for i in 0..3 {
+        let block = block_on(&chain, parent, 10 + i, None);
+        parent = block.hash();
+        chain.import_block(block, now(&spec)).unwrap();
+    }
+    assert_eq!(chain.tip().hash, parent);
+    assert_eq!(accounts(&chain), replay(&chain));
+    let (tip, state) = (chain.tip(), accounts(&chain));
+    drop(chain);
+    let chain = open(&spec, &path).unwrap();
+    assert_eq!(chain.tip(), tip);
+    assert_eq!(accounts(&chain), state);
+    // Branch A is still known, as a side branch.
+    assert!(chain.tree().get(&a1.hash()).is_some());
+    assert!(!chain.tree().is_on_best(&a1.hash()));
+}
+
+#[test]
+fn a_file_of_another_chain_is_refused_naming_both() {
+    let dir = TempDir::new("foreign");
+    let path = dir.file("chain.redb");
+    drop(open(&ChainSpec::seed(), &path).unwrap());
+    let store = RedbStore::open(&path).unwrap();
+    let error = match Chain::open(spec(), store, ChainConfig::default()) {
+        Err(error @ OpenError::WrongChain { .. }) => error.to_string(),
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a foreign database opened"),
+    };
+    assert!(
+        error.contains(&ChainSpec::seed().genesis_hash().to_string()),
+        "{error}"
+    );
+    assert!(
+        error.contains(&spec().genesis_hash().to_string()),
+        "{error}"
+    );
+    assert!(
+        error.contains("\"seed\"") && error.contains("\"store-test\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn damaged_files_give_clear_errors() {
+    let dir = TempDir::new("damaged");
+    let spec = spec();
+    // A real database, then cut to pieces.
+    let good = dir.file("good.redb");
+    let mut chain = open(&spec, &good).unwrap();
+    for i in 1..=4u64 {
+        let block = block_on(&chain, chain.tip().hash, i, None);
+        chain.import_block(block, now(&spec)).unwrap();
+    }
+    drop(chain);
+    let bytes = std::fs::read(&good).unwrap();
+    for (name, content) in [
+        ("random.redb", {
+            let mut noise = vec![0u8; 64 * 1024];
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            for byte in &mut noise {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            noise
+        }),
+        ("half.redb", bytes[..bytes.len() / 2].to_vec()),
+        ("header-only.redb", bytes[..512.min(bytes.len())].to_vec()),
+        ("text.redb", b"this is not a database\n".to_vec()),
+    ] {
+        let path = dir.file(name);
+        std::fs::write(&path, content).unwrap();
+        match open(&spec, &path) {
+            Err(message) => {
+                eprintln!("{name}: {message}");
+                assert!(
+                    message.contains("database") || message.contains("store"),
+                    "{name}: {message}"
+                );
+            }
+            Ok(chain) => {
+                eprintln!("{name}: opened, tip {}", chain.tip().height);
+                // redb may repair a file it can recover; then it must be a consistent chain.
+                assert_eq!(accounts(&chain), replay(&chain), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_database_in_use_is_refused() {
+    let dir = TempDir::new("in-use");
+    let path = dir.file("chain.redb");
+    let _first = RedbStore::open(&path).unwrap();
+    let error = match RedbStore::open(&path) {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("opened twice"),
+    };
+    assert!(error.contains("in use"), "{error}");
+}
+
+#[test]
+fn the_peer_address_book_persists() {
+    let dir = TempDir::new("peers");
+    let path = dir.file("chain.redb");
+    let store = RedbStore::open(&path).unwrap();
+    let record = PeerRecord {
+        last_connected_ms: 5,
+        failures: 1,
+        banned_until_ms: 0,
+    };
+    store.put_peer("127.0.0.1:9000", &record).unwrap();
+    store
+        .put_peer("/tmp/node.2", &PeerRecord::default())
+        .unwrap();
+    assert!(store.put_peer("", &record).is_err());
+    assert!(store.put_peer(&"x".repeat(300), &record).is_err());
+    drop(store);
+    let store = RedbStore::open(&path).unwrap();
+    let peers = store.peers().unwrap();
+    assert_eq!(peers.len(), 2);
+    assert!(peers.contains(&("127.0.0.1:9000".to_string(), record)));
+    store.remove_peer("/tmp/node.2").unwrap();
+    assert_eq!(store.peers().unwrap().len(), 1);
+}
