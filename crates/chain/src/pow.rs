@@ -73,10 +73,36 @@ impl fmt::Display for DifficultyBits {
     }
 }
 
-/// The first 128 bits of a 512-bit target whose other bits are all ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+/// The first 128 bits of a 512-bit target whose other bits are all ones. Serialised as 32 hex
+/// digits in human-readable formats (JSON readers often lose integers above 2^53).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Target(pub u128);
+
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&format!("{:032x}", self.0))
+        } else {
+            serializer.serialize_u128(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            if text.len() != 32 {
+                return Err(serde::de::Error::custom("a target is 32 hex digits"));
+            }
+            u128::from_str_radix(&text, 16)
+                .map(Target)
+                .map_err(|_| serde::de::Error::custom("a target is 32 hex digits"))
+        } else {
+            u128::deserialize(deserializer).map(Target)
+        }
+    }
+}
 
 impl Target {
     /// Whether `hash` meets this target.

@@ -30,10 +30,20 @@ pub const COINBASE_BYTES: usize = 1 + 8 + 32 + 8 + 8;
 /// Size of an encoded transfer with an empty memo.
 pub const TRANSFER_BASE_BYTES: usize = 1 + 32 + 32 + 8 + 8 + 8 + 2 + 64;
 
-/// A short free-form note on a transfer, at most [`MEMO_BYTES_MAX`] bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+/// A short free-form note on a transfer, at most [`MEMO_BYTES_MAX`] bytes. Hex text in
+/// human-readable formats.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Memo(Vec<u8>);
+
+impl Serialize for Memo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&hex::encode(&self.0))
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
 
 /// A memo longer than [`MEMO_BYTES_MAX`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,9 +77,17 @@ impl Memo {
 
 impl<'de> Deserialize<'de> for Memo {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // serde's Vec caps its up-front allocation, so a lying length prefix cannot make
-        // this allocate more than the input holds.
-        let bytes = Vec::<u8>::deserialize(deserializer)?;
+        let bytes = if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            if text.len() > 2 * MEMO_BYTES_MAX {
+                return Err(serde::de::Error::custom(MemoTooLong(text.len() / 2)));
+            }
+            hex::decode(text).map_err(|_| serde::de::Error::custom("a memo is hex text"))?
+        } else {
+            // serde's Vec caps its up-front allocation, so a lying length prefix cannot make
+            // this allocate more than the input holds.
+            Vec::<u8>::deserialize(deserializer)?
+        };
         Memo::new(bytes).map_err(serde::de::Error::custom)
     }
 }

@@ -6,17 +6,12 @@
 //! allocations plus the block rewards. The transfers are reproducible from `--seed`.
 
 use std::io::Write;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use powchain_chain::{
-    Amount, Chain, ChainConfig, Keypair, MemStore, Memo, Mempool, MempoolConfig, Transaction,
-    UnsignedTransfer,
-};
-use powchain_node::miner::{Miner, MinerConfig};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use powchain_chain::{Chain, ChainConfig, Keypair, MemStore, Transaction};
+
+use crate::producer::{Producer, miner_config};
 
 /// Flags of `powchain demo`.
 #[derive(Args, Debug)]
@@ -45,17 +40,10 @@ pub struct DemoArgs {
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let spec = crate::load_spec(&args.chain, args.difficulty)?;
-    let Some(dev) = spec.dev_accounts.filter(|dev| dev.count >= 2) else {
-        bail!(
-            "chain {:?} funds fewer than two dev accounts; the demo moves coins between them",
-            spec.name
-        );
-    };
-    let mut chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default())
+    let chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default())
         .context("opening an in-memory chain")?;
-    let mut mempool = Mempool::new(MempoolConfig::default());
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let chain_id = chain.chain_id();
+    let mut producer = Producer::new(chain, miner_config(args.miner_threads)?, args.seed)?;
+    let dev = producer.dev_accounts();
     let difficulty = match &spec.retarget {
         Some(rule) => format!(
             "{} bits, retargeting toward {} ms blocks",
@@ -68,86 +56,43 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         out,
         "chain {:?}: genesis {}, difficulty {difficulty}, {} dev accounts with {} coins, reward {}",
         spec.name,
-        chain_id.short(16),
+        spec.genesis_hash().short(16),
         dev.count,
         dev.balance,
         spec.block_reward
     )?;
-    let miner_address = Keypair::dev(0).address();
-    let (sender, solutions) = std::sync::mpsc::channel();
-    let mut config = MinerConfig::detect();
-    if let Some(threads) = args.miner_threads {
-        config.threads = usize::try_from(threads)?;
-    }
-    let miner = Miner::start(config, sender)?;
+    let config = producer.miner_config();
     writeln!(
         out,
         "mining with {} threads, SHA-512 backend {}",
         config.threads, config.backend
     )?;
     for _ in 0..args.blocks {
-        for _ in 0..args.txs_per_block {
-            let from = rng.random_range(0..dev.count);
-            let to = (from + rng.random_range(1..dev.count)) % dev.count;
-            let sender = Keypair::dev(from);
-            let account = chain.account(&sender.address())?.unwrap_or_default();
-            let spendable = mempool.pending_balance(&sender.address(), account.balance);
-            let fee = spec.fee_min;
-            let ceiling = (spendable.0.saturating_sub(fee.0) / 4).min(spec.amount_max.0);
-            if ceiling == 0 {
-                continue;
-            }
-            let transfer = UnsignedTransfer {
-                to: Keypair::dev(to).address(),
-                amount: Amount(rng.random_range(1..=ceiling)),
-                fee,
-                nonce: mempool.next_nonce(&sender.address(), account.nonce),
-                memo: Memo::default(),
-            }
-            .sign(&sender, &chain_id);
-            let now = crate::now();
-            if let Err(error) = mempool.add(transfer, chain.store(), &spec, &chain_id, now) {
-                writeln!(out, "  refused transfer from dev {from}: {error}")?;
-            }
+        for (from, error) in producer.submit_transfers(args.txs_per_block)? {
+            writeln!(out, "  refused transfer from dev {from}: {error}")?;
         }
-        let template = chain.block_template(&mempool, miner_address, crate::now(), 0)?;
-        let (started, hashes_before) = (Instant::now(), miner.hashes());
-        let generation = miner.mine(template.block);
-        let block = loop {
-            let solution = solutions
-                .recv()
-                .context("the mining threads stopped unexpectedly")?;
-            if solution.generation == generation {
-                break solution.block;
-            }
-        };
-        let elapsed = started.elapsed();
-        let hashes = miner.hashes() - hashes_before;
-        let hash = block.hash();
-        let rate = hashes as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6;
+        let mined = producer.mine_block()?;
+        let block = &mined.block;
+        let rate = mined.hashes as f64 / mined.elapsed.as_secs_f64().max(1e-9) / 1e6;
         writeln!(
             out,
-            "block {:>3}  {}…  {} txs, fees {}  nonce {}  {hashes} hashes in {} ms ({rate:.2} MH/s)",
+            "block {:>3}  {}…  {} txs, fees {}  nonce {}  {} hashes in {} ms ({rate:.2} MH/s)",
             block.header.height,
-            hash.short(16),
+            block.hash().short(16),
             block.txs.len(),
-            template.fees,
+            mined.fees,
             block.header.nonce,
-            elapsed.as_millis()
+            mined.hashes,
+            mined.elapsed.as_millis()
         )?;
         for tx in &block.txs {
             writeln!(out, "    {}", describe(tx, &spec))?;
         }
-        let outcome = chain.import_block(block, crate::now())?;
-        let change = outcome
-            .tip_change
-            .context("a freshly mined template did not extend the tip")?;
-        for (id, why) in mempool.on_tip_change(&change, chain.store(), &spec, crate::now())? {
-            if why != powchain_chain::Removal::Confirmed {
-                writeln!(out, "  transfer {} left the mempool: {why:?}", id.short(12))?;
-            }
+        for (id, why) in &mined.dropped {
+            writeln!(out, "  transfer {} left the mempool: {why:?}", id.short(12))?;
         }
     }
+    let chain = &producer.chain;
     writeln!(out, "balances at height {}:", chain.tip().height)?;
     let mut supply: u128 = 0;
     for index in 0..dev.count {

@@ -4,13 +4,17 @@
 //! - `demo`: builds a chain in memory, mines blocks with random signed transfers between dev
 //!   accounts, and prints every block and the final balances.
 //! - `bench`: hashing and mining speed, as ratios to a reference measured in the same run.
+//! - `mine`, `export`, `import`: a chain database file (see `database.rs`).
+//! - `wallet new|list`: keys in their own file.
 //! - `spec`: prints a chain spec as TOML with its genesis hash (a start for custom specs).
 
 mod bench;
+mod database;
 mod demo;
+mod producer;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -33,6 +37,20 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure hashing and mining speed, as ratios to sha2's compression in the same run.
     Bench(bench::BenchArgs),
+    /// Mine blocks of random transfers into a database file, announcing each after its commit.
+    Mine(database::MineArgs),
+    /// Write a database's best chain as JSON.
+    Export(database::ExportArgs),
+    /// Read a JSON chain into a database, validating every block as if from a peer.
+    Import(database::ImportArgs),
+    /// Create or list wallet keys (kept in their own file, mode 0600).
+    Wallet {
+        #[command(subcommand)]
+        action: WalletAction,
+        /// The wallet file.
+        #[arg(long, global = true, default_value = "powchain-wallet.keys")]
+        wallet: PathBuf,
+    },
     /// Print a chain spec as TOML, with its genesis hash.
     Spec {
         /// `dev`, `seed`, or a TOML spec file.
@@ -46,6 +64,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Mine(args) => database::mine(&args),
+        Command::Export(args) => database::export(&args),
+        Command::Import(args) => database::import(&args),
+        Command::Wallet { action, wallet } => run_wallet(action, &wallet),
         Command::Spec { chain } => print_spec(&chain),
     };
     match result {
@@ -57,6 +79,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[derive(Subcommand, Debug)]
+enum WalletAction {
+    /// Generate a key and add it to the wallet file.
+    New,
+    /// List the wallet's addresses.
+    List,
+}
+
+fn run_wallet(action: WalletAction, path: &Path) -> anyhow::Result<()> {
+    let mut wallet = powchain_node::wallet::Wallet::open(path)?;
+    let mut out = std::io::stdout().lock();
+    match action {
+        WalletAction::New => {
+            let key = powchain_chain::Keypair::generate(&mut rand::rng());
+            let address = key.address();
+            wallet.add(key)?;
+            writeln!(out, "{address}")?;
+            eprintln!("added to {} (mode 0600)", path.display());
+        }
+        WalletAction::List => {
+            for key in wallet.keys() {
+                writeln!(out, "{}", key.address())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_spec(chain: &str) -> anyhow::Result<()> {

@@ -1,0 +1,290 @@
+//! Commands on a chain database file: `mine`, `export` and `import`.
+//!
+//! `mine` produces blocks into the file and announces each one only after its commit
+//! returned, so every announced block survives a crash. `export` writes the best chain as
+//! JSON (format in `docs/chain-json.md`); `import` reads such a file and validates every block
+//! as if a peer had sent it.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use powchain_chain::{Block, BlockHash, Chain, ChainConfig, ChainSpec, Height, Placement, Store};
+use powchain_node::store::RedbStore;
+use serde::{Deserialize, Serialize};
+
+use crate::producer::{Producer, miner_config};
+
+/// The format name written into and required from export files.
+pub const EXPORT_FORMAT: &str = "powchain-chain/1";
+/// Largest export file `import` reads, in bytes.
+pub const IMPORT_BYTES_MAX: u64 = 1 << 30;
+
+/// Flags naming a database and its chain.
+#[derive(Args, Debug)]
+pub struct DbArgs {
+    /// The chain database (created with genesis when absent).
+    #[arg(long)]
+    db: PathBuf,
+    /// `dev`, `seed`, or a TOML spec file. Without it: the preset the database holds, or
+    /// `dev` for a new database.
+    #[arg(long)]
+    chain: Option<String>,
+}
+
+/// Flags of `powchain mine`.
+#[derive(Args, Debug)]
+pub struct MineArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Blocks to mine; without it, mine until stopped.
+    #[arg(long)]
+    blocks: Option<u64>,
+    /// Transfers submitted before each block (0..=1000).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    txs_per_block: u64,
+    /// Seed for the random transfers.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mining threads (1..=1024; default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    miner_threads: Option<u64>,
+}
+
+/// Flags of `powchain export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The JSON file to write (`-` for standard output).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Flags of `powchain import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The JSON file to read (`-` for standard input).
+    #[arg(long = "in")]
+    input: PathBuf,
+}
+
+/// The chain spec for a database: `--chain` if given; otherwise the preset whose genesis
+/// the database holds or, for a new database, `expected` (or `dev`).
+fn spec_for(
+    args: &DbArgs,
+    store: &RedbStore,
+    expected: Option<BlockHash>,
+) -> anyhow::Result<ChainSpec> {
+    if let Some(chain) = &args.chain {
+        return crate::load_spec(chain, None);
+    }
+    let genesis = match (store.identity()?, expected) {
+        (Some(identity), _) => identity.genesis,
+        (None, Some(genesis)) => genesis,
+        (None, None) => return Ok(ChainSpec::dev()),
+    };
+    let identity = store
+        .identity()?
+        .unwrap_or(powchain_chain::store::ChainIdentity {
+            name: "(new database)".into(),
+            genesis,
+        });
+    powchain_chain::spec::PRESETS
+        .iter()
+        .filter_map(|name| ChainSpec::preset(name))
+        .find(|spec| spec.genesis_hash() == genesis)
+        .with_context(|| {
+            format!(
+                "{}: chain {:?} (genesis {}) is not a preset: pass --chain with its spec file",
+                args.db.display(),
+                identity.name,
+                identity.genesis
+            )
+        })
+}
+
+/// Opens the database and its chain (`expected`: the genesis a new database should get
+/// when `--chain` is not given).
+fn open(args: &DbArgs, expected: Option<BlockHash>) -> anyhow::Result<Chain<RedbStore>> {
+    let store = RedbStore::open(&args.db)?;
+    let spec = spec_for(args, &store, expected)?;
+    Ok(Chain::open(spec, store, ChainConfig::default())?)
+}
+
+/// `powchain mine`.
+pub fn mine(args: &MineArgs) -> anyhow::Result<()> {
+    let chain = open(&args.db, None)?;
+    let mut out = std::io::stdout().lock();
+    let tip = chain.tip();
+    writeln!(
+        out,
+        "database {}: chain {:?}, tip {} at height {}",
+        args.db.db.display(),
+        chain.spec().name,
+        tip.hash.short(16),
+        tip.height
+    )?;
+    out.flush()?;
+    let mut producer = Producer::new(chain, miner_config(args.miner_threads)?, args.seed)?;
+    let mut mined = 0u64;
+    while args.blocks.is_none_or(|blocks| mined < blocks) {
+        producer.submit_transfers(args.txs_per_block)?;
+        let block = producer.mine_block()?.block;
+        // The commit has returned: only now is the block announced.
+        writeln!(
+            out,
+            "block {} {} committed",
+            block.header.height,
+            block.hash()
+        )?;
+        out.flush()?;
+        mined += 1;
+    }
+    Ok(())
+}
+
+/// The export file: the chain's identity and its best chain, genesis first.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportFile {
+    format: String,
+    chain: ExportChain,
+    blocks: Vec<ExportBlock>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportChain {
+    name: String,
+    genesis: BlockHash,
+}
+
+// No `deny_unknown_fields` here: serde does not support it together with `flatten`.
+#[derive(Serialize, Deserialize)]
+struct ExportBlock {
+    hash: BlockHash,
+    #[serde(flatten)]
+    block: Block,
+}
+
+/// `powchain export`.
+pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let chain = open(&args.db, None)?;
+    let writer: Box<dyn Write> = if args.out == Path::new("-") {
+        Box::new(std::io::stdout().lock())
+    } else {
+        let file = std::fs::File::create(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?;
+        Box::new(file)
+    };
+    let mut out = BufWriter::new(writer);
+    // Written block by block, so a long chain is never held in memory whole.
+    let identity = ExportChain {
+        name: chain.spec().name.clone(),
+        genesis: chain.chain_id(),
+    };
+    write!(
+        out,
+        "{{\n  \"format\": {},\n  \"chain\": {},\n  \"blocks\": [",
+        serde_json::to_string(EXPORT_FORMAT)?,
+        serde_json::to_string(&identity)?
+    )?;
+    let height = chain.tip().height;
+    for h in 0..=height.0 {
+        let block = chain
+            .block_at(Height(h))?
+            .with_context(|| format!("the database has no block at height {h}"))?;
+        let entry = ExportBlock {
+            hash: block.hash(),
+            block: block.as_ref().clone(),
+        };
+        let separator = if h == 0 { "\n    " } else { ",\n    " };
+        write!(out, "{separator}{}", serde_json::to_string(&entry)?)?;
+    }
+    writeln!(out, "\n  ]\n}}")?;
+    out.flush()?;
+    if args.out != Path::new("-") {
+        eprintln!(
+            "exported {} blocks (genesis to height {height}) to {}",
+            height.0 + 1,
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// `powchain import`.
+pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
+    let reader: Box<dyn Read> = if args.input == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(&args.input)
+            .with_context(|| format!("cannot open {}", args.input.display()))?;
+        Box::new(file)
+    };
+    let mut text = Vec::new();
+    reader
+        .take(IMPORT_BYTES_MAX + 1)
+        .read_to_end(&mut text)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
+    if text.len() as u64 > IMPORT_BYTES_MAX {
+        bail!(
+            "{} is larger than {IMPORT_BYTES_MAX} bytes",
+            args.input.display()
+        );
+    }
+    let file: ExportFile = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a powchain chain export", args.input.display()))?;
+    drop(text);
+    if file.format != EXPORT_FORMAT {
+        bail!(
+            "unknown export format {:?}, expected {EXPORT_FORMAT:?}",
+            file.format
+        );
+    }
+    let mut chain = open(&args.db, Some(file.chain.genesis))?;
+    if file.chain.genesis != chain.chain_id() {
+        bail!(
+            "the file holds chain {:?} (genesis {}), the database chain {:?} (genesis {})",
+            file.chain.name,
+            file.chain.genesis,
+            chain.spec().name,
+            chain.chain_id()
+        );
+    }
+    let mut blocks = file.blocks.into_iter().enumerate();
+    match blocks.next() {
+        Some((_, first)) if first.block.hash() == chain.chain_id() => {}
+        _ => bail!("the first block of the file is not this chain's genesis"),
+    }
+    let (mut imported, mut known) = (0u64, 0u64);
+    for (position, entry) in blocks {
+        let hash = entry.block.hash();
+        if hash != entry.hash {
+            bail!(
+                "block {position}: its header hashes to {hash}, not the {} the file says",
+                entry.hash
+            );
+        }
+        let outcome = chain
+            .import_block(entry.block, crate::now())
+            .with_context(|| format!("block {position} ({hash}) refused"))?;
+        match outcome.placement {
+            Placement::AlreadyKnown => known += 1,
+            Placement::Orphan { .. } => {
+                bail!("block {position} ({hash}) does not follow the blocks before it")
+            }
+            _ => imported += 1,
+        }
+    }
+    let tip = chain.tip();
+    eprintln!(
+        "imported {imported} blocks ({known} already known); tip {} at height {}",
+        tip.hash, tip.height
+    );
+    Ok(())
+}
