@@ -127,3 +127,205 @@ fn bench_refuses_out_of_range_flags() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("--seconds must be between"));
 }
+
+/// A directory under the system temp dir, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("powchain-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn mine_export_import_round_trip() {
+    let dir = Scratch::new("round-trip");
+    let (db, json, copy) = (
+        dir.path("chain.redb"),
+        dir.path("chain.json"),
+        dir.path("copy.redb"),
+    );
+    let mine = powchain(&[
+        "mine",
+        "--db",
+        &db,
+        "--chain",
+        "seed",
+        "--blocks",
+        "3",
+        "--miner-threads",
+        "1",
+    ]);
+    assert!(mine.status.success(), "{}", stderr(&mine));
+    let announced: Vec<String> = stdout(&mine)
+        .lines()
+        .filter(|line| line.ends_with(" committed"))
+        .map(|line| line.split(' ').nth(2).unwrap().to_owned())
+        .collect();
+    assert_eq!(announced.len(), 3);
+    // Mining again goes on from the stored tip; the preset is recognised without --chain.
+    let again = powchain(&["mine", "--db", &db, "--blocks", "1", "--miner-threads", "1"]);
+    assert!(
+        stdout(&again).contains("chain \"seed\""),
+        "{}",
+        stdout(&again)
+    );
+    assert!(stdout(&again).contains("block 4 "), "{}", stdout(&again));
+
+    let export = powchain(&["export", "--db", &db, "--out", &json]);
+    assert!(export.status.success(), "{}", stderr(&export));
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(file["format"], "powchain-chain/1");
+    assert_eq!(file["chain"]["name"], "seed");
+    let blocks = file["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 5, "genesis and four blocks");
+    for (block, hash) in blocks[1..4].iter().zip(&announced) {
+        assert_eq!(block["hash"].as_str(), Some(hash.as_str()));
+    }
+
+    let import = powchain(&["import", "--db", &copy, "--in", &json]);
+    assert!(import.status.success(), "{}", stderr(&import));
+    assert!(
+        stderr(&import).contains("imported 4 blocks"),
+        "{}",
+        stderr(&import)
+    );
+    let reexport = powchain(&["export", "--db", &copy, "--out", "-"]);
+    assert_eq!(stdout(&reexport), std::fs::read_to_string(&json).unwrap());
+}
+
+#[test]
+fn import_refuses_tampered_and_foreign_files() {
+    let dir = Scratch::new("tampered");
+    let (db, json) = (dir.path("chain.redb"), dir.path("chain.json"));
+    assert!(
+        powchain(&[
+            "mine",
+            "--db",
+            &db,
+            "--chain",
+            "seed",
+            "--blocks",
+            "2",
+            "--miner-threads",
+            "1"
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        powchain(&["export", "--db", &db, "--out", &json])
+            .status
+            .success()
+    );
+    let text = std::fs::read_to_string(&json).unwrap();
+    let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
+
+    // A changed transfer amount: the header, and so the stated hash, are unchanged, but the
+    // transactions no longer match the header's transaction root.
+    let mut tampered = file.clone();
+    let txs = tampered["blocks"][1]["txs"].as_array_mut().unwrap();
+    let transfer = txs
+        .iter_mut()
+        .find(|tx| tx.get("Transfer").is_some())
+        .unwrap();
+    transfer["Transfer"]["amount"] = serde_json::json!(9);
+    let path = dir.path("tampered.json");
+    std::fs::write(&path, tampered.to_string()).unwrap();
+    let import = powchain(&["import", "--db", &dir.path("a.redb"), "--in", &path]);
+    assert_eq!(import.status.code(), Some(1));
+    assert!(stderr(&import).contains("block 1"), "{}", stderr(&import));
+    assert!(
+        stderr(&import).contains("transaction root"),
+        "{}",
+        stderr(&import)
+    );
+
+    // Into a database of another chain.
+    let import = powchain(&[
+        "import",
+        "--db",
+        &dir.path("b.redb"),
+        "--chain",
+        "dev",
+        "--in",
+        &json,
+    ]);
+    assert_eq!(import.status.code(), Some(1));
+    assert!(
+        stderr(&import).contains("the file holds chain \"seed\""),
+        "{}",
+        stderr(&import)
+    );
+
+    // Not an export at all.
+    file["format"] = serde_json::json!("something-else");
+    std::fs::write(&path, file.to_string()).unwrap();
+    let import = powchain(&["import", "--db", &dir.path("c.redb"), "--in", &path]);
+    assert!(
+        stderr(&import).contains("unknown export format"),
+        "{}",
+        stderr(&import)
+    );
+    std::fs::write(&path, "not json").unwrap();
+    let import = powchain(&["import", "--db", &dir.path("c.redb"), "--in", &path]);
+    assert!(
+        stderr(&import).contains("is not a powchain chain export"),
+        "{}",
+        stderr(&import)
+    );
+}
+
+#[test]
+fn wallet_keys_live_in_a_private_file() {
+    let dir = Scratch::new("wallet");
+    let wallet = dir.path("keys");
+    let first = powchain(&["wallet", "new", "--wallet", &wallet]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let address = stdout(&first).trim().to_owned();
+    assert_eq!(address.len(), 64);
+    powchain(&["wallet", "new", "--wallet", &wallet]);
+    let list = stdout(&powchain(&["wallet", "list", "--wallet", &wallet]));
+    assert_eq!(list.lines().count(), 2);
+    assert_eq!(list.lines().next(), Some(address.as_str()));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&wallet).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn bench_store_json_reports_commits_and_start_up() {
+    let output = powchain(&["bench", "store", "--json", "--seconds", "0.1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let store = &report["store"];
+    for key in [
+        "small_block_commits_per_sec",
+        "full_block_commits_per_sec",
+        "raw_redb_commits_per_sec",
+    ] {
+        assert!(store[key].as_f64().unwrap() > 0.0, "{key}: {store}");
+    }
+    assert_eq!(store["full_block_txs"].as_u64(), Some(4000));
+    let open = store["open"].as_array().unwrap();
+    assert_eq!(open.len(), 2);
+    assert!(open[1]["blocks"].as_u64() > open[0]["blocks"].as_u64());
+    assert!(
+        report.get("results").is_none(),
+        "the hash suite did not run"
+    );
+}

@@ -1,4 +1,4 @@
-//! `powchain bench`: hashing speed, as ratios to a reference measured in the same run.
+//! `powchain bench hash`: hashing speed, as ratios to a reference measured in the same run.
 //!
 //! Machines are noisy and differ, so every rate is also printed as a ratio to `sha2`'s
 //! single-block compression measured seconds earlier on the same machine. The entries:
@@ -23,7 +23,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
 use powchain_chain::{
     Chain, ChainConfig, ChainSpec, Keypair, MemStore, Mempool, MempoolConfig, Target,
 };
@@ -32,73 +31,33 @@ use powchain_node::sha512::{Backend, compress_repeatedly};
 use serde::Serialize;
 use sha2::{Digest, Sha512};
 
-/// Which benchmarks to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Suite {
-    /// Every benchmark.
-    All,
-    /// Hashing and mining.
-    Hash,
-}
-
-/// Flags of `powchain bench`.
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    /// Which benchmarks (all of them by default).
-    #[arg(value_enum, default_value_t = Suite::All)]
-    suite: Suite,
-    /// Seconds per measurement (0.1..=60).
-    #[arg(long, default_value_t = 1.0)]
-    seconds: f64,
-    /// Threads for the multi-threaded miner entry (default: one per core).
-    #[arg(long)]
-    miner_threads: Option<usize>,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
-}
-
 /// One measured rate.
 #[derive(Clone, Debug, Serialize)]
-struct Entry {
+pub struct Entry {
     name: String,
     threads: usize,
     hashes_per_sec: f64,
     ratio_to_sha2_compress: f64,
 }
 
-/// Everything one run measured.
+/// What the hash suite measured.
 #[derive(Debug, Serialize)]
-struct Report {
-    cpu_backend: &'static str,
-    cores: usize,
-    seconds_per_measurement: f64,
+pub struct HashReport {
     results: Vec<Entry>,
     cancel_latency_ms: f64,
     cancel_latency_median_ms: f64,
+    #[serde(skip)]
+    threads: usize,
 }
 
-/// Runs the benchmarks and prints the report.
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if !(0.1..=60.0).contains(&args.seconds) {
-        anyhow::bail!("--seconds must be between 0.1 and 60, got {}", args.seconds);
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = args.miner_threads.unwrap_or(cores);
-    if !(1..=1024).contains(&threads) {
-        anyhow::bail!("--miner-threads must be between 1 and 1024, got {threads}");
-    }
-    match args.suite {
-        Suite::All | Suite::Hash => {}
-    }
-    let duration = Duration::from_secs_f64(args.seconds);
-    let progress = |name: &str| {
-        if !args.json {
-            eprintln!("measuring {name}…");
-        }
-    };
+/// Measures every hashing rate, `duration` each, and the cancellation latency with
+/// `threads` mining threads; `progress` is told what is being measured.
+pub fn measure_all(
+    duration: Duration,
+    threads: usize,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<HashReport> {
     let mut rates: Vec<(String, usize, f64)> = Vec::new();
-
     progress("seed-json");
     rates.push(("seed-json".into(), 1, seed_json_rate(duration)));
     progress("sha2-header");
@@ -119,16 +78,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         progress(&format!("miner with {count} threads"));
         rates.push(("miner".into(), count, miner_rate(count, duration)?));
     }
-    if let Some(rate) = openssl_rate(args.seconds) {
+    if let Some(rate) = openssl_rate(duration.as_secs_f64()) {
         rates.push(("openssl-sha512".into(), 1, rate));
     }
     progress("cancellation latency");
     let (worst, median) = cancel_latency(threads)?;
-
-    let report = Report {
-        cpu_backend: Backend::detect().name(),
-        cores,
-        seconds_per_measurement: args.seconds,
+    Ok(HashReport {
         results: rates
             .into_iter()
             .map(|(name, threads, rate)| Entry {
@@ -140,17 +95,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .collect(),
         cancel_latency_ms: (worst * 1000.0).round() / 1000.0,
         cancel_latency_median_ms: (median * 1000.0).round() / 1000.0,
-    };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "powchain bench: {} cores, best backend {}, {} s per measurement",
-        report.cores, report.cpu_backend, report.seconds_per_measurement
-    )?;
+        threads,
+    })
+}
+
+/// Prints the report as a table.
+pub fn print(report: &HashReport, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<22} {:>7} {:>16} {:>12}",
@@ -169,9 +119,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "cancellation latency: {:.3} ms worst, {:.3} ms median ({} threads, {CANCEL_TRIES} tries)",
-        report.cancel_latency_ms, report.cancel_latency_median_ms, threads
-    )?;
-    Ok(())
+        report.cancel_latency_ms, report.cancel_latency_median_ms, report.threads
+    )
 }
 
 fn format_rate(rate: f64) -> String {

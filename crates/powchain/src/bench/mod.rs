@@ -1,0 +1,107 @@
+//! `powchain bench`: how fast the node is, measured on this machine, with a reference
+//! measured in the same run next to every figure (machines are noisy and differ).
+//!
+//! - `hash` ([`hash`]): hashing and mining rates as ratios to `sha2`'s compression, and the
+//!   miner's cancellation latency.
+//! - `store` ([`store`]): durable block commits per second for small and full blocks, next to
+//!   redb's raw durable commit rate, and start-up time against chain length.
+
+mod hash;
+mod store;
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use powchain_node::sha512::Backend;
+use serde::Serialize;
+
+/// Which benchmarks to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Suite {
+    /// Every benchmark.
+    All,
+    /// Hashing and mining.
+    Hash,
+    /// The chain database.
+    Store,
+}
+
+/// Flags of `powchain bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which benchmarks (all of them by default).
+    #[arg(value_enum, default_value_t = Suite::All)]
+    suite: Suite,
+    /// Seconds per measurement (0.1..=60).
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Threads for the multi-threaded miner entry (default: one per core).
+    #[arg(long)]
+    miner_threads: Option<usize>,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Serialize)]
+struct Report {
+    cpu_backend: &'static str,
+    cores: usize,
+    seconds_per_measurement: f64,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    hash: Option<hash::HashReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<store::StoreReport>,
+}
+
+/// Runs the chosen benchmarks and prints the report.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if !(0.1..=60.0).contains(&args.seconds) {
+        anyhow::bail!("--seconds must be between 0.1 and 60, got {}", args.seconds);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.miner_threads.unwrap_or(cores);
+    if !(1..=1024).contains(&threads) {
+        anyhow::bail!("--miner-threads must be between 1 and 1024, got {threads}");
+    }
+    let duration = Duration::from_secs_f64(args.seconds);
+    let progress = |name: &str| {
+        if !args.json {
+            eprintln!("measuring {name}…");
+        }
+    };
+    let hash = match args.suite {
+        Suite::All | Suite::Hash => Some(hash::measure_all(duration, threads, &progress)?),
+        Suite::Store => None,
+    };
+    let store = match args.suite {
+        Suite::All | Suite::Store => Some(store::measure_all(duration, &progress)?),
+        Suite::Hash => None,
+    };
+    let report = Report {
+        cpu_backend: Backend::detect().name(),
+        cores,
+        seconds_per_measurement: args.seconds,
+        hash,
+        store,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "powchain bench: {} cores, best backend {}, {} s per measurement",
+        report.cores, report.cpu_backend, report.seconds_per_measurement
+    )?;
+    if let Some(hash) = &report.hash {
+        hash::print(hash, &mut out)?;
+    }
+    if let Some(store) = &report.store {
+        store::print(store, &mut out)?;
+    }
+    Ok(())
+}
