@@ -14,7 +14,7 @@ use powchain_chain::{Block, BlockHash, Chain, ChainConfig, ChainSpec, Height, Pl
 use powchain_node::store::RedbStore;
 use serde::{Deserialize, Serialize};
 
-use crate::producer::{Producer, miner_config};
+use crate::producer::{Producer, ProducerArgs};
 
 /// The format name written into and required from export files.
 pub const EXPORT_FORMAT: &str = "powchain-chain/1";
@@ -41,15 +41,8 @@ pub struct MineArgs {
     /// Blocks to mine; without it, mine until stopped.
     #[arg(long)]
     blocks: Option<u64>,
-    /// Transfers submitted before each block (0..=1000).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=1000))]
-    txs_per_block: u64,
-    /// Seed for the random transfers.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Mining threads (1..=1024; default: one per core).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    miner_threads: Option<u64>,
+    #[command(flatten)]
+    producer: ProducerArgs,
 }
 
 /// Flags of `powchain export`.
@@ -129,10 +122,10 @@ pub fn mine(args: &MineArgs) -> anyhow::Result<()> {
         tip.height
     )?;
     out.flush()?;
-    let mut producer = Producer::new(chain, miner_config(args.miner_threads)?, args.seed)?;
+    let mut producer = Producer::from_args(chain, &args.producer)?;
     let mut mined = 0u64;
     while args.blocks.is_none_or(|blocks| mined < blocks) {
-        producer.submit_transfers(args.txs_per_block)?;
+        producer.submit_transfers(args.producer.txs_per_block)?;
         let block = producer.mine_block()?.block;
         // The commit has returned: only now is the block announced.
         writeln!(

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use powchain_chain::{Chain, ChainConfig, Keypair, MemStore, Transaction};
 
-use crate::producer::{Producer, miner_config};
+use crate::producer::{Producer, ProducerArgs};
 
 /// Flags of `powchain demo`.
 #[derive(Args, Debug)]
@@ -25,15 +25,8 @@ pub struct DemoArgs {
     /// Blocks to mine (1..=1000).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     blocks: u64,
-    /// Transfers submitted before each block (0..=1000).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=1000))]
-    txs_per_block: u64,
-    /// Seed for the random transfers.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Mining threads (1..=1024; default: one per core).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    miner_threads: Option<u64>,
+    #[command(flatten)]
+    producer: ProducerArgs,
 }
 
 /// Runs the demo.
@@ -42,7 +35,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let spec = crate::load_spec(&args.chain, args.difficulty)?;
     let chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default())
         .context("opening an in-memory chain")?;
-    let mut producer = Producer::new(chain, miner_config(args.miner_threads)?, args.seed)?;
+    let mut producer = Producer::from_args(chain, &args.producer)?;
     let dev = producer.dev_accounts();
     let difficulty = match &spec.retarget {
         Some(rule) => format!(
@@ -68,7 +61,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         config.threads, config.backend
     )?;
     for _ in 0..args.blocks {
-        for (from, error) in producer.submit_transfers(args.txs_per_block)? {
+        for (from, error) in producer.submit_transfers(args.producer.txs_per_block)? {
             writeln!(out, "  refused transfer from dev {from}: {error}")?;
         }
         let mined = producer.mine_block()?;

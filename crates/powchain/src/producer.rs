@@ -6,6 +6,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use clap::Args;
 use powchain_chain::spec::DevAccounts;
 use powchain_chain::{
     Amount, Block, Chain, Keypair, Memo, Mempool, MempoolConfig, MempoolError, Removal, Store,
@@ -147,11 +148,27 @@ impl<S: Store> Producer<S> {
     }
 }
 
-/// The miner configuration for `--miner-threads` (one per core when absent).
-pub fn miner_config(threads: Option<u64>) -> anyhow::Result<MinerConfig> {
-    let mut config = MinerConfig::detect();
-    if let Some(threads) = threads {
-        config.threads = usize::try_from(threads)?;
+/// The flags every block-producing command shares.
+#[derive(Args, Debug)]
+pub struct ProducerArgs {
+    /// Transfers submitted before each block (0..=1000).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub txs_per_block: u64,
+    /// Seed for the random transfers.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mining threads (1..=1024; default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    miner_threads: Option<u64>,
+}
+
+impl<S: Store> Producer<S> {
+    /// A producer configured by the command line.
+    pub fn from_args(chain: Chain<S>, args: &ProducerArgs) -> anyhow::Result<Producer<S>> {
+        let mut config = MinerConfig::detect();
+        if let Some(threads) = args.miner_threads {
+            config.threads = usize::try_from(threads)?;
+        }
+        Producer::new(chain, config, args.seed)
     }
-    Ok(config)
 }
