@@ -1,0 +1,176 @@
+//! Peer addresses the node knows: seed 003's set of valid peers, grown by gossip.
+//!
+//! An address learned from a peer is only a candidate until this node has connected to it
+//! and finished a handshake: then it is verified, and only verified addresses are passed on
+//! to others. Failed connections back off exponentially; an address that turned out to be
+//! this node itself is never dialled again.
+
+use std::collections::BTreeMap;
+
+use powchain_chain::Timestamp;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Entry {
+    verified: bool,
+    is_self: bool,
+    failures: u32,
+    next_try: Timestamp,
+}
+
+/// Known addresses, bounded.
+#[derive(Clone, Debug)]
+pub struct AddressBook {
+    entries: BTreeMap<String, Entry>,
+    max: usize,
+}
+
+impl AddressBook {
+    /// An empty book of at most `max` addresses.
+    pub fn new(max: usize) -> AddressBook {
+        AddressBook {
+            entries: BTreeMap::new(),
+            max,
+        }
+    }
+
+    /// How many addresses it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds a candidate; returns whether it was new. When full, an unverified address with
+    /// the most failures makes room, or the newcomer is dropped.
+    pub fn add(&mut self, address: &str) -> bool {
+        if address.is_empty() || self.entries.contains_key(address) {
+            return false;
+        }
+        if self.entries.len() >= self.max {
+            let victim = self
+                .entries
+                .iter()
+                .filter(|(_, entry)| !entry.verified)
+                .max_by_key(|(_, entry)| entry.failures)
+                .map(|(address, _)| address.clone());
+            match victim {
+                Some(victim) => {
+                    self.entries.remove(&victim);
+                }
+                None => return false,
+            }
+        }
+        self.entries.insert(address.to_owned(), Entry::default());
+        true
+    }
+
+    /// Whether `address` is in the book.
+    pub fn contains(&self, address: &str) -> bool {
+        self.entries.contains_key(address)
+    }
+
+    /// A handshake over a connection we dialled to `address` succeeded.
+    pub fn mark_verified(&mut self, address: &str) {
+        self.add(address);
+        if let Some(entry) = self.entries.get_mut(address) {
+            entry.verified = true;
+            entry.failures = 0;
+        }
+    }
+
+    /// `address` is this node: never dial it again, never pass it on.
+    pub fn mark_self(&mut self, address: &str) {
+        self.add(address);
+        if let Some(entry) = self.entries.get_mut(address) {
+            entry.is_self = true;
+            entry.verified = false;
+        }
+    }
+
+    /// Dialling `address` failed: wait `base_ms * 2^failures`, at most `max_ms`, before the
+    /// next try.
+    pub fn mark_failed(&mut self, address: &str, now: Timestamp, base_ms: u64, max_ms: u64) {
+        if let Some(entry) = self.entries.get_mut(address) {
+            let backoff = base_ms
+                .saturating_mul(1u64 << entry.failures.min(30))
+                .min(max_ms);
+            entry.failures = entry.failures.saturating_add(1);
+            entry.next_try = now.saturating_add_ms(backoff);
+        }
+    }
+
+    /// Verified addresses, at most `limit`, leaving out `except`.
+    pub fn verified(&self, limit: usize, except: &[&str]) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(address, entry)| entry.verified && !except.contains(&address.as_str()))
+            .take(limit)
+            .map(|(address, _)| address.clone())
+            .collect()
+    }
+
+    /// Addresses worth dialling now (not self, not waiting out a backoff), fewest failures
+    /// first, leaving out those `skip` says are connected or being dialled.
+    pub fn candidates(&self, now: Timestamp, skip: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut candidates: Vec<(&String, &Entry)> = self
+            .entries
+            .iter()
+            .filter(|(address, entry)| !entry.is_self && entry.next_try <= now && !skip(address))
+            .collect();
+        candidates.sort_by_key(|(_, entry)| (!entry.verified, entry.failures));
+        candidates.into_iter().map(|(a, _)| a.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_verified_addresses_are_passed_on() {
+        let mut book = AddressBook::new(10);
+        assert!(book.add("127.0.0.1:1"));
+        assert!(!book.add("127.0.0.1:1"));
+        assert!(book.verified(10, &[]).is_empty());
+        book.mark_verified("127.0.0.1:1");
+        assert_eq!(book.verified(10, &[]), vec!["127.0.0.1:1".to_string()]);
+        assert!(book.verified(10, &["127.0.0.1:1"]).is_empty());
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_and_self_is_never_dialled() {
+        let mut book = AddressBook::new(10);
+        book.add("a");
+        book.mark_failed("a", Timestamp(0), 1_000, 5_000);
+        assert!(book.candidates(Timestamp(999), |_| false).is_empty());
+        assert_eq!(book.candidates(Timestamp(1_000), |_| false), vec!["a"]);
+        book.mark_failed("a", Timestamp(1_000), 1_000, 5_000);
+        assert!(book.candidates(Timestamp(2_999), |_| false).is_empty());
+        for _ in 0..10 {
+            book.mark_failed("a", Timestamp(0), 1_000, 5_000);
+        }
+        assert_eq!(book.candidates(Timestamp(5_000), |_| false), vec!["a"]);
+        book.mark_self("a");
+        assert!(book.candidates(Timestamp(10_000), |_| false).is_empty());
+    }
+
+    #[test]
+    fn bounded_with_unverified_addresses_making_room() {
+        let mut book = AddressBook::new(2);
+        book.add("a");
+        book.mark_verified("a");
+        book.add("b");
+        book.mark_failed("b", Timestamp(0), 1, 1);
+        assert!(book.add("c"));
+        assert!(book.contains("a") && book.contains("c") && !book.contains("b"));
+        book.mark_verified("c");
+        assert!(
+            !book.add("d"),
+            "every address is verified: the newcomer is dropped"
+        );
+        assert_eq!(book.len(), 2);
+    }
+}

@@ -1,0 +1,17 @@
+//! powchain's peer-to-peer protocol, with no I/O: the messages peers exchange and the node
+//! state machine that answers them.
+//!
+//! - [`message`]: every message, its bounds, and its postcard encoding.
+//! - [`peer`]: what the node keeps per connection, and the reasons it disconnects.
+//! - [`address_book`]: known peer addresses, verified before they are passed on.
+//! - [`node`]: the state machine. The tokio driver (node crate) and the simulator feed it
+//!   connections, messages, commands, ticks and mined blocks, and carry out its outputs.
+
+pub mod address_book;
+pub mod message;
+pub mod node;
+pub mod peer;
+
+pub use message::{Hello, Message, MessageError, PROTOCOL_VERSION, TipSummary};
+pub use node::{Command, Event, Node, NodeConfig, Output};
+pub use peer::{Direction, DisconnectReason, PeerId, PeerInfo};

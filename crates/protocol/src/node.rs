@@ -1,0 +1,1472 @@
+//! The node state machine: the seed's "inbound queue, one sequential main process, outbound
+//! queue", with no I/O.
+//!
+//! ```text
+//!  driver ──peer_connected / connect_failed / peer_disconnected──┐
+//!         ──message_received / bad_frame──────────────────────────┤
+//!         ──command (user) / tick(now) / block_mined──────────────┤
+//!                                                                 v
+//!                     Node { chain, mempool, peers, address book, download queue }
+//!                                                                 │
+//!  driver <── Output::{Send, Connect, Disconnect, Mine, Event} ────┘  (drain with `outputs`)
+//! ```
+//!
+//! Sync is headers-first: a peer with more work is asked for headers after our block locator;
+//! headers that connect and carry proof of work queue their blocks, which are requested in
+//! batches from every peer that has them, a bounded number in flight per peer, re-requested
+//! elsewhere after a timeout. A new tip is announced to every peer at once (its header; peers
+//! fetch the block). Transfers are relayed once per peer. Every peer error ends in a
+//! disconnect with a reason, and misbehaviour in a ban.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use powchain_chain::chain::TipChange;
+use powchain_chain::{
+    Block, BlockHash, Chain, ChainConfig, Header, Height, ImportError, Mempool, MempoolConfig,
+    MempoolError, Placement, Store, Timestamp, Transfer, TxError, TxId, Work,
+};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::address_book::AddressBook;
+use crate::message::{
+    ADDRESSES_PER_MESSAGE_MAX, BLOCKS_PER_MESSAGE_MAX, HEADERS_PER_MESSAGE_MAX, Hello,
+    LOCATOR_HASHES_MAX, Message, MessageError, PROTOCOL_VERSION, REASON_BYTES_MAX,
+    TRANSFERS_PER_MESSAGE_MAX, TipSummary,
+};
+use crate::peer::{Direction, DisconnectReason, Peer, PeerId, PeerInfo};
+
+/// How the node behaves toward peers. Every bound has its unit in the name.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's random id, to detect connections to itself.
+    pub node_id: u64,
+    /// Where this node accepts connections, told to peers.
+    pub listen: Option<String>,
+    /// Software name and version.
+    pub agent: String,
+    /// Outbound connections to keep.
+    pub outbound_target: usize,
+    /// Most inbound connections.
+    pub inbound_max: usize,
+    /// How long a new peer has to say hello.
+    pub handshake_timeout_ms: u64,
+    /// The status poll: how often each peer is pinged (and reports its tip).
+    pub ping_interval_ms: u64,
+    /// How long a ping may go unanswered.
+    pub ping_timeout_ms: u64,
+    /// How long a block request may go unanswered before it goes to another peer.
+    pub block_request_timeout_ms: u64,
+    /// Blocks in flight per peer.
+    pub blocks_in_flight_per_peer_max: usize,
+    /// Headers waiting for their blocks.
+    pub download_queue_max: usize,
+    /// How long a misbehaving peer is refused.
+    pub ban_ms: u64,
+    /// Most bans remembered.
+    pub bans_max: usize,
+    /// First reconnection delay; doubles with each failure.
+    pub backoff_base_ms: u64,
+    /// Longest reconnection delay.
+    pub backoff_max_ms: u64,
+    /// Block hashes and transaction ids remembered per peer, so nothing is sent twice.
+    pub known_inventory_max: usize,
+    /// Messages per second a peer may send.
+    pub messages_per_second_max: u32,
+    /// Addresses remembered.
+    pub address_book_max: usize,
+    /// How often sync progress is reported while downloading.
+    pub progress_interval_ms: u64,
+    /// The chain's bounds.
+    pub chain: ChainConfig,
+    /// The mempool's bounds.
+    pub mempool: MempoolConfig,
+    /// Who this node's blocks pay (dev account 0 when `None`).
+    pub miner_address: Option<powchain_chain::Address>,
+}
+
+impl NodeConfig {
+    /// Defaults for a node with id `node_id`.
+    pub fn new(node_id: u64) -> NodeConfig {
+        NodeConfig {
+            node_id,
+            listen: None,
+            agent: concat!("powchain/", env!("CARGO_PKG_VERSION")).to_owned(),
+            outbound_target: 8,
+            inbound_max: 32,
+            handshake_timeout_ms: 10_000,
+            ping_interval_ms: 10_000,
+            ping_timeout_ms: 30_000,
+            block_request_timeout_ms: 10_000,
+            blocks_in_flight_per_peer_max: 32,
+            download_queue_max: 100_000,
+            ban_ms: 600_000,
+            bans_max: 10_000,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            known_inventory_max: 8_192,
+            messages_per_second_max: 2_000,
+            address_book_max: 1_024,
+            progress_interval_ms: 5_000,
+            chain: ChainConfig::default(),
+            mempool: MempoolConfig::default(),
+            miner_address: None,
+        }
+    }
+}
+
+/// A user command (the seed's session commands).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `ConnectTo`: dial an address.
+    Connect(String),
+    /// Close a connection.
+    Disconnect(PeerId),
+    /// `EchoTo`: the peer prints the text and sends it back.
+    Echo {
+        /// To whom.
+        peer: PeerId,
+        /// What.
+        message: String,
+    },
+    /// `SyncWith`: ask the peer for its peers (and connect to them) and for its chain.
+    SyncWith(PeerId),
+    /// `MakeTransaction`: a signed transfer to add to the mempool and relay.
+    SubmitTransfer(Transfer),
+    /// `Mine`: mine the pending transfers into one block.
+    MineOnce,
+    /// Mine continuously (empty blocks included), or stop.
+    Automine(bool),
+    /// Say goodbye to every peer and disconnect.
+    Shutdown,
+}
+
+/// Something worth telling the user or the logs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A handshake finished.
+    PeerReady {
+        /// The connection.
+        peer: PeerId,
+        /// Its address.
+        address: String,
+        /// Who opened it.
+        direction: Direction,
+        /// The peer's node id.
+        node_id: u64,
+        /// The peer's software.
+        agent: String,
+        /// The peer's tip height.
+        height: Height,
+    },
+    /// A connection ended.
+    PeerGone {
+        /// The connection.
+        peer: PeerId,
+        /// Its address.
+        address: String,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// Dialling an address failed.
+    ConnectFailed {
+        /// The address.
+        address: String,
+        /// What the driver said.
+        reason: String,
+    },
+    /// A peer asked us to echo this.
+    EchoRequested {
+        /// Who.
+        peer: PeerId,
+        /// What.
+        message: String,
+    },
+    /// A peer echoed this back.
+    EchoReplied {
+        /// Who.
+        peer: PeerId,
+        /// What.
+        message: String,
+    },
+    /// A peer told us about these addresses.
+    AddressesLearned {
+        /// Who.
+        peer: PeerId,
+        /// How many were new.
+        new: usize,
+    },
+    /// The best chain moved.
+    TipChanged {
+        /// The new tip.
+        hash: BlockHash,
+        /// Its height.
+        height: Height,
+        /// Blocks that left the best chain (a reorg when non-zero).
+        disconnected: usize,
+        /// Blocks that joined it.
+        connected: usize,
+        /// The peer whose block did it (`None`: mined here, or an unlocked orphan).
+        from: Option<PeerId>,
+    },
+    /// A block mined here was accepted.
+    Mined {
+        /// Its hash.
+        hash: BlockHash,
+        /// Its height.
+        height: Height,
+        /// Its transactions, coinbase included.
+        txs: usize,
+    },
+    /// `Mine` with an empty mempool (the seed's warning).
+    NothingToMine,
+    /// A transfer entered the mempool.
+    TransferAccepted {
+        /// Its id.
+        id: TxId,
+        /// The peer that sent it (`None`: submitted here).
+        from: Option<PeerId>,
+    },
+    /// A transfer submitted here was refused.
+    TransferRefused {
+        /// Why.
+        error: MempoolError,
+    },
+    /// Blocks are being downloaded.
+    SyncProgress {
+        /// Our height.
+        height: Height,
+        /// Blocks waiting to be downloaded.
+        remaining: usize,
+        /// Blocks connected per second since the last report.
+        blocks_per_sec: f64,
+    },
+    /// The store failed: the node must stop.
+    StoreFailed(String),
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Send a message to a peer.
+    Send {
+        /// To whom.
+        peer: PeerId,
+        /// What.
+        message: Message,
+    },
+    /// Dial an address; report back with `peer_connected` or `connect_failed`.
+    Connect(String),
+    /// Close a connection (after sending what was queued for it).
+    Disconnect {
+        /// Which.
+        peer: PeerId,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// Mine this template (replacing any current work), or stop mining with `None`.
+    Mine(Option<Block>),
+    /// Tell the user.
+    Event(Event),
+}
+
+/// A header whose block is wanted.
+#[derive(Clone, Copy, Debug)]
+struct Wanted {
+    header: Header,
+    chain_work: Work,
+}
+
+/// The node.
+pub struct Node<S: Store> {
+    config: NodeConfig,
+    chain: Chain<S>,
+    mempool: Mempool,
+    peers: BTreeMap<PeerId, Peer>,
+    addresses: AddressBook,
+    /// Addresses being dialled, and since when.
+    dialing: HashMap<String, Timestamp>,
+    bans: HashMap<String, Timestamp>,
+    /// Headers whose blocks are wanted, and their download order.
+    wanted: HashMap<BlockHash, Wanted>,
+    queue: VecDeque<BlockHash>,
+    /// Which peer each requested block was asked of.
+    requested: HashMap<BlockHash, PeerId>,
+    /// The peer a header sync is running with.
+    header_sync: Option<PeerId>,
+    automine: bool,
+    mine_once: bool,
+    progress: (Timestamp, Height),
+    last_gossip: Timestamp,
+    rng: ChaCha8Rng,
+    outputs: VecDeque<Output>,
+}
+
+impl<S: Store> Node<S> {
+    /// A node on `chain`; `seed` drives its random choices (ping nonces, gossip targets).
+    pub fn new(config: NodeConfig, chain: Chain<S>, seed: u64) -> Node<S> {
+        Node {
+            mempool: Mempool::new(config.mempool),
+            addresses: AddressBook::new(config.address_book_max),
+            config,
+            chain,
+            peers: BTreeMap::new(),
+            dialing: HashMap::new(),
+            bans: HashMap::new(),
+            wanted: HashMap::new(),
+            queue: VecDeque::new(),
+            requested: HashMap::new(),
+            header_sync: None,
+            automine: false,
+            mine_once: false,
+            progress: (Timestamp(0), Height(0)),
+            last_gossip: Timestamp(0),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Chain<S> {
+        &self.chain
+    }
+
+    /// The mempool.
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The known addresses.
+    pub fn addresses(&self) -> &AddressBook {
+        &self.addresses
+    }
+
+    /// Adds an address to dial when the node wants more peers (seed 003's peer list).
+    pub fn add_address(&mut self, address: &str) {
+        self.addresses.add(address);
+    }
+
+    /// Ready peers: id, address, direction, node id and reported tip height.
+    pub fn peers(&self) -> Vec<(PeerId, String, Direction, u64, Height)> {
+        self.peers
+            .iter()
+            .filter_map(|(id, peer)| {
+                let hello = peer.hello.as_ref()?;
+                let height = peer.tip.map_or(hello.tip.height, |tip| tip.height);
+                Some((
+                    *id,
+                    peer.info.address.clone(),
+                    peer.info.direction,
+                    hello.node_id,
+                    height,
+                ))
+            })
+            .collect()
+    }
+
+    /// The ready peer with node id `node_id` (the seed's `ConnectTo N` names nodes by id).
+    pub fn peer_by_address(&self, address: &str) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .find(|(_, peer)| {
+                peer.info.address == address
+                    || peer.hello.as_ref().and_then(|h| h.listen.as_deref()) == Some(address)
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// Whether connections with this ban key are refused at `now`.
+    pub fn is_banned(&self, ban_key: &str, now: Timestamp) -> bool {
+        self.bans.get(ban_key).is_some_and(|until| *until > now)
+    }
+
+    /// Whether automine is on.
+    pub fn is_automining(&self) -> bool {
+        self.automine
+    }
+
+    /// Blocks waiting to be downloaded.
+    pub fn download_queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Takes everything the driver must do, oldest first.
+    pub fn outputs(&mut self) -> Vec<Output> {
+        self.outputs.drain(..).collect()
+    }
+
+    fn send(&mut self, peer: PeerId, message: Message) {
+        self.outputs.push_back(Output::Send { peer, message });
+    }
+
+    fn event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn tip_summary(&self) -> TipSummary {
+        let tip = self.chain.tip();
+        TipSummary {
+            hash: tip.hash,
+            height: tip.height,
+            work: tip.chain_work,
+        }
+    }
+
+    // ---- connections -------------------------------------------------------------------
+
+    /// A connection opened (either way). The node says hello, or refuses it.
+    pub fn peer_connected(&mut self, peer: PeerId, info: PeerInfo, now: Timestamp) {
+        if info.direction == Direction::Outbound {
+            self.dialing.remove(&info.address);
+        }
+        let banned = self.is_banned(&info.ban_key, now);
+        let inbound = self
+            .peers
+            .values()
+            .filter(|p| p.info.direction == Direction::Inbound)
+            .count();
+        self.peers.insert(
+            peer,
+            Peer::new(info.clone(), now, self.config.known_inventory_max),
+        );
+        if banned {
+            return self.disconnect(peer, DisconnectReason::Banned, now);
+        }
+        if info.direction == Direction::Inbound && inbound >= self.config.inbound_max {
+            return self.disconnect(peer, DisconnectReason::TooManyInbound, now);
+        }
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            genesis: self.chain.chain_id(),
+            node_id: self.config.node_id,
+            listen: self.config.listen.clone(),
+            tip: self.tip_summary(),
+            agent: self.config.agent.clone(),
+        };
+        self.send(peer, Message::Hello(hello));
+    }
+
+    /// Dialling `address` failed.
+    pub fn connect_failed(&mut self, address: &str, reason: &str, now: Timestamp) {
+        self.dialing.remove(address);
+        self.addresses.mark_failed(
+            address,
+            now,
+            self.config.backoff_base_ms,
+            self.config.backoff_max_ms,
+        );
+        self.event(Event::ConnectFailed {
+            address: address.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// A connection closed by the other side or the network.
+    pub fn peer_disconnected(&mut self, peer: PeerId, now: Timestamp) {
+        if let Some(state) = self.peers.remove(&peer) {
+            self.forget_peer(peer, &state, now);
+            self.event(Event::PeerGone {
+                peer,
+                address: state.info.address,
+                reason: DisconnectReason::PeerGoodbye("connection closed".into()),
+            });
+        }
+    }
+
+    /// Closes a connection: says goodbye with the reason, bans misbehaviour.
+    fn disconnect(&mut self, peer: PeerId, reason: DisconnectReason, now: Timestamp) {
+        let Some(state) = self.peers.remove(&peer) else {
+            return;
+        };
+        if reason.is_misbehaviour() {
+            self.ban(&state.info.ban_key, now);
+        }
+        if !matches!(reason, DisconnectReason::PeerGoodbye(_)) {
+            let mut text = reason.to_string();
+            text.truncate(REASON_BYTES_MAX);
+            self.send(peer, Message::Goodbye { reason: text });
+        }
+        self.forget_peer(peer, &state, now);
+        self.outputs.push_back(Output::Disconnect {
+            peer,
+            reason: reason.clone(),
+        });
+        self.event(Event::PeerGone {
+            peer,
+            address: state.info.address,
+            reason,
+        });
+    }
+
+    fn ban(&mut self, key: &str, now: Timestamp) {
+        if self.bans.len() >= self.config.bans_max {
+            self.bans.retain(|_, until| *until > now);
+        }
+        if self.bans.len() < self.config.bans_max {
+            self.bans
+                .insert(key.to_owned(), now.saturating_add_ms(self.config.ban_ms));
+        }
+    }
+
+    /// Puts back what a gone peer was doing for us.
+    fn forget_peer(&mut self, peer: PeerId, state: &Peer, now: Timestamp) {
+        for hash in state.in_flight.keys() {
+            self.requested.remove(hash);
+            if self.wanted.contains_key(hash) {
+                self.queue.push_front(*hash);
+            }
+        }
+        if self.header_sync == Some(peer) {
+            self.header_sync = None;
+        }
+        self.schedule_downloads(now);
+    }
+
+    // ---- messages ----------------------------------------------------------------------
+
+    /// A frame from `peer` could not be decoded or broke a bound: a disconnect and a ban.
+    pub fn bad_frame(&mut self, peer: PeerId, error: &MessageError, now: Timestamp) {
+        self.disconnect(peer, DisconnectReason::BadMessage(error.to_string()), now);
+    }
+
+    /// A message from `peer`.
+    pub fn message_received(&mut self, peer: PeerId, message: Message, now: Timestamp) {
+        let per_second = self.config.messages_per_second_max;
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !state.count_message(now, per_second) {
+            return self.disconnect(peer, DisconnectReason::Flood, now);
+        }
+        if let Err(error) = message.check_bounds() {
+            return self.bad_frame(peer, &error, now);
+        }
+        let ready = state.is_ready();
+        match message {
+            Message::Hello(hello) if !ready => self.on_hello(peer, hello, now),
+            Message::Hello(_) => self.disconnect(
+                peer,
+                DisconnectReason::ProtocolViolation("second hello"),
+                now,
+            ),
+            Message::Goodbye { reason } => {
+                // Seed 003: `exit` is answered by `bye`.
+                self.send(
+                    peer,
+                    Message::Goodbye {
+                        reason: "bye".into(),
+                    },
+                );
+                self.disconnect(peer, DisconnectReason::PeerGoodbye(reason), now);
+            }
+            _ if !ready => self.disconnect(
+                peer,
+                DisconnectReason::ProtocolViolation("a message before the hello"),
+                now,
+            ),
+            Message::Ping { nonce } => {
+                let tip = self.tip_summary();
+                self.send(peer, Message::Pong { nonce, tip });
+            }
+            Message::Pong { nonce, tip } => self.on_pong(peer, nonce, tip, now),
+            Message::EchoRequest { message } => {
+                self.event(Event::EchoRequested {
+                    peer,
+                    message: message.clone(),
+                });
+                self.send(peer, Message::EchoResponse { message });
+            }
+            Message::EchoResponse { message } => {
+                self.event(Event::EchoReplied { peer, message });
+            }
+            Message::GetAddresses => self.on_get_addresses(peer),
+            Message::Addresses(addresses) => self.on_addresses(peer, addresses, now),
+            Message::Announce { header } => self.on_announce(peer, header, now),
+            Message::GetHeaders { locator } => self.on_get_headers(peer, &locator),
+            Message::Headers(headers) => self.on_headers(peer, headers, now),
+            Message::GetBlocks(hashes) => self.on_get_blocks(peer, &hashes),
+            Message::Blocks(blocks) => self.on_blocks(peer, blocks, now),
+            Message::NotFound(hashes) => self.on_not_found(peer, &hashes, now),
+            Message::Transactions(transfers) => self.on_transactions(peer, transfers, now),
+        }
+    }
+
+    fn on_hello(&mut self, peer: PeerId, hello: Hello, now: Timestamp) {
+        if hello.version != PROTOCOL_VERSION {
+            let reason = DisconnectReason::ProtocolVersion {
+                ours: PROTOCOL_VERSION,
+                theirs: hello.version,
+            };
+            return self.disconnect(peer, reason, now);
+        }
+        if hello.genesis != self.chain.chain_id() {
+            let reason = DisconnectReason::WrongGenesis {
+                ours: self.chain.chain_id(),
+                theirs: hello.genesis,
+            };
+            return self.disconnect(peer, reason, now);
+        }
+        let Some(state) = self.peers.get(&peer) else {
+            return;
+        };
+        let info = state.info.clone();
+        if hello.node_id == self.config.node_id {
+            if info.direction == Direction::Outbound {
+                self.addresses.mark_self(&info.address);
+            }
+            return self.disconnect(peer, DisconnectReason::SelfConnection, now);
+        }
+        let duplicate = self.peers.iter().any(|(id, other)| {
+            *id != peer
+                && other
+                    .hello
+                    .as_ref()
+                    .is_some_and(|h| h.node_id == hello.node_id)
+        });
+        if duplicate {
+            return self.disconnect(peer, DisconnectReason::DuplicateConnection, now);
+        }
+        if info.direction == Direction::Outbound {
+            self.addresses.mark_verified(&info.address);
+        } else if let Some(listen) = &hello.listen {
+            // Only a candidate until we have connected to it ourselves.
+            self.addresses.add(listen);
+        }
+        let tip = hello.tip;
+        self.event(Event::PeerReady {
+            peer,
+            address: info.address.clone(),
+            direction: info.direction,
+            node_id: hello.node_id,
+            agent: hello.agent.clone(),
+            height: tip.height,
+        });
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.tip = Some(tip);
+            state.hello = Some(hello);
+            state.known_blocks.insert(tip.hash);
+        }
+        self.maybe_sync_headers(peer, tip);
+    }
+
+    fn on_pong(&mut self, peer: PeerId, nonce: u64, tip: TipSummary, _now: Timestamp) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if state.ping.is_some_and(|(sent, _)| sent == nonce) {
+            state.ping = None;
+            state.timeouts = 0;
+        }
+        state.tip = Some(tip);
+        self.maybe_sync_headers(peer, tip);
+    }
+
+    /// Starts a header sync with `peer` if it claims more work than we have and no sync runs.
+    fn maybe_sync_headers(&mut self, peer: PeerId, tip: TipSummary) {
+        let ours = self.chain.tip().chain_work;
+        if tip.work <= ours
+            || self.header_sync.is_some()
+            || self.chain.tree().get(&tip.hash).is_some()
+        {
+            return;
+        }
+        self.request_headers(peer, None);
+    }
+
+    fn request_headers(&mut self, peer: PeerId, from: Option<BlockHash>) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        state.headers_requested = true;
+        self.header_sync = Some(peer);
+        let mut locator = Vec::with_capacity(LOCATOR_HASHES_MAX);
+        locator.extend(from);
+        locator.extend(self.locator());
+        locator.truncate(LOCATOR_HASHES_MAX);
+        self.send(peer, Message::GetHeaders { locator });
+    }
+
+    /// Best-chain hashes from the tip back to genesis: the last ten one by one, then with
+    /// doubling gaps, genesis always last.
+    fn locator(&self) -> Vec<BlockHash> {
+        let tree = self.chain.tree();
+        let mut hashes = Vec::new();
+        let mut height = tree.height().0;
+        let mut step = 1u64;
+        while hashes.len() < LOCATOR_HASHES_MAX - 1 {
+            if let Some(hash) = tree.best_at(Height(height)) {
+                hashes.push(hash);
+            }
+            if height == 0 {
+                return hashes;
+            }
+            if hashes.len() >= 10 {
+                step = step.saturating_mul(2);
+            }
+            height = height.saturating_sub(step);
+        }
+        hashes.extend(tree.best_at(Height(0)));
+        hashes
+    }
+
+    fn on_get_addresses(&mut self, peer: PeerId) {
+        let except: Vec<String> = self
+            .peers
+            .get(&peer)
+            .into_iter()
+            .flat_map(|p| {
+                [
+                    Some(p.info.address.clone()),
+                    p.hello.as_ref().and_then(|h| h.listen.clone()),
+                ]
+            })
+            .flatten()
+            .collect();
+        let except: Vec<&str> = except.iter().map(String::as_str).collect();
+        let mut addresses = self
+            .addresses
+            .verified(ADDRESSES_PER_MESSAGE_MAX - 1, &except);
+        if let Some(listen) = &self.config.listen {
+            addresses.push(listen.clone());
+        }
+        self.send(peer, Message::Addresses(addresses));
+    }
+
+    fn on_addresses(&mut self, peer: PeerId, addresses: Vec<String>, now: Timestamp) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        // Only answers are taken: unasked-for gossip is ignored, so it cannot flood the book.
+        let Some(connect_now) = state.addresses_requested.take() else {
+            return;
+        };
+        let mut new = 0;
+        for address in addresses {
+            if Some(&address) == self.config.listen.as_ref() {
+                continue;
+            }
+            if self.addresses.add(&address) {
+                new += 1;
+            }
+            if connect_now && self.peer_by_address(&address).is_none() {
+                self.dial(&address, now);
+            }
+        }
+        self.event(Event::AddressesLearned { peer, new });
+    }
+
+    fn dial(&mut self, address: &str, now: Timestamp) {
+        if self.dialing.contains_key(address) {
+            return;
+        }
+        self.dialing.insert(address.to_owned(), now);
+        self.outputs.push_back(Output::Connect(address.to_owned()));
+    }
+
+    fn on_get_headers(&mut self, peer: PeerId, locator: &[BlockHash]) {
+        let tree = self.chain.tree();
+        let start = locator
+            .iter()
+            .find(|hash| tree.is_on_best(hash))
+            .and_then(|hash| tree.get(hash))
+            .map_or(Height(0), |entry| entry.header.height);
+        let headers: Vec<Header> = tree
+            .best_range(Height(start.0 + 1), HEADERS_PER_MESSAGE_MAX)
+            .iter()
+            .filter_map(|hash| tree.get(hash).map(|entry| entry.header))
+            .collect();
+        if let Some(state) = self.peers.get_mut(&peer) {
+            for header in &headers {
+                state.known_blocks.insert(header.hash());
+            }
+        }
+        self.send(peer, Message::Headers(headers));
+    }
+
+    /// The chain work a child of `parent` with `header` would have, if the parent is known.
+    fn work_after(&self, parent: &BlockHash, header: &Header) -> Option<Work> {
+        let parent_work = match self.chain.tree().get(parent) {
+            Some(entry) if entry.status != powchain_chain::store::BlockStatus::Invalid => {
+                entry.chain_work
+            }
+            Some(_) => return None,
+            None => self.wanted.get(parent)?.chain_work,
+        };
+        parent_work.checked_add(header.target.work())
+    }
+
+    /// The checks a header gets before its block is wanted: proof of work against its own
+    /// target, a target no easier than the chain allows, a height one above its parent.
+    fn check_header(&self, header: &Header, parent_height: Height) -> Result<(), String> {
+        let spec = self.chain.spec();
+        let easiest = spec
+            .retarget
+            .map_or(spec.genesis_target(), |rule| rule.easiest.target());
+        if header.target > easiest {
+            return Err(format!(
+                "header {} has a target easier than the chain allows",
+                header.hash().short(16)
+            ));
+        }
+        if !header.meets_own_target() {
+            return Err(format!(
+                "header {} lacks proof of work",
+                header.hash().short(16)
+            ));
+        }
+        if parent_height.next() != Some(header.height) {
+            return Err(format!(
+                "header {} has the wrong height",
+                header.hash().short(16)
+            ));
+        }
+        Ok(())
+    }
+
+    fn parent_height(&self, parent: &BlockHash) -> Option<Height> {
+        match self.chain.tree().get(parent) {
+            Some(entry) => Some(entry.header.height),
+            None => self.wanted.get(parent).map(|w| w.header.height),
+        }
+    }
+
+    fn on_headers(&mut self, peer: PeerId, headers: Vec<Header>, now: Timestamp) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !state.headers_requested {
+            return self.disconnect(peer, DisconnectReason::Unrequested("headers"), now);
+        }
+        state.headers_requested = false;
+        if self.header_sync == Some(peer) {
+            self.header_sync = None;
+        }
+        let full = headers.len() == HEADERS_PER_MESSAGE_MAX;
+        let mut previous: Option<BlockHash> = None;
+        let mut last = None;
+        for header in headers {
+            let hash = header.hash();
+            if let Some(previous) = previous
+                && header.prev_hash != previous
+            {
+                return self.disconnect(
+                    peer,
+                    DisconnectReason::InvalidHeaders("headers do not form a chain".into()),
+                    now,
+                );
+            }
+            previous = Some(hash);
+            last = Some(hash);
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.known_blocks.insert(hash);
+            }
+            if self.chain.tree().get(&hash).is_some() || self.wanted.contains_key(&hash) {
+                continue;
+            }
+            let Some(parent_height) = self.parent_height(&header.prev_hash) else {
+                return self.disconnect(
+                    peer,
+                    DisconnectReason::InvalidHeaders("headers do not connect to our chain".into()),
+                    now,
+                );
+            };
+            if let Err(why) = self.check_header(&header, parent_height) {
+                return self.disconnect(peer, DisconnectReason::InvalidHeaders(why), now);
+            }
+            let Some(chain_work) = self.work_after(&header.prev_hash, &header) else {
+                return self.disconnect(
+                    peer,
+                    DisconnectReason::InvalidHeaders("headers build on an invalid block".into()),
+                    now,
+                );
+            };
+            if self.queue.len() >= self.config.download_queue_max {
+                break;
+            }
+            self.wanted.insert(hash, Wanted { header, chain_work });
+            self.queue.push_back(hash);
+        }
+        if let (true, Some(last)) = (full, last)
+            && self.queue.len() < self.config.download_queue_max
+        {
+            self.request_headers(peer, Some(last));
+        }
+        self.schedule_downloads(now);
+    }
+
+    fn on_announce(&mut self, peer: PeerId, header: Header, now: Timestamp) {
+        let hash = header.hash();
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.known_blocks.insert(hash);
+        }
+        if self.chain.tree().get(&hash).is_some() || self.wanted.contains_key(&hash) {
+            return;
+        }
+        match self.parent_height(&header.prev_hash) {
+            Some(parent_height) => {
+                if let Err(why) = self.check_header(&header, parent_height) {
+                    return self.disconnect(peer, DisconnectReason::InvalidHeaders(why), now);
+                }
+                let Some(chain_work) = self.work_after(&header.prev_hash, &header) else {
+                    return;
+                };
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.tip = Some(TipSummary {
+                        hash,
+                        height: header.height,
+                        work: chain_work,
+                    });
+                }
+                self.wanted.insert(hash, Wanted { header, chain_work });
+                // A fresh tip goes first: it is what propagation waits for.
+                self.queue.push_front(hash);
+                self.schedule_downloads(now);
+            }
+            None => {
+                // We are missing its ancestors: catch up by headers.
+                if self.header_sync.is_none() {
+                    self.request_headers(peer, None);
+                }
+            }
+        }
+    }
+
+    fn on_get_blocks(&mut self, peer: PeerId, hashes: &[BlockHash]) {
+        let mut blocks = Vec::new();
+        let mut missing = Vec::new();
+        for hash in hashes {
+            match self.chain.block(hash) {
+                Ok(Some(block)) => blocks.push(block.as_ref().clone()),
+                Ok(None) => missing.push(*hash),
+                Err(error) => {
+                    self.event(Event::StoreFailed(error.to_string()));
+                    return;
+                }
+            }
+        }
+        if let Some(state) = self.peers.get_mut(&peer) {
+            for block in &blocks {
+                state.known_blocks.insert(block.hash());
+            }
+        }
+        if !blocks.is_empty() {
+            self.send(peer, Message::Blocks(blocks));
+        }
+        if !missing.is_empty() {
+            self.send(peer, Message::NotFound(missing));
+        }
+    }
+
+    /// The peer does not have blocks we asked it for (it may have pruned a side branch):
+    /// they are no longer wanted until someone announces them again, so nothing is asked
+    /// of the same peer twice.
+    fn on_not_found(&mut self, peer: PeerId, hashes: &[BlockHash], now: Timestamp) {
+        let mut missing = Vec::new();
+        if let Some(state) = self.peers.get_mut(&peer) {
+            for hash in hashes {
+                if state.in_flight.remove(hash).is_some() {
+                    missing.push(*hash);
+                }
+            }
+        }
+        for hash in missing {
+            self.requested.remove(&hash);
+            self.drop_wanted_descendants(&hash);
+        }
+        self.schedule_downloads(now);
+    }
+
+    fn on_blocks(&mut self, peer: PeerId, blocks: Vec<Block>, now: Timestamp) {
+        for block in blocks {
+            let hash = block.hash();
+            let Some(state) = self.peers.get_mut(&peer) else {
+                return;
+            };
+            if state.in_flight.remove(&hash).is_none() {
+                return self.disconnect(peer, DisconnectReason::Unrequested("block"), now);
+            }
+            state.timeouts = 0;
+            state.known_blocks.insert(hash);
+            self.requested.remove(&hash);
+            self.wanted.remove(&hash);
+            match self.chain.import_block(block, now) {
+                Ok(outcome) => {
+                    if let Placement::Orphan { missing } = outcome.placement
+                        && !self.wanted.contains_key(&missing)
+                        && !self.requested.contains_key(&missing)
+                        && self.header_sync.is_none()
+                    {
+                        self.request_headers(peer, None);
+                    }
+                    if let Some(change) = outcome.tip_change {
+                        self.on_tip_change(&change, Some(peer), now);
+                    }
+                }
+                Err(ImportError::Store(error)) => {
+                    return self.event(Event::StoreFailed(error.to_string()));
+                }
+                Err(error) => {
+                    // It is the block's own header we asked for: forget everything built on it.
+                    self.drop_wanted_descendants(&hash);
+                    return self.disconnect(
+                        peer,
+                        DisconnectReason::InvalidBlock(error.to_string()),
+                        now,
+                    );
+                }
+            }
+        }
+        self.report_progress(now);
+        self.schedule_downloads(now);
+    }
+
+    /// Forgets the wanted header `invalid` and every wanted header that builds on it.
+    fn drop_wanted_descendants(&mut self, invalid: &BlockHash) {
+        let mut dead: HashSet<BlockHash> = HashSet::from([*invalid]);
+        // Headers were queued parents first, so one pass in queue order finds every descendant.
+        let order: Vec<BlockHash> = self.queue.iter().copied().collect();
+        for hash in order {
+            if let Some(wanted) = self.wanted.get(&hash)
+                && dead.contains(&wanted.header.prev_hash)
+            {
+                dead.insert(hash);
+            }
+        }
+        self.queue.retain(|hash| !dead.contains(hash));
+        self.wanted.retain(|hash, _| !dead.contains(hash));
+    }
+
+    fn report_progress(&mut self, now: Timestamp) {
+        let (since, from) = self.progress;
+        if self.queue.is_empty() && self.requested.is_empty() {
+            self.progress = (now, self.chain.tip().height);
+            return;
+        }
+        let elapsed = now.ms_since(since);
+        if elapsed < self.config.progress_interval_ms {
+            return;
+        }
+        let height = self.chain.tip().height;
+        let blocks = height.0.saturating_sub(from.0);
+        self.progress = (now, height);
+        self.event(Event::SyncProgress {
+            height,
+            remaining: self.queue.len() + self.requested.len(),
+            blocks_per_sec: blocks as f64 * 1_000.0 / elapsed.max(1) as f64,
+        });
+    }
+
+    /// Assigns queued blocks to peers that have them, up to each peer's in-flight bound.
+    fn schedule_downloads(&mut self, now: Timestamp) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let per_peer = self.config.blocks_in_flight_per_peer_max;
+        let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peer_ids {
+            let mut batch = Vec::new();
+            {
+                let Some(state) = self.peers.get(&peer) else {
+                    continue;
+                };
+                if !state.is_ready() {
+                    continue;
+                }
+                let room = per_peer.saturating_sub(state.in_flight.len());
+                let peer_work = state.tip.map_or(Work(0), |tip| tip.work);
+                let mut kept = VecDeque::with_capacity(self.queue.len());
+                while let Some(hash) = self.queue.pop_front() {
+                    let has_it = self.wanted.get(&hash).is_some_and(|w| {
+                        w.chain_work <= peer_work || state.known_blocks.contains(&hash)
+                    });
+                    if batch.len() < room.min(BLOCKS_PER_MESSAGE_MAX) && has_it {
+                        batch.push(hash);
+                    } else if self.wanted.contains_key(&hash) {
+                        kept.push_back(hash);
+                    }
+                    if batch.len() >= room.min(BLOCKS_PER_MESSAGE_MAX) {
+                        break;
+                    }
+                }
+                kept.extend(self.queue.drain(..));
+                self.queue = kept;
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            if let Some(state) = self.peers.get_mut(&peer) {
+                for hash in &batch {
+                    state.in_flight.insert(*hash, now);
+                    self.requested.insert(*hash, peer);
+                }
+            }
+            self.send(peer, Message::GetBlocks(batch));
+            if self.queue.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn on_transactions(&mut self, peer: PeerId, transfers: Vec<Transfer>, now: Timestamp) {
+        let mut accepted = Vec::new();
+        for transfer in transfers {
+            let id = transfer.id();
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.known_txs.insert(id);
+            }
+            if self.mempool.contains(&id) {
+                continue;
+            }
+            let spec = self.chain.spec().clone();
+            let chain_id = self.chain.chain_id();
+            match self
+                .mempool
+                .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)
+            {
+                Ok(_) => {
+                    self.event(Event::TransferAccepted {
+                        id,
+                        from: Some(peer),
+                    });
+                    accepted.push(transfer);
+                }
+                Err(MempoolError::Tx(TxError::BadSignature)) => {
+                    return self.disconnect(
+                        peer,
+                        DisconnectReason::InvalidTransaction("bad signature".into()),
+                        now,
+                    );
+                }
+                Err(MempoolError::Store(error)) => {
+                    return self.event(Event::StoreFailed(error.to_string()));
+                }
+                // Stale nonces, spent balances, a full pool: normal in a network, not abuse.
+                Err(_) => {}
+            }
+        }
+        self.relay(accepted);
+        self.remine(now);
+    }
+
+    /// Sends transfers to every ready peer that does not know them yet.
+    fn relay(&mut self, transfers: Vec<Transfer>) {
+        if transfers.is_empty() {
+            return;
+        }
+        let ids: Vec<TxId> = transfers.iter().map(Transfer::id).collect();
+        let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peer_ids {
+            let Some(state) = self.peers.get_mut(&peer) else {
+                continue;
+            };
+            if !state.is_ready() {
+                continue;
+            }
+            let fresh: Vec<Transfer> = transfers
+                .iter()
+                .zip(&ids)
+                .filter(|(_, id)| state.known_txs.insert(**id))
+                .map(|(transfer, _)| transfer.clone())
+                .collect();
+            for chunk in fresh.chunks(TRANSFERS_PER_MESSAGE_MAX) {
+                self.send(peer, Message::Transactions(chunk.to_vec()));
+            }
+        }
+    }
+
+    // ---- the chain moved ----------------------------------------------------------------
+
+    fn on_tip_change(&mut self, change: &TipChange, from: Option<PeerId>, now: Timestamp) {
+        let spec = self.chain.spec().clone();
+        if let Err(error) = self
+            .mempool
+            .on_tip_change(change, self.chain.store(), &spec, now)
+        {
+            self.event(Event::StoreFailed(error.to_string()));
+        }
+        // Transfers of blocks that left the best chain are pending again: pass them on, so
+        // the miners of the winning branch can include them.
+        let returned: Vec<Transfer> = change
+            .disconnected
+            .iter()
+            .flat_map(|block| block.txs.iter().filter_map(|tx| tx.as_transfer()))
+            .filter(|transfer| self.mempool.contains(&transfer.id()))
+            .cloned()
+            .collect();
+        self.relay(returned);
+        let tip = self.chain.tip();
+        self.event(Event::TipChanged {
+            hash: tip.hash,
+            height: tip.height,
+            disconnected: change.disconnected.len(),
+            connected: change.connected.len(),
+            from,
+        });
+        // Announce the new tip to every peer that does not have it, at once.
+        let header = tip.header;
+        let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peer_ids {
+            if let Some(state) = self.peers.get_mut(&peer)
+                && state.is_ready()
+                && state.known_blocks.insert(tip.hash)
+            {
+                self.send(peer, Message::Announce { header });
+            }
+        }
+        self.remine(now);
+    }
+
+    /// Keeps the miner on the current tip when automine (or a pending `Mine`) is on.
+    fn remine(&mut self, now: Timestamp) {
+        if !(self.automine || self.mine_once) {
+            return;
+        }
+        if self.mine_once && !self.automine && self.mempool.is_empty() {
+            self.mine_once = false;
+            self.outputs.push_back(Output::Mine(None));
+            return;
+        }
+        let template = self.template(now);
+        self.outputs.push_back(Output::Mine(template));
+    }
+
+    fn template(&mut self, now: Timestamp) -> Option<Block> {
+        let miner = self.config.mining_address();
+        let extra_nonce = self.rng.random();
+        match self
+            .chain
+            .block_template(&self.mempool, miner, now, extra_nonce)
+        {
+            Ok(template) => Some(template.block),
+            Err(error) => {
+                self.event(Event::StoreFailed(error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// A block from this node's miner.
+    pub fn block_mined(&mut self, block: Block, now: Timestamp) {
+        let hash = block.hash();
+        let txs = block.txs.len();
+        match self.chain.import_block(block, now) {
+            Ok(outcome) => {
+                if outcome.placement == Placement::BestChain {
+                    self.event(Event::Mined {
+                        hash,
+                        height: self.chain.tip().height,
+                        txs,
+                    });
+                }
+                if self.mine_once && !self.automine {
+                    self.mine_once = false;
+                    self.outputs.push_back(Output::Mine(None));
+                }
+                if let Some(change) = outcome.tip_change {
+                    self.on_tip_change(&change, None, now);
+                }
+            }
+            Err(ImportError::Store(error)) => self.event(Event::StoreFailed(error.to_string())),
+            // A stale template (the tip moved meanwhile) or a bad clock: mine again.
+            Err(_) => self.remine(now),
+        }
+    }
+
+    // ---- the user -----------------------------------------------------------------------
+
+    /// A user command.
+    pub fn command(&mut self, command: Command, now: Timestamp) {
+        match command {
+            Command::Connect(address) => {
+                self.addresses.add(&address);
+                self.dial(&address, now);
+            }
+            Command::Disconnect(peer) => self.disconnect(peer, DisconnectReason::UserRequest, now),
+            Command::Echo { peer, message } => {
+                if self.peers.get(&peer).is_some_and(Peer::is_ready) {
+                    self.send(peer, Message::EchoRequest { message });
+                }
+            }
+            Command::SyncWith(peer) => {
+                if let Some(state) = self.peers.get_mut(&peer)
+                    && state.is_ready()
+                {
+                    state.addresses_requested = Some(true);
+                    self.send(peer, Message::GetAddresses);
+                    self.request_headers(peer, None);
+                }
+            }
+            Command::SubmitTransfer(transfer) => {
+                let spec = self.chain.spec().clone();
+                let chain_id = self.chain.chain_id();
+                match self
+                    .mempool
+                    .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)
+                {
+                    Ok((id, _)) => {
+                        self.event(Event::TransferAccepted { id, from: None });
+                        self.relay(vec![transfer]);
+                        self.remine(now);
+                    }
+                    Err(error) => self.event(Event::TransferRefused { error }),
+                }
+            }
+            Command::MineOnce => {
+                if self.mempool.is_empty() {
+                    self.event(Event::NothingToMine);
+                } else {
+                    self.mine_once = true;
+                    self.remine(now);
+                }
+            }
+            Command::Automine(on) => {
+                self.automine = on;
+                if on {
+                    self.remine(now);
+                } else if !self.mine_once {
+                    self.outputs.push_back(Output::Mine(None));
+                }
+            }
+            Command::Shutdown => {
+                let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
+                for peer in peer_ids {
+                    self.disconnect(peer, DisconnectReason::Shutdown, now);
+                }
+                self.outputs.push_back(Output::Mine(None));
+            }
+        }
+    }
+
+    // ---- time ---------------------------------------------------------------------------
+
+    /// Time passed: handshake and ping timeouts, the status poll, request timeouts,
+    /// reconnections, gossip.
+    pub fn tick(&mut self, now: Timestamp) {
+        let config = self.config.clone();
+        let mut expired = Vec::new();
+        let mut pings = Vec::new();
+        let mut stale_requests = Vec::new();
+        for (id, peer) in &mut self.peers {
+            if !peer.is_ready() {
+                if now.ms_since(peer.connected_at) > config.handshake_timeout_ms {
+                    expired.push((*id, DisconnectReason::HandshakeTimeout));
+                }
+                continue;
+            }
+            if let Some((_, sent)) = peer.ping {
+                if now.ms_since(sent) > config.ping_timeout_ms {
+                    expired.push((*id, DisconnectReason::PingTimeout));
+                    continue;
+                }
+            } else if now.ms_since(peer.last_ping) >= config.ping_interval_ms {
+                pings.push(*id);
+            }
+            let late: Vec<BlockHash> = peer
+                .in_flight
+                .iter()
+                .filter(|(_, asked)| now.ms_since(**asked) > config.block_request_timeout_ms)
+                .map(|(hash, _)| *hash)
+                .collect();
+            if !late.is_empty() {
+                peer.timeouts += 1;
+                for hash in &late {
+                    peer.in_flight.remove(hash);
+                }
+                stale_requests.push((*id, late, peer.timeouts));
+            }
+        }
+        for (peer, reason) in expired {
+            self.disconnect(peer, reason, now);
+        }
+        for peer in pings {
+            let nonce = self.rng.random();
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.ping = Some((nonce, now));
+                state.last_ping = now;
+            }
+            self.send(peer, Message::Ping { nonce });
+        }
+        for (peer, late, timeouts) in stale_requests {
+            for hash in late {
+                self.requested.remove(&hash);
+                if self.wanted.contains_key(&hash) {
+                    self.queue.push_front(hash);
+                }
+            }
+            if timeouts >= 3 {
+                self.disconnect(peer, DisconnectReason::Stalled, now);
+            }
+        }
+        self.dialing
+            .retain(|_, since| now.ms_since(*since) <= config.handshake_timeout_ms * 3);
+        self.keep_outbound(now);
+        self.schedule_downloads(now);
+        self.report_progress(now);
+    }
+
+    /// Dials known addresses until the outbound target is reached; now and then asks a
+    /// random peer for addresses (gossip).
+    fn keep_outbound(&mut self, now: Timestamp) {
+        let outbound = self
+            .peers
+            .values()
+            .filter(|p| p.info.direction == Direction::Outbound)
+            .count()
+            + self.dialing.len();
+        if outbound < self.config.outbound_target {
+            let connected: HashSet<String> = self
+                .peers
+                .values()
+                .flat_map(|p| {
+                    [
+                        Some(p.info.address.clone()),
+                        p.hello.as_ref().and_then(|h| h.listen.clone()),
+                    ]
+                })
+                .flatten()
+                .collect();
+            let candidates = self.addresses.candidates(now, |address| {
+                connected.contains(address)
+                    || self.dialing.contains_key(address)
+                    || Some(address) == self.config.listen.as_deref()
+            });
+            for address in candidates
+                .into_iter()
+                .take(self.config.outbound_target - outbound)
+            {
+                self.dial(&address, now);
+            }
+        }
+        let ready: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.is_ready() && p.addresses_requested.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        let gossip_due = now.ms_since(self.last_gossip) >= self.config.ping_interval_ms;
+        if gossip_due
+            && !ready.is_empty()
+            && self.addresses.len() < self.config.address_book_max / 2
+        {
+            self.last_gossip = now;
+            let peer = ready[self.rng.random_range(0..ready.len())];
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.addresses_requested = Some(false);
+            }
+            self.send(peer, Message::GetAddresses);
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Where this node's blocks pay: dev account 0 unless configured otherwise.
+    fn mining_address(&self) -> powchain_chain::Address {
+        self.miner_address
+            .unwrap_or_else(|| powchain_chain::Keypair::dev(0).address())
+    }
+}

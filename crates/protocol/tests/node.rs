@@ -1,0 +1,607 @@
+//! The node state machine alone, without sockets: nodes wired to each other in memory,
+//! every message encoded and decoded as on the wire, time passed by hand.
+
+use std::collections::{HashMap, VecDeque};
+
+use powchain_chain::spec::DevAccounts;
+use powchain_chain::{
+    Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Header, Keypair,
+    MemStore, Memo, Timestamp, Transfer, UnsignedTransfer, miner,
+};
+use powchain_protocol::{
+    Command, Direction, DisconnectReason, Event, Message, Node, NodeConfig, Output, PeerId,
+    PeerInfo,
+};
+
+fn spec() -> ChainSpec {
+    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(4).unwrap());
+    spec.name = "protocol-test".into();
+    spec.dev_accounts = Some(DevAccounts {
+        count: 6,
+        balance: Amount(1_000),
+    });
+    spec
+}
+
+const START: u64 = 1_800_000_000_000;
+
+/// In-memory nodes and the links between them.
+struct Net {
+    nodes: Vec<Node<MemStore>>,
+    /// (node, its peer id) -> (other node, the other's peer id)
+    links: HashMap<(usize, PeerId), (usize, PeerId)>,
+    next_peer: PeerId,
+    now: Timestamp,
+    events: Vec<(usize, Event)>,
+    templates: Vec<Option<Block>>,
+    /// Every message delivered: (from node, to node, message name).
+    delivered: Vec<(usize, usize, Message)>,
+    pending: VecDeque<(usize, Output)>,
+}
+
+impl Net {
+    fn new(count: usize) -> Net {
+        Net::with_specs(vec![spec(); count])
+    }
+
+    fn with_specs(specs: Vec<ChainSpec>) -> Net {
+        let nodes = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let chain = Chain::open(spec, MemStore::new(), ChainConfig::default()).unwrap();
+                let mut config = NodeConfig::new(1_000 + i as u64);
+                config.listen = Some(address(i));
+                config.outbound_target = 0;
+                config.miner_address = Some(Keypair::dev(i as u64).address());
+                Node::new(config, chain, i as u64)
+            })
+            .collect::<Vec<_>>();
+        let count = nodes.len();
+        Net {
+            nodes,
+            links: HashMap::new(),
+            next_peer: 1,
+            now: Timestamp(START),
+            events: Vec::new(),
+            templates: vec![None; count],
+            delivered: Vec::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Opens a connection from `from` to `to` (as if `from` dialled `to`'s address).
+    fn connect(&mut self, from: usize, to: usize) -> (PeerId, PeerId) {
+        let (a, b) = (self.next_peer, self.next_peer + 1);
+        self.next_peer += 2;
+        self.links.insert((from, a), (to, b));
+        self.links.insert((to, b), (from, a));
+        let now = self.now;
+        self.nodes[from].peer_connected(
+            a,
+            PeerInfo {
+                address: address(to),
+                ban_key: address(to),
+                direction: Direction::Outbound,
+            },
+            now,
+        );
+        self.nodes[to].peer_connected(
+            b,
+            PeerInfo {
+                address: format!("inbound-{from}-{b}"),
+                ban_key: format!("host-{from}"),
+                direction: Direction::Inbound,
+            },
+            now,
+        );
+        (a, b)
+    }
+
+    /// Delivers everything until no node has anything left to do.
+    fn settle(&mut self) {
+        for _ in 0..1_000_000 {
+            for (index, node) in self.nodes.iter_mut().enumerate() {
+                for output in node.outputs() {
+                    self.pending.push_back((index, output));
+                }
+            }
+            let Some((index, output)) = self.pending.pop_front() else {
+                return;
+            };
+            self.apply(index, output);
+        }
+        panic!("the network never settled");
+    }
+
+    fn apply(&mut self, index: usize, output: Output) {
+        let now = self.now;
+        match output {
+            Output::Send { peer, message } => {
+                if let Some(&(other, other_peer)) = self.links.get(&(index, peer)) {
+                    // As on the wire: encoded, decoded, bounds checked.
+                    let decoded = Message::decode(&message.encode()).expect("our messages decode");
+                    self.delivered.push((index, other, decoded.clone()));
+                    self.nodes[other].message_received(other_peer, decoded, now);
+                }
+            }
+            Output::Disconnect { peer, .. } => {
+                if let Some((other, other_peer)) = self.links.remove(&(index, peer)) {
+                    self.links.remove(&(other, other_peer));
+                    self.nodes[other].peer_disconnected(other_peer, now);
+                }
+            }
+            Output::Connect(target) => {
+                match (0..self.nodes.len()).find(|i| address(*i) == target) {
+                    Some(to) => {
+                        self.connect(index, to);
+                    }
+                    None => self.nodes[index].connect_failed(&target, "no such node", now),
+                }
+            }
+            Output::Mine(template) => self.templates[index] = template,
+            Output::Event(event) => self.events.push((index, event)),
+        }
+    }
+
+    /// Mines node `index`'s current template and hands it the block.
+    fn mine(&mut self, index: usize) -> Block {
+        let mut block = self.templates[index].clone().expect("a template to mine");
+        miner::mine(&mut block);
+        self.nodes[index].block_mined(block.clone(), self.now);
+        self.settle();
+        block
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now = Timestamp(self.now.0 + ms);
+        let now = self.now;
+        for node in &mut self.nodes {
+            node.tick(now);
+        }
+        self.settle();
+    }
+
+    fn tip(&self, index: usize) -> BlockHash {
+        self.nodes[index].chain().tip().hash
+    }
+
+    fn peer_gone(&self, index: usize) -> Vec<DisconnectReason> {
+        self.events
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .filter_map(|(_, event)| match event {
+                Event::PeerGone { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Injects a message into `index` as if sent by its peer `peer`.
+    fn inject(&mut self, index: usize, peer: PeerId, message: Message) {
+        let now = self.now;
+        self.nodes[index].message_received(peer, message, now);
+        self.settle();
+    }
+}
+
+fn address(index: usize) -> String {
+    format!("127.0.0.1:{}", 9_000 + index)
+}
+
+fn transfer(from: u64, to: u64, amount: u64, nonce: u64) -> Transfer {
+    UnsignedTransfer {
+        to: Keypair::dev(to).address(),
+        amount: Amount(amount),
+        fee: Amount(1),
+        nonce,
+        memo: Memo::default(),
+    }
+    .sign(&Keypair::dev(from), &spec().genesis_hash())
+}
+
+/// Node `index` mines `count` blocks on its own (automine).
+fn mine_blocks(net: &mut Net, index: usize, count: usize) {
+    net.nodes[index].command(Command::Automine(true), net.now);
+    net.settle();
+    for _ in 0..count {
+        net.now = Timestamp(net.now.0 + 1);
+        net.mine(index);
+    }
+    net.nodes[index].command(Command::Automine(false), net.now);
+    net.settle();
+}
+
+#[test]
+fn handshake_then_echo_both_ways_and_goodbye_is_answered_by_bye() {
+    let mut net = Net::new(2);
+    let (a, b) = net.connect(0, 1);
+    net.settle();
+    let ready = |net: &Net, i| {
+        net.events
+            .iter()
+            .any(|(index, e)| *index == i && matches!(e, Event::PeerReady { .. }))
+    };
+    assert!(ready(&net, 0) && ready(&net, 1));
+    net.nodes[0].command(
+        Command::Echo {
+            peer: a,
+            message: "HELLO".into(),
+        },
+        net.now,
+    );
+    net.nodes[1].command(
+        Command::Echo {
+            peer: b,
+            message: "WORLD".into(),
+        },
+        net.now,
+    );
+    net.settle();
+    let echoed = |net: &Net, i, text: &str| {
+        net.events.iter().any(|(index, e)| {
+            *index == i && matches!(e, Event::EchoReplied { message, .. } if message == text)
+        })
+    };
+    assert!(echoed(&net, 0, "HELLO") && echoed(&net, 1, "WORLD"));
+    net.inject(
+        1,
+        b,
+        Message::Goodbye {
+            reason: "exit".into(),
+        },
+    );
+    assert!(net.delivered.iter().any(|(from, to, m)| *from == 1
+        && *to == 0
+        && matches!(m, Message::Goodbye { reason } if reason == "bye")));
+    assert!(net.links.is_empty());
+}
+
+#[test]
+fn handshakes_are_refused_for_another_network_another_version_or_oneself() {
+    let mut other = spec();
+    other.name = "another".into();
+    let mut net = Net::with_specs(vec![spec(), other]);
+    net.connect(0, 1);
+    net.settle();
+    assert!(matches!(
+        net.peer_gone(0)[..],
+        [DisconnectReason::WrongGenesis { .. }]
+    ));
+    // Not misbehaviour: no ban.
+    assert!(!net.nodes[0].is_banned(&address(1), net.now));
+
+    let mut net = Net::new(2);
+    let (_, b) = net.connect(0, 1);
+    let mut hello = match net.nodes[0].outputs().remove(0) {
+        Output::Send {
+            message: Message::Hello(hello),
+            ..
+        } => hello,
+        other => panic!("expected a hello, got {other:?}"),
+    };
+    hello.version = 99;
+    net.inject(1, b, Message::Hello(hello.clone()));
+    assert!(matches!(
+        net.peer_gone(1)[..],
+        [DisconnectReason::ProtocolVersion { theirs: 99, .. }]
+    ));
+
+    // A node that dials its own address finds itself by node id, and never dials it again.
+    let mut net = Net::new(1);
+    net.connect(0, 0);
+    net.settle();
+    assert!(net.peer_gone(0).contains(&DisconnectReason::SelfConnection));
+    net.nodes[0].add_address(&address(0));
+    net.nodes[0].command(Command::Automine(false), net.now);
+    assert!(
+        net.nodes[0]
+            .addresses()
+            .candidates(Timestamp(u64::MAX), |_| false)
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_silent_peer_times_out_and_a_message_before_hello_is_a_violation() {
+    let mut net = Net::new(2);
+    let (_, b) = net.connect(0, 1);
+    // Drop node 0's hello: node 1 never hears it.
+    net.nodes[0].outputs();
+    net.advance(11_000);
+    assert!(
+        net.peer_gone(1)
+            .contains(&DisconnectReason::HandshakeTimeout)
+    );
+    assert!(net.nodes[1].is_banned("host-0", net.now));
+
+    let mut net = Net::new(2);
+    let (_, b2) = net.connect(0, 1);
+    net.nodes[0].outputs();
+    net.inject(1, b2, Message::Ping { nonce: 1 });
+    assert!(matches!(
+        net.peer_gone(1)[..],
+        [DisconnectReason::ProtocolViolation(_)]
+    ));
+    let _ = b;
+}
+
+#[test]
+fn a_new_node_syncs_a_long_chain_from_scratch() {
+    let mut net = Net::new(2);
+    // More blocks than one headers message holds, so headers are requested again.
+    mine_blocks(&mut net, 0, 2_100);
+    assert_eq!(net.nodes[0].chain().tip().height.0, 2_100);
+    net.connect(1, 0);
+    net.settle();
+    for _ in 0..50 {
+        if net.tip(1) == net.tip(0) {
+            break;
+        }
+        net.advance(100);
+    }
+    assert_eq!(net.tip(1), net.tip(0));
+    let header_requests = net
+        .delivered
+        .iter()
+        .filter(|(from, _, m)| *from == 1 && matches!(m, Message::GetHeaders { .. }))
+        .count();
+    assert!(header_requests >= 2, "{header_requests} header requests");
+}
+
+#[test]
+fn a_heavier_branch_from_a_peer_wins_and_lost_transfers_come_back() {
+    let mut net = Net::new(2);
+    // Node 0 mines 3 blocks, one with a transfer; node 1 mines 5 on its own.
+    net.nodes[0].command(Command::SubmitTransfer(transfer(1, 2, 10, 0)), net.now);
+    net.settle();
+    mine_blocks(&mut net, 0, 3);
+    mine_blocks(&mut net, 1, 5);
+    assert!(net.nodes[0].mempool().is_empty());
+    net.connect(0, 1);
+    net.settle();
+    assert_eq!(net.tip(0), net.tip(1), "node 0 took the heavier branch");
+    // Blocks arrive one by one: ties go to the branch seen first, so the reorg comes with
+    // node 1's fourth block, and the fifth extends it.
+    assert!(net.events.iter().any(|(i, e)| *i == 0
+        && matches!(
+            e,
+            Event::TipChanged {
+                disconnected: 3,
+                connected: 4,
+                ..
+            }
+        )));
+    assert_eq!(net.nodes[0].mempool().len(), 1, "the transfer is back");
+    // Node 1 learns it by relay and either can mine it.
+    assert_eq!(net.nodes[1].mempool().len(), 1);
+}
+
+#[test]
+fn transfers_are_relayed_once_to_each_peer() {
+    let mut net = Net::new(3);
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.connect(2, 0);
+    net.settle();
+    net.nodes[0].command(Command::SubmitTransfer(transfer(1, 2, 10, 0)), net.now);
+    net.settle();
+    for node in &net.nodes {
+        assert_eq!(node.mempool().len(), 1);
+    }
+    // Each node sends it to each peer at most once: never back to the one it came from.
+    let mut sends = HashMap::new();
+    for (from, to, message) in &net.delivered {
+        if matches!(message, Message::Transactions(_)) {
+            *sends.entry((*from, *to)).or_insert(0) += 1;
+        }
+    }
+    assert!(sends.values().all(|count| *count == 1), "{sends:?}");
+    assert!(
+        sends.len() <= 4,
+        "three links, the origin's two and at most two onward: {sends:?}"
+    );
+    // Mining it propagates the block to everyone, and every mempool empties.
+    net.nodes[0].command(Command::MineOnce, net.now);
+    net.settle();
+    net.mine(0);
+    for index in 0..3 {
+        assert_eq!(net.tip(index), net.tip(0));
+        assert!(net.nodes[index].mempool().is_empty());
+    }
+}
+
+#[test]
+fn mine_with_an_empty_pool_says_so() {
+    let mut net = Net::new(1);
+    net.nodes[0].command(Command::MineOnce, net.now);
+    net.settle();
+    assert!(net.events.contains(&(0, Event::NothingToMine)));
+    assert!(net.templates[0].is_none());
+}
+
+#[test]
+fn gossip_lets_a_node_find_peers_it_was_never_told_about() {
+    let mut net = Net::new(3);
+    net.connect(1, 0); // B dialled A: A is verified for B.
+    let (c_to_b, _) = net.connect(2, 1); // C knows only B.
+    net.settle();
+    net.nodes[2].command(Command::SyncWith(c_to_b), net.now);
+    net.settle();
+    let c_peers: Vec<String> = net.nodes[2].peers().into_iter().map(|p| p.1).collect();
+    assert!(
+        c_peers.contains(&address(0)),
+        "C connected to A: {c_peers:?}"
+    );
+}
+
+/// Node 1 and a misbehaving peer `b` on it, handshake done.
+fn hostile() -> (Net, PeerId) {
+    let mut net = Net::new(2);
+    mine_blocks(&mut net, 1, 2);
+    let (_, b) = net.connect(0, 1);
+    net.settle();
+    (net, b)
+}
+
+fn assert_banned_for(net: &Net, check: fn(&DisconnectReason) -> bool) {
+    let gone = net.peer_gone(1);
+    assert!(gone.iter().any(check), "{gone:?}");
+    assert!(net.nodes[1].is_banned("host-0", net.now));
+    assert_eq!(
+        net.nodes[1].chain().tip().height.0,
+        2,
+        "the chain is unchanged"
+    );
+}
+
+#[test]
+fn misbehaviour_ends_in_a_disconnect_and_a_ban() {
+    // Bytes that are not a message.
+    let (mut net, b) = hostile();
+    let error = Message::decode(&[250, 250, 250]).unwrap_err();
+    net.nodes[1].bad_frame(b, &error, net.now);
+    net.settle();
+    assert_banned_for(&net, |r| matches!(r, DisconnectReason::BadMessage(_)));
+
+    // A block nobody asked for.
+    let (mut net, b) = hostile();
+    let block = net.nodes[1]
+        .chain()
+        .block_at(powchain_chain::Height(1))
+        .unwrap()
+        .unwrap();
+    net.inject(1, b, Message::Blocks(vec![block.as_ref().clone()]));
+    assert_banned_for(&net, |r| {
+        matches!(r, DisconnectReason::Unrequested("block"))
+    });
+
+    // Headers nobody asked for.
+    let (mut net, b) = hostile();
+    net.inject(1, b, Message::Headers(vec![]));
+    assert_banned_for(&net, |r| {
+        matches!(r, DisconnectReason::Unrequested("headers"))
+    });
+
+    // An announced header without proof of work.
+    let (mut net, b) = hostile();
+    let mut header: Header = net.nodes[1].chain().tip().header;
+    header.prev_hash = net.tip(1);
+    header.height = powchain_chain::Height(3);
+    while header.meets_own_target() {
+        header.nonce += 1;
+    }
+    net.inject(1, b, Message::Announce { header });
+    assert_banned_for(&net, |r| matches!(r, DisconnectReason::InvalidHeaders(_)));
+
+    // A transfer with a forged signature.
+    let (mut net, b) = hostile();
+    let mut forged = transfer(1, 2, 10, 0);
+    forged.amount = Amount(11);
+    net.inject(1, b, Message::Transactions(vec![forged]));
+    assert_banned_for(&net, |r| {
+        matches!(r, DisconnectReason::InvalidTransaction(_))
+    });
+    assert!(net.nodes[1].mempool().is_empty());
+
+    // A ping flood.
+    let (mut net, b) = hostile();
+    for nonce in 0..=2_000u64 {
+        let now = net.now;
+        net.nodes[1].message_received(b, Message::Ping { nonce }, now);
+    }
+    net.settle();
+    assert_banned_for(&net, |r| matches!(r, DisconnectReason::Flood));
+
+    // A second hello.
+    let (mut net, b) = hostile();
+    let hello = net
+        .delivered
+        .iter()
+        .find_map(|(from, _, m)| match m {
+            Message::Hello(hello) if *from == 0 => Some(hello.clone()),
+            _ => None,
+        })
+        .unwrap();
+    net.inject(1, b, Message::Hello(hello));
+    assert_banned_for(&net, |r| {
+        matches!(r, DisconnectReason::ProtocolViolation(_))
+    });
+
+    // And a banned peer that comes back is refused at once.
+    net.connect(0, 1);
+    net.settle();
+    assert!(net.peer_gone(1).contains(&DisconnectReason::Banned));
+}
+
+#[test]
+fn an_invalid_block_from_a_peer_is_refused_and_the_peer_banned() {
+    let mut net = Net::new(2);
+    let (_, b) = net.connect(0, 1);
+    net.settle();
+    // Node 0 builds a block that overspends and announces it to node 1.
+    let chain = net.nodes[0].chain();
+    let mut template = chain
+        .block_template(
+            &powchain_chain::Mempool::new(Default::default()),
+            Keypair::dev(0).address(),
+            net.now,
+            0,
+        )
+        .unwrap()
+        .block;
+    template
+        .txs
+        .push(powchain_chain::Transaction::Transfer(transfer(
+            1, 2, 5_000, 0,
+        )));
+    if let powchain_chain::Transaction::Coinbase(coinbase) = &mut template.txs[0] {
+        coinbase.amount = Amount(coinbase.amount.0 + 1);
+    }
+    template.header.tx_root = powchain_chain::block::tx_root(&template.txs);
+    miner::mine(&mut template);
+    // Node 1 asks for the announced block; the answer arrives before node 0 could say it
+    // has no such block.
+    let now = net.now;
+    net.nodes[1].message_received(
+        b,
+        Message::Announce {
+            header: template.header,
+        },
+        now,
+    );
+    net.nodes[1].message_received(b, Message::Blocks(vec![template]), now);
+    net.settle();
+    assert_banned_for_height(&net, 0);
+}
+
+fn assert_banned_for_height(net: &Net, height: u64) {
+    let gone = net.peer_gone(1);
+    assert!(
+        gone.iter()
+            .any(|r| matches!(r, DisconnectReason::InvalidBlock(_))),
+        "{gone:?}"
+    );
+    assert!(net.nodes[1].is_banned("host-0", net.now));
+    assert_eq!(net.nodes[1].chain().tip().height.0, height);
+}
+
+#[test]
+fn the_status_poll_pings_and_a_silent_peer_is_dropped() {
+    let mut net = Net::new(2);
+    let (a, _) = net.connect(0, 1);
+    net.settle();
+    net.advance(10_000);
+    let pings = net
+        .delivered
+        .iter()
+        .filter(|(_, _, m)| matches!(m, Message::Ping { .. }))
+        .count();
+    assert!(pings >= 2, "both nodes polled each other");
+    // Cut node 1 off silently: node 0's next ping goes unanswered.
+    net.links.clear();
+    net.advance(10_000);
+    net.advance(31_000);
+    assert!(net.peer_gone(0).contains(&DisconnectReason::PingTimeout));
+    let _ = a;
+}
