@@ -8,6 +8,7 @@
 //!   the peer address book.
 //! - [`wallet`]: private keys in their own file (mode 0600), never in the chain database.
 
+pub mod driver;
 pub mod miner;
 pub mod sha512;
 pub mod store;
