@@ -410,3 +410,66 @@ async fn a_stale_socket_file_is_replaced_and_a_dead_node_is_not_active() {
     assert_eq!(node.height().await, 0);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_from_its_database_catches_up() {
+    use powchain_node::store::RedbStore;
+    let dir = TempDir::new("restart");
+    let db = dir.0.join("chain.redb");
+    let miner = start(51, Listen::Tcp, &[], 0).await;
+    let start_follower = |db: PathBuf, peer: String| async move {
+        let chain = Chain::open(
+            spec(),
+            RedbStore::open(&db).unwrap(),
+            ChainConfig::default(),
+        )
+        .unwrap();
+        let mut config = NodeConfig::new(52);
+        config.outbound_target = 1;
+        let mut node = Node::new(config, chain, 52);
+        node.add_address(&peer);
+        let mut driver_config = DriverConfig::new();
+        driver_config.tick = Duration::from_millis(20);
+        driver::spawn(node, driver_config)
+    };
+    let height = |handle: Handle<RedbStore>| async move {
+        handle
+            .inspect(|node| node.chain().tip().height.0)
+            .await
+            .unwrap_or(0)
+    };
+
+    miner.handle.command(Command::Automine(true)).await;
+    eventually("a few blocks", || async { miner.height().await >= 5 }).await;
+    let (handle, _events, shutdown, task) = start_follower(db.clone(), miner.address.clone()).await;
+    eventually("the follower to catch up once", || {
+        let (handle, miner) = (handle.clone(), &miner);
+        async move { height(handle).await >= 5 && miner.height().await >= 5 }
+    })
+    .await;
+    let _ = shutdown.send(true);
+    let stopped = task.await.unwrap();
+    let stored_height = stopped.chain().tip().height.0;
+    drop(stopped);
+
+    // The miner goes on while the follower is down; the follower restarts from its file.
+    eventually("more blocks meanwhile", || async {
+        miner.height().await >= stored_height + 5
+    })
+    .await;
+    miner.handle.command(Command::Automine(false)).await;
+    let (handle, _events, shutdown, task) = start_follower(db.clone(), miner.address.clone()).await;
+    assert!(
+        height(handle.clone()).await >= stored_height,
+        "it starts from its stored tip"
+    );
+    let target = miner.tip().await;
+    eventually("the restarted follower to catch up", || {
+        let handle = handle.clone();
+        async move { handle.inspect(|node| node.chain().tip().hash).await == Some(target) }
+    })
+    .await;
+    let _ = shutdown.send(true);
+    task.await.unwrap();
+    miner.stop().await;
+}
