@@ -329,3 +329,35 @@ fn bench_store_json_reports_commits_and_start_up() {
         "the hash suite did not run"
     );
 }
+
+#[test]
+fn bench_sync_and_propagation_print_their_json() {
+    let output = powchain(&["bench", "sync", "--sync-blocks", "200", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let sync: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(sync["blocks"].as_u64(), Some(200));
+    for key in [
+        "transactions",
+        "sync_seconds",
+        "blocks_per_sec",
+        "validation_seconds",
+        "ratio",
+    ] {
+        assert!(sync[key].as_f64().unwrap() > 0.0, "{key}: {sync}");
+    }
+
+    let output = powchain(&[
+        "bench",
+        "propagation",
+        "--nodes",
+        "4",
+        "--propagation-blocks",
+        "3",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let propagation: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(propagation["nodes"].as_u64(), Some(4));
+    assert_eq!(propagation["blocks"].as_u64(), Some(3));
+    assert!(propagation["p99_ms"].as_f64() >= propagation["p50_ms"].as_f64());
+}

@@ -7,6 +7,7 @@
 //!   redb's raw durable commit rate, and start-up time against chain length.
 
 mod hash;
+mod network;
 mod store;
 
 use std::io::Write;
@@ -25,6 +26,10 @@ pub enum Suite {
     Hash,
     /// The chain database.
     Store,
+    /// A fresh node syncing a long chain from a peer over loopback.
+    Sync,
+    /// A block crossing a 16-node loopback network.
+    Propagation,
 }
 
 /// Flags of `powchain bench`.
@@ -39,6 +44,15 @@ pub struct BenchArgs {
     /// Threads for the multi-threaded miner entry (default: one per core).
     #[arg(long)]
     miner_threads: Option<usize>,
+    /// Blocks in the chain the sync bench downloads (at least 100).
+    #[arg(long, default_value_t = 10_000)]
+    sync_blocks: u64,
+    /// Nodes in the propagation bench (2..=64).
+    #[arg(long, default_value_t = 16)]
+    nodes: usize,
+    /// Blocks the propagation bench sends across the network (1..=1000).
+    #[arg(long, default_value_t = 20)]
+    propagation_blocks: usize,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
@@ -54,6 +68,10 @@ struct Report {
     hash: Option<hash::HashReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     store: Option<store::StoreReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync: Option<network::SyncReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    propagation: Option<network::PropagationReport>,
 }
 
 /// Runs the chosen benchmarks and prints the report.
@@ -74,11 +92,32 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let hash = match args.suite {
         Suite::All | Suite::Hash => Some(hash::measure_all(duration, threads, &progress)?),
-        Suite::Store => None,
+        _ => None,
     };
+    if args.sync_blocks < 100 {
+        anyhow::bail!(
+            "--sync-blocks must be at least 100, got {}",
+            args.sync_blocks
+        );
+    }
+    if !(2..=64).contains(&args.nodes) || !(1..=1_000).contains(&args.propagation_blocks) {
+        anyhow::bail!("--nodes must be 2..=64 and --propagation-blocks 1..=1000");
+    }
     let store = match args.suite {
         Suite::All | Suite::Store => Some(store::measure_all(duration, &progress)?),
-        Suite::Hash => None,
+        _ => None,
+    };
+    let sync = match args.suite {
+        Suite::All | Suite::Sync => Some(network::sync(args.sync_blocks, &progress)?),
+        _ => None,
+    };
+    let propagation = match args.suite {
+        Suite::All | Suite::Propagation => Some(network::propagation(
+            args.nodes,
+            args.propagation_blocks,
+            &progress,
+        )?),
+        _ => None,
     };
     let report = Report {
         cpu_backend: Backend::detect().name(),
@@ -86,10 +125,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         seconds_per_measurement: args.seconds,
         hash,
         store,
+        sync,
+        propagation,
     };
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        // A single network suite prints its own object; anything else the whole report.
+        let text = match (args.suite, &report.sync, &report.propagation) {
+            (Suite::Sync, Some(sync), _) => serde_json::to_string_pretty(sync)?,
+            (Suite::Propagation, _, Some(propagation)) => {
+                serde_json::to_string_pretty(propagation)?
+            }
+            _ => serde_json::to_string_pretty(&report)?,
+        };
+        writeln!(out, "{text}")?;
         return Ok(());
     }
     writeln!(
@@ -102,6 +151,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(store) = &report.store {
         store::print(store, &mut out)?;
+    }
+    if let Some(sync) = &report.sync {
+        network::print_sync(sync, &mut out)?;
+    }
+    if let Some(propagation) = &report.propagation {
+        network::print_propagation(propagation, &mut out)?;
     }
     Ok(())
 }

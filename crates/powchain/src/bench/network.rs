@@ -1,0 +1,381 @@
+//! `powchain bench sync` and `powchain bench propagation`: the network's cost, measured.
+//!
+//! - sync: a chain of signed transfers is built in memory, then a fresh node downloads it
+//!   from a node that has it, over loopback TCP (headers first, then blocks). The same
+//!   blocks are also validated and connected directly, without a network, in the same run:
+//!   the ratio of the two is what the network costs.
+//! - propagation: 16 nodes on loopback TCP, each dialling three others; one node at a time
+//!   mines a block, and the time from the miner accepting it to the last node accepting it
+//!   is recorded (median and 99th percentile).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use powchain_chain::block::tx_root;
+use powchain_chain::header::HEADER_VERSION;
+use powchain_chain::spec::DevAccounts;
+use powchain_chain::tx::Coinbase;
+use powchain_chain::{
+    Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Header, Keypair,
+    MemStore, Memo, Timestamp, Transaction, UnsignedTransfer, miner,
+};
+use powchain_node::driver::{self, DriverConfig, Handle};
+use powchain_node::miner::MinerConfig;
+use powchain_protocol::{Command, Event, Node, NodeConfig};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Accounts that send the transfers, round robin.
+const SENDERS: u64 = 64;
+
+/// What the sync bench measured.
+#[derive(Debug, Serialize)]
+pub struct SyncReport {
+    blocks: u64,
+    transactions: u64,
+    sync_seconds: f64,
+    blocks_per_sec: f64,
+    validation_seconds: f64,
+    ratio: f64,
+}
+
+/// What the propagation bench measured.
+#[derive(Debug, Serialize)]
+pub struct PropagationReport {
+    nodes: usize,
+    blocks: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn sync_spec() -> ChainSpec {
+    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new_const(1));
+    spec.name = "bench-sync".into();
+    spec.dev_accounts = Some(DevAccounts {
+        count: SENDERS,
+        balance: Amount(1_000_000_000),
+    });
+    spec
+}
+
+/// `blocks` blocks of `per_block` transfers each, genesis excluded, valid in order.
+fn build_chain(spec: &ChainSpec, blocks: u64, per_block: u64) -> anyhow::Result<Vec<Block>> {
+    let chain_id = spec.genesis_hash();
+    let keys: Vec<Keypair> = (0..SENDERS).map(Keypair::dev).collect();
+    let mut nonces = vec![0u64; SENDERS as usize];
+    let mut parent = spec.genesis_block().header;
+    let mut out = Vec::with_capacity(blocks as usize);
+    for height in 1..=blocks {
+        let mut txs = vec![Transaction::Coinbase(Coinbase {
+            height: powchain_chain::Height(height),
+            to: keys[0].address(),
+            amount: Amount(spec.block_reward.0 + per_block * spec.fee_min.0),
+            extra_nonce: 0,
+        })];
+        for k in 0..per_block {
+            let sender = ((height * per_block + k) % SENDERS) as usize;
+            let transfer = UnsignedTransfer {
+                to: keys[(sender + 1) % SENDERS as usize].address(),
+                amount: Amount(1),
+                fee: spec.fee_min,
+                nonce: nonces[sender],
+                memo: Memo::default(),
+            }
+            .sign(&keys[sender], &chain_id);
+            nonces[sender] += 1;
+            txs.push(Transaction::Transfer(transfer));
+        }
+        let mut block = Block {
+            header: Header {
+                version: HEADER_VERSION,
+                height: powchain_chain::Height(height),
+                prev_hash: parent.hash(),
+                tx_root: tx_root(&txs),
+                time: Timestamp(parent.time.0 + 1_000),
+                target: spec.genesis_target(),
+                nonce: 0,
+            },
+            txs,
+        };
+        miner::mine(&mut block);
+        parent = block.header;
+        out.push(block);
+    }
+    Ok(out)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn driver_config(listener: Option<TcpListener>) -> DriverConfig {
+    let mut config = DriverConfig::new();
+    config.tcp = listener;
+    config.tick = Duration::from_millis(20);
+    config
+}
+
+/// Polls `condition` every millisecond until it holds or `limit` passes.
+async fn until<F, Fut>(limit: Duration, what: &str, mut condition: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !condition().await {
+        if start.elapsed() > limit {
+            bail!("gave up waiting for {what} after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+/// Runs the sync bench on a chain of `blocks` blocks.
+pub fn sync(blocks: u64, progress: &dyn Fn(&str)) -> anyhow::Result<SyncReport> {
+    let spec = sync_spec();
+    let per_block = 4;
+    progress(&format!("building a chain of {blocks} blocks"));
+    let chain_blocks = build_chain(&spec, blocks, per_block)?;
+    let now = Timestamp(spec.genesis_time_ms + (blocks + 10) * 1_000);
+
+    progress("validating it without a network");
+    let mut direct = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default())?;
+    let started = Instant::now();
+    for block in &chain_blocks {
+        direct.import_block(block.clone(), now)?;
+    }
+    let validation_seconds = started.elapsed().as_secs_f64();
+
+    // The source: a node that already has the chain.
+    let mut source_chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default())?;
+    for block in chain_blocks {
+        source_chain.import_block(block, now)?;
+    }
+    let tip = source_chain.tip().hash;
+    progress("syncing it over loopback TCP");
+    let runtime = runtime()?;
+    let sync_seconds = runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?.to_string();
+        let (_source, _source_events, source_stop, source_task) = driver::spawn(
+            Node::new(NodeConfig::new(1), source_chain, 1),
+            driver_config(Some(listener)),
+        );
+        let fresh = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default())?;
+        let mut config = NodeConfig::new(2);
+        config.outbound_target = 1;
+        let mut node = Node::new(config, fresh, 2);
+        node.add_address(&address);
+        let started = Instant::now();
+        let (handle, _events, stop, task) = driver::spawn(node, driver_config(None));
+        until(Duration::from_secs(3_600), "the sync", || {
+            let handle = handle.clone();
+            async move { handle.inspect(|node| node.chain().tip().hash).await == Some(tip) }
+        })
+        .await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let _ = stop.send(true);
+        let _ = source_stop.send(true);
+        let _ = task.await;
+        let _ = source_task.await;
+        anyhow::Ok(seconds)
+    })?;
+    Ok(SyncReport {
+        blocks,
+        transactions: blocks * (per_block + 1),
+        sync_seconds: round3(sync_seconds),
+        blocks_per_sec: (blocks as f64 / sync_seconds).round(),
+        validation_seconds: round3(validation_seconds),
+        ratio: round3(sync_seconds / validation_seconds.max(1e-9)),
+    })
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// Runs the propagation bench: `nodes` nodes, `blocks` blocks.
+pub fn propagation(
+    nodes: usize,
+    blocks: usize,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<PropagationReport> {
+    // About 40 ms per block on one AVX-512 thread: long enough that switching the miner
+    // off right after its block rarely lets a second one through.
+    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new_const(20));
+    spec.name = "bench-propagation".into();
+    progress(&format!("starting {nodes} nodes on loopback"));
+    let runtime = runtime()?;
+    let latencies = runtime.block_on(async {
+        let mut listeners = Vec::new();
+        for _ in 0..nodes {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await?);
+        }
+        let addresses: Vec<String> = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.to_string()))
+            .collect::<Result<_, _>>()?;
+        let mut handles: Vec<Handle<MemStore>> = Vec::new();
+        let mut events: Vec<mpsc::Receiver<Event>> = Vec::new();
+        let mut stops = Vec::new();
+        let mut tasks = Vec::new();
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default())?;
+            let mut config = NodeConfig::new(100 + index as u64);
+            config.listen = Some(addresses[index].clone());
+            config.outbound_target = 3;
+            let mut node = Node::new(config, chain, index as u64);
+            // A ring plus chords: every node dials the next three.
+            for step in 1..=3 {
+                node.add_address(&addresses[(index + step) % nodes]);
+            }
+            let mut driver = driver_config(Some(listener));
+            driver.miner = Some(MinerConfig {
+                threads: 1,
+                ..MinerConfig::detect()
+            });
+            let (handle, receiver, stop, task) = driver::spawn(node, driver);
+            handles.push(handle);
+            events.push(receiver);
+            stops.push(stop);
+            tasks.push(task);
+        }
+        until(Duration::from_secs(60), "the network to form", || {
+            let handles = handles.clone();
+            async move {
+                for handle in &handles {
+                    if handle.inspect(|node| node.peers().len()).await.unwrap_or(0) < 3 {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await?;
+        progress(&format!("mining {blocks} blocks, one node at a time"));
+        // Every node's events are stamped the moment they arrive, by one task per node, so
+        // reading them one node after another does not add to the latency.
+        let (stamped_sender, mut stamped) = mpsc::unbounded_channel::<(usize, Instant, Event)>();
+        for (index, mut receiver) in events.into_iter().enumerate() {
+            let sender = stamped_sender.clone();
+            tokio::spawn(async move {
+                while let Some(event) = receiver.recv().await {
+                    if sender.send((index, Instant::now(), event)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let mut latencies = Vec::new();
+        for round in 0..blocks {
+            let miner = round % nodes;
+            while stamped.try_recv().is_ok() {}
+            handles[miner].command(Command::Automine(true)).await;
+            let mut mined: Option<(BlockHash, Instant)> = None;
+            let mut reached = vec![false; nodes];
+            let mut pending: Vec<(usize, Instant, BlockHash)> = Vec::new();
+            let mut last = Instant::now();
+            while reached.iter().filter(|r| **r).count() < nodes - 1 {
+                let Ok(Some((index, at, event))) =
+                    tokio::time::timeout(Duration::from_secs(60), stamped.recv()).await
+                else {
+                    bail!("round {round}: the block did not reach every node within a minute");
+                };
+                match event {
+                    Event::Mined { hash, .. } if index == miner && mined.is_none() => {
+                        handles[miner].command(Command::Automine(false)).await;
+                        mined = Some((hash, at));
+                        last = at;
+                    }
+                    Event::TipChanged { hash: tip, .. } if index != miner => {
+                        pending.push((index, at, tip));
+                    }
+                    _ => {}
+                }
+                let Some((hash, _)) = mined else { continue };
+                for (index, at, tip) in pending.drain(..) {
+                    if reached[index] {
+                        continue;
+                    }
+                    // The block itself, or a later one that came with it.
+                    let has_it = tip == hash
+                        || handles[index]
+                            .inspect(move |node| node.chain().tree().is_on_best(&hash))
+                            .await
+                            .unwrap_or(false);
+                    if has_it {
+                        reached[index] = true;
+                        last = last.max(at);
+                    }
+                }
+            }
+            if let Some((_, started)) = mined {
+                latencies.push(last.duration_since(started).as_secs_f64() * 1000.0);
+            }
+            // Let every node settle on the same tip before the next round.
+            until(Duration::from_secs(60), "agreement", || {
+                let handles = handles.clone();
+                async move {
+                    let mut tips: Vec<Option<BlockHash>> = Vec::new();
+                    for handle in &handles {
+                        tips.push(handle.inspect(|node| node.chain().tip().hash).await);
+                    }
+                    tips.windows(2).all(|pair| pair[0] == pair[1])
+                }
+            })
+            .await?;
+        }
+        for stop in stops {
+            let _ = stop.send(true);
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        anyhow::Ok(latencies)
+    })?;
+    let mut sorted = latencies;
+    sorted.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted.get(index).copied().unwrap_or_default()
+    };
+    Ok(PropagationReport {
+        nodes,
+        blocks,
+        p50_ms: round3(percentile(0.5)),
+        p99_ms: round3(percentile(0.99)),
+    })
+}
+
+/// Prints the sync report.
+pub fn print_sync(report: &SyncReport, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "sync: {} blocks ({} transactions) over loopback TCP in {:.3} s, {} blocks/s; \
+         validating them without a network took {:.3} s: the network costs x{:.3}",
+        report.blocks,
+        report.transactions,
+        report.sync_seconds,
+        report.blocks_per_sec,
+        report.validation_seconds,
+        report.ratio
+    )
+}
+
+/// Prints the propagation report.
+pub fn print_propagation(
+    report: &PropagationReport,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "propagation: {} blocks across {} loopback nodes, miner to last node: median {:.3} ms, \
+         99th percentile {:.3} ms",
+        report.blocks, report.nodes, report.p50_ms, report.p99_ms
+    )
+}
