@@ -120,6 +120,18 @@ pub trait Store: AccountReader {
     /// Applies `batch` atomically: all of it or none of it. Within a batch, deletes apply
     /// after puts, so a block stored and pruned by the same import ends up absent.
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError>;
+
+    /// Peer addresses kept across restarts (the network's address book). A store that does
+    /// not persist anything keeps none.
+    fn peer_addresses(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Replaces the kept peer addresses with `addresses`.
+    fn save_peer_addresses(&self, addresses: &[String]) -> Result<(), StoreError> {
+        let _ = addresses;
+        Ok(())
+    }
 }
 
 /// A store in memory. Nothing survives the process; commits cannot fail.

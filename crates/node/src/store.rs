@@ -315,6 +315,42 @@ impl Store for RedbStore {
         })
     }
 
+    fn peer_addresses(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .peers()?
+            .into_iter()
+            .map(|(address, _)| address)
+            .collect())
+    }
+
+    fn save_peer_addresses(&self, addresses: &[String]) -> Result<(), StoreError> {
+        let known = self.peers()?;
+        self.write(|txn| {
+            let mut table = txn
+                .open_table(PEERS)
+                .map_err(|e| error("cannot open table peers", e))?;
+            for (address, _) in &known {
+                if !addresses.contains(address) {
+                    table
+                        .remove(address.as_str())
+                        .map_err(|e| error("cannot write table peers", e))?;
+                }
+            }
+            let fresh = encode(&PeerRecord::default())?;
+            for address in addresses {
+                if address.is_empty() || address.len() > PEER_ADDRESS_BYTES_MAX {
+                    continue;
+                }
+                if !known.iter().any(|(known, _)| known == address) {
+                    table
+                        .insert(address.as_str(), fresh.as_slice())
+                        .map_err(|e| error("cannot write table peers", e))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
         self.write(|txn| {
             let open =

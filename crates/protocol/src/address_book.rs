@@ -12,10 +12,15 @@ use powchain_chain::Timestamp;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Entry {
     verified: bool,
+    /// Kept from an earlier run: worth keeping again until it keeps failing.
+    kept: bool,
     is_self: bool,
     failures: u32,
     next_try: Timestamp,
 }
+
+/// Failed connections in a row after which a kept address is forgotten.
+pub const KEPT_FAILURES_MAX: u32 = 8;
 
 /// Known addresses, bounded.
 #[derive(Clone, Debug)]
@@ -65,6 +70,27 @@ impl AddressBook {
         }
         self.entries.insert(address.to_owned(), Entry::default());
         true
+    }
+
+    /// Adds an address kept from an earlier run.
+    pub fn add_kept(&mut self, address: &str) {
+        self.add(address);
+        if let Some(entry) = self.entries.get_mut(address) {
+            entry.kept = true;
+        }
+    }
+
+    /// What to keep for the next run: verified addresses, and kept ones that have not failed
+    /// [`KEPT_FAILURES_MAX`] times in a row.
+    pub fn to_keep(&self, limit: usize) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| {
+                !e.is_self && (e.verified || (e.kept && e.failures < KEPT_FAILURES_MAX))
+            })
+            .take(limit)
+            .map(|(address, _)| address.clone())
+            .collect()
     }
 
     /// Whether `address` is in the book.
@@ -155,6 +181,23 @@ mod tests {
         assert_eq!(book.candidates(Timestamp(5_000), |_| false), vec!["a"]);
         book.mark_self("a");
         assert!(book.candidates(Timestamp(10_000), |_| false).is_empty());
+    }
+
+    #[test]
+    fn kept_addresses_survive_until_they_keep_failing() {
+        let mut book = AddressBook::new(10);
+        book.add_kept("old");
+        book.add("heard-of");
+        book.add("mine");
+        book.mark_verified("mine");
+        assert_eq!(
+            book.to_keep(10),
+            vec!["mine".to_string(), "old".to_string()]
+        );
+        for _ in 0..KEPT_FAILURES_MAX {
+            book.mark_failed("old", Timestamp(0), 1, 1);
+        }
+        assert_eq!(book.to_keep(10), vec!["mine".to_string()]);
     }
 
     #[test]

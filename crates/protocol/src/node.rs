@@ -36,6 +36,9 @@ use crate::message::{
 };
 use crate::peer::{Direction, DisconnectReason, Peer, PeerId, PeerInfo};
 
+/// How often the verified addresses are written to the store.
+pub const ADDRESSES_SAVE_INTERVAL_MS: u64 = 60_000;
+
 /// How the node behaves toward peers. Every bound has its unit in the name.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -298,14 +301,17 @@ pub struct Node<S: Store> {
     mine_once: bool,
     progress: (Timestamp, Height),
     last_gossip: Timestamp,
+    last_saved: Timestamp,
     rng: ChaCha8Rng,
     outputs: VecDeque<Output>,
 }
 
 impl<S: Store> Node<S> {
     /// A node on `chain`; `seed` drives its random choices (ping nonces, gossip targets).
+    /// Addresses the store kept from an earlier run become dial candidates again.
     pub fn new(config: NodeConfig, chain: Chain<S>, seed: u64) -> Node<S> {
-        Node {
+        let kept = chain.store().peer_addresses().unwrap_or_default();
+        let mut node = Node {
             mempool: Mempool::new(config.mempool),
             addresses: AddressBook::new(config.address_book_max),
             config,
@@ -321,8 +327,22 @@ impl<S: Store> Node<S> {
             mine_once: false,
             progress: (Timestamp(0), Height(0)),
             last_gossip: Timestamp(0),
+            last_saved: Timestamp(0),
             rng: ChaCha8Rng::seed_from_u64(seed),
             outputs: VecDeque::new(),
+        };
+        for address in kept {
+            node.addresses.add_kept(&address);
+        }
+        node
+    }
+
+    /// Keeps the verified addresses in the store for the next run.
+    fn save_addresses(&mut self, now: Timestamp) {
+        self.last_saved = now;
+        let keep = self.addresses.to_keep(self.config.address_book_max);
+        if let Err(error) = self.chain.store().save_peer_addresses(&keep) {
+            self.event(Event::StoreFailed(error.to_string()));
         }
     }
 
@@ -1333,6 +1353,7 @@ impl<S: Store> Node<S> {
                 }
             }
             Command::Shutdown => {
+                self.save_addresses(now);
                 let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
                 for peer in peer_ids {
                     self.disconnect(peer, DisconnectReason::Shutdown, now);
@@ -1407,6 +1428,9 @@ impl<S: Store> Node<S> {
         self.keep_outbound(now);
         self.schedule_downloads(now);
         self.report_progress(now);
+        if now.ms_since(self.last_saved) >= ADDRESSES_SAVE_INTERVAL_MS {
+            self.save_addresses(now);
+        }
     }
 
     /// Dials known addresses until the outbound target is reached; now and then asks a
