@@ -26,7 +26,7 @@ use powchain_protocol::message::FRAME_BYTES_MAX;
 use powchain_protocol::{
     Command, Direction, Event, Message, MessageError, Node, Output, PeerId, PeerInfo,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -82,6 +82,8 @@ pub enum Request<S: Store> {
     Command(Command),
     /// Runs a closure on the node (queries and tests), in order with everything else.
     Inspect(Query<S>),
+    /// A connection over an in-memory pipe (a test or simulated transport).
+    Attach(DuplexStream, PeerInfo),
 }
 
 /// The way to talk to a running driver.
@@ -101,6 +103,15 @@ impl<S: Store + 'static> Handle<S> {
     /// Sends a command; false if the driver has stopped.
     pub async fn command(&self, command: Command) -> bool {
         self.requests.send(Request::Command(command)).await.is_ok()
+    }
+
+    /// Hands the node one end of an in-memory pipe as a connection: a transport for tests
+    /// and simulations that behaves like a socket (see [`memory_link`]).
+    pub async fn attach(&self, pipe: DuplexStream, info: PeerInfo) -> bool {
+        self.requests
+            .send(Request::Attach(pipe, info))
+            .await
+            .is_ok()
     }
 
     /// Runs `query` on the node and returns its answer; `None` if the driver has stopped.
@@ -148,6 +159,29 @@ pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Memory(DuplexStream),
+}
+
+/// Connects two running drivers through an in-memory pipe of `buffer_bytes`, as if `from`
+/// had dialled `to` (whose address is `to_address`).
+pub async fn memory_link<S: Store + 'static, T: Store + 'static>(
+    from: &Handle<S>,
+    to: &Handle<T>,
+    to_address: &str,
+    buffer_bytes: usize,
+) -> bool {
+    let (outbound, inbound) = tokio::io::duplex(buffer_bytes);
+    let dialled = PeerInfo {
+        address: to_address.to_owned(),
+        ban_key: to_address.to_owned(),
+        direction: Direction::Outbound,
+    };
+    let accepted = PeerInfo {
+        address: format!("memory-peer-of-{to_address}"),
+        ban_key: format!("memory-peer-of-{to_address}"),
+        direction: Direction::Inbound,
+    };
+    from.attach(outbound, dialled).await && to.attach(inbound, accepted).await
 }
 
 enum Input {
@@ -248,6 +282,19 @@ pub async fn run<S: Store + Send + 'static>(
             Some(request) = requests.recv() => match request {
                 Request::Command(command) => node.command(command, now()),
                 Request::Inspect(query) => query(&mut node),
+                Request::Attach(pipe, info) => {
+                    let peer = next_peer;
+                    next_peer += 1;
+                    let (connection, writer) = spawn_connection(
+                        peer,
+                        Stream::Memory(pipe),
+                        inputs.clone(),
+                        config.peer_queue_frames_max,
+                    );
+                    connections.insert(peer, connection);
+                    writers.push(writer);
+                    node.peer_connected(peer, info, now());
+                }
             },
             Some(solution) = solutions.recv() => {
                 if Some(solution.generation) == mining_generation {
@@ -352,6 +399,13 @@ fn spawn_connection(
         }
         Stream::Unix(stream) => {
             let (read, write) = stream.into_split();
+            (
+                tokio::spawn(read_frames(peer, read, inputs)),
+                tokio::spawn(write_frames(write, queue)),
+            )
+        }
+        Stream::Memory(stream) => {
+            let (read, write) = tokio::io::split(stream);
             (
                 tokio::spawn(read_frames(peer, read, inputs)),
                 tokio::spawn(write_frames(write, queue)),

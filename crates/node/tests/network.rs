@@ -477,3 +477,22 @@ async fn a_node_restarted_from_its_database_catches_up() {
     task.await.unwrap();
     miner.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drivers_also_run_over_in_memory_pipes() {
+    let a = start(61, Listen::Tcp, &[], 0).await;
+    let b = start(62, Listen::Tcp, &[], 0).await;
+    assert!(driver::memory_link(&b.handle, &a.handle, "memory:a", 64 * 1024).await);
+    eventually("the pipe's handshake", || async {
+        !a.peer_ids().await.is_empty() && !b.peer_ids().await.is_empty()
+    })
+    .await;
+    a.handle.command(Command::Automine(true)).await;
+    eventually("a block across the pipe", || async {
+        b.height().await >= 2
+    })
+    .await;
+    a.handle.command(Command::Automine(false)).await;
+    a.stop().await;
+    b.stop().await;
+}
