@@ -337,6 +337,7 @@ pub async fn run<S: Store + Send + 'static>(
                     }
                 }
                 Output::Event(event) => {
+                    log(&event);
                     let _ = events.try_send(event);
                 }
             }
@@ -380,6 +381,59 @@ pub async fn run<S: Store + Send + 'static>(
     }
     drop(miner);
     node
+}
+
+/// Logs an event (through `tracing`; the binary decides where logs go).
+fn log(event: &Event) {
+    match event {
+        Event::PeerReady {
+            peer,
+            address,
+            direction,
+            node_id,
+            agent,
+            height,
+        } => tracing::info!(peer, %address, ?direction, node_id, %agent, %height, "peer ready"),
+        Event::PeerGone {
+            peer,
+            address,
+            reason,
+        } if reason.is_misbehaviour() => {
+            tracing::warn!(peer, %address, %reason, "peer disconnected and refused for a while")
+        }
+        Event::PeerGone {
+            peer,
+            address,
+            reason,
+        } => tracing::info!(peer, %address, %reason, "peer disconnected"),
+        Event::ConnectFailed { address, reason } => {
+            tracing::info!(%address, %reason, "cannot connect")
+        }
+        Event::TipChanged {
+            hash,
+            height,
+            disconnected,
+            connected,
+            from,
+        } => tracing::info!(
+            hash = %hash.short(16),
+            %height,
+            disconnected,
+            connected,
+            ?from,
+            "new tip"
+        ),
+        Event::Mined { hash, height, txs } => {
+            tracing::info!(hash = %hash.short(16), %height, txs, "mined a block")
+        }
+        Event::SyncProgress {
+            height,
+            remaining,
+            blocks_per_sec,
+        } => tracing::info!(%height, remaining, blocks_per_sec, "syncing"),
+        Event::StoreFailed(error) => tracing::error!(%error, "the store failed"),
+        other => tracing::debug!(event = ?other, "event"),
+    }
 }
 
 fn spawn_connection(
