@@ -186,6 +186,16 @@ impl Mempool {
             return Err(TxError::Duplicate(id).into());
         }
         check_transfer_rules(&tx, spec)?;
+        // A replayed transfer is refused before its signature costs anything.
+        let confirmed_nonce = state.account(&tx.from)?.map_or(0, |a| a.nonce);
+        if tx.nonce < confirmed_nonce {
+            return Err(TxError::WrongNonce {
+                from: tx.from,
+                expected: confirmed_nonce,
+                got: tx.nonce,
+            }
+            .into());
+        }
         if !tx.signature_is_valid(chain_id) {
             return Err(TxError::BadSignature.into());
         }

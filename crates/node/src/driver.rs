@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -44,6 +46,8 @@ pub struct DriverConfig {
     pub tick: Duration,
     /// Frames queued for one peer before it counts as too slow and is disconnected.
     pub peer_queue_frames_max: usize,
+    /// Bytes queued for one peer before it counts as too slow and is disconnected.
+    pub peer_queue_bytes_max: usize,
     /// How long a dial may take.
     pub connect_timeout: Duration,
     /// Mining threads, if this node mines.
@@ -60,6 +64,7 @@ impl DriverConfig {
             unix: None,
             tick: Duration::from_millis(100),
             peer_queue_frames_max: 1_024,
+            peer_queue_bytes_max: 16 << 20,
             connect_timeout: Duration::from_secs(5),
             miner: None,
             shutdown_grace: Duration::from_secs(2),
@@ -199,8 +204,14 @@ enum Outgoing {
 
 struct Connection {
     outgoing: mpsc::Sender<Outgoing>,
+    /// Bytes queued for the writer and not yet written.
+    queued: Arc<AtomicUsize>,
     reader: JoinHandle<()>,
+    writer: tokio::task::AbortHandle,
 }
+
+/// How long writing one frame (or flushing at the end) may take before the peer is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
@@ -251,136 +262,161 @@ pub async fn run<S: Store + Send + 'static>(
         }
         None => None,
     };
-    let mut connections: HashMap<PeerId, Connection> = HashMap::new();
-    let mut writers: Vec<JoinHandle<()>> = Vec::new();
-    let mut next_peer: PeerId = 1;
+    let mut io = Io {
+        connections: HashMap::new(),
+        writers: Vec::new(),
+        next_peer: 1,
+        inputs: inputs.clone(),
+        queue_frames_max: config.peer_queue_frames_max,
+        queue_bytes_max: config.peer_queue_bytes_max,
+        connect_timeout: config.connect_timeout,
+        miner,
+        mining_generation: None,
+        events,
+    };
     let mut ticker = tokio::time::interval(config.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut mining_generation = None;
     loop {
         tokio::select! {
             Some(input) = input_queue.recv() => match input {
-                Input::Connected { stream, info } => {
-                    let peer = next_peer;
-                    next_peer += 1;
-                    let (connection, writer) =
-                        spawn_connection(peer, stream, inputs.clone(), config.peer_queue_frames_max);
-                    connections.insert(peer, connection);
-                    writers.push(writer);
-                    node.peer_connected(peer, info, now());
-                }
+                Input::Connected { stream, info } => io.connect(&mut node, stream, info),
                 Input::DialFailed { address, reason } => node.connect_failed(&address, &reason, now()),
                 Input::Message { peer, message } => node.message_received(peer, message, now()),
                 Input::BadFrame { peer, error } => node.bad_frame(peer, &error, now()),
                 Input::Closed { peer } => {
-                    if let Some(connection) = connections.remove(&peer) {
-                        connection.reader.abort();
-                    }
+                    io.drop_connection(peer);
                     node.peer_disconnected(peer, now());
                 }
             },
             Some(request) = requests.recv() => match request {
                 Request::Command(command) => node.command(command, now()),
                 Request::Inspect(query) => query(&mut node),
-                Request::Attach(pipe, info) => {
-                    let peer = next_peer;
-                    next_peer += 1;
-                    let (connection, writer) = spawn_connection(
-                        peer,
-                        Stream::Memory(pipe),
-                        inputs.clone(),
-                        config.peer_queue_frames_max,
-                    );
-                    connections.insert(peer, connection);
-                    writers.push(writer);
-                    node.peer_connected(peer, info, now());
-                }
+                Request::Attach(pipe, info) => io.connect(&mut node, Stream::Memory(pipe), info),
             },
             Some(solution) = solutions.recv() => {
-                if Some(solution.generation) == mining_generation {
+                if Some(solution.generation) == io.mining_generation {
                     node.block_mined(solution.block, now());
                 }
             }
             _ = ticker.tick() => node.tick(now()),
             _ = shutdown.changed() => break,
         }
-        for output in node.outputs() {
-            match output {
-                Output::Send { peer, message } => {
-                    let Some(connection) = connections.get(&peer) else {
-                        continue;
-                    };
-                    let frame = Outgoing::Frame(Bytes::from(message.encode()));
-                    if connection.outgoing.try_send(frame).is_err() {
-                        // Too slow to keep up (or gone): let it go rather than buffer.
-                        if let Some(connection) = connections.remove(&peer) {
-                            connection.reader.abort();
-                        }
-                        node.peer_disconnected(peer, now());
-                    }
-                }
-                Output::Connect(address) => {
-                    tokio::spawn(dial(address, inputs.clone(), config.connect_timeout));
-                }
-                Output::Disconnect { peer, .. } => {
-                    if let Some(connection) = connections.remove(&peer) {
-                        let _ = connection.outgoing.try_send(Outgoing::Close);
-                        connection.reader.abort();
-                    }
-                }
-                Output::Mine(template) => {
-                    if let Some(miner) = &miner {
-                        mining_generation = Some(match template {
-                            Some(block) => miner.mine(block),
-                            None => miner.pause(),
-                        });
-                    }
-                }
-                Output::Event(event) => {
-                    log(&event);
-                    let _ = events.try_send(event);
-                }
-            }
-        }
-        writers.retain(|writer| !writer.is_finished());
+        io.carry_out(&mut node);
     }
     // Shut down: goodbyes to every peer, then give the writers a moment to send them.
     node.command(Command::Shutdown, now());
-    for output in node.outputs() {
-        match output {
-            Output::Send { peer, message } => {
-                if let Some(connection) = connections.get(&peer) {
-                    let _ = connection
-                        .outgoing
-                        .try_send(Outgoing::Frame(Bytes::from(message.encode())));
-                }
-            }
-            Output::Disconnect { peer, .. } => {
-                if let Some(connection) = connections.remove(&peer) {
-                    let _ = connection.outgoing.try_send(Outgoing::Close);
-                    connection.reader.abort();
-                }
-            }
-            Output::Event(event) => {
-                let _ = events.try_send(event);
-            }
-            _ => {}
-        }
-    }
-    for connection in connections.into_values() {
+    io.carry_out(&mut node);
+    for connection in io.connections.values() {
         connection.reader.abort();
     }
+    let mut writers = std::mem::take(&mut io.writers);
     let _ = tokio::time::timeout(config.shutdown_grace, async {
-        for writer in writers {
+        for writer in &mut writers {
             let _ = writer.await;
         }
     })
     .await;
+    for writer in &writers {
+        writer.abort();
+    }
     for listener in listeners {
         listener.abort();
     }
-    drop(miner);
+    // Joining the mining threads blocks: not on a runtime worker.
+    if let Some(miner) = io.miner.take() {
+        let _ = tokio::task::spawn_blocking(move || drop(miner)).await;
+    }
     node
+}
+
+/// The driver's side of the node's outputs: connections, the miner, the event stream.
+struct Io {
+    connections: HashMap<PeerId, Connection>,
+    writers: Vec<JoinHandle<()>>,
+    next_peer: PeerId,
+    inputs: mpsc::Sender<Input>,
+    queue_frames_max: usize,
+    queue_bytes_max: usize,
+    connect_timeout: Duration,
+    miner: Option<Miner>,
+    mining_generation: Option<u64>,
+    events: mpsc::Sender<Event>,
+}
+
+impl Io {
+    fn connect<S: Store>(&mut self, node: &mut Node<S>, stream: Stream, info: PeerInfo) {
+        let peer = self.next_peer;
+        self.next_peer += 1;
+        let (connection, writer) =
+            spawn_connection(peer, stream, self.inputs.clone(), self.queue_frames_max);
+        self.connections.insert(peer, connection);
+        self.writers.push(writer);
+        self.writers.retain(|writer| !writer.is_finished());
+        node.peer_connected(peer, info, now());
+    }
+
+    /// Stops reading from a connection; its writer finishes what is queued (bounded by the
+    /// write timeout) and closes.
+    fn drop_connection(&mut self, peer: PeerId) {
+        if let Some(connection) = self.connections.remove(&peer) {
+            let _ = connection.outgoing.try_send(Outgoing::Close);
+            connection.reader.abort();
+        }
+    }
+
+    /// Carries out everything the node asked for, including what that in turn produced.
+    fn carry_out<S: Store>(&mut self, node: &mut Node<S>) {
+        loop {
+            let outputs = node.outputs();
+            if outputs.is_empty() {
+                return;
+            }
+            for output in outputs {
+                self.apply(node, output);
+            }
+        }
+    }
+
+    fn apply<S: Store>(&mut self, node: &mut Node<S>, output: Output) {
+        match output {
+            Output::Send { peer, message } => {
+                let Some(connection) = self.connections.get(&peer) else {
+                    return;
+                };
+                let bytes = Bytes::from(message.encode());
+                let size = bytes.len();
+                let queued = connection.queued.load(Ordering::Relaxed);
+                let fits = queued + size <= self.queue_bytes_max
+                    && connection.outgoing.try_send(Outgoing::Frame(bytes)).is_ok();
+                if fits {
+                    connection.queued.fetch_add(size, Ordering::Relaxed);
+                } else {
+                    // Too slow to keep up (or gone): let it go rather than buffer.
+                    if let Some(connection) = self.connections.remove(&peer) {
+                        connection.reader.abort();
+                        connection.writer.abort();
+                    }
+                    node.peer_disconnected(peer, now());
+                }
+            }
+            Output::Connect(address) => {
+                tokio::spawn(dial(address, self.inputs.clone(), self.connect_timeout));
+            }
+            Output::Disconnect { peer, .. } => self.drop_connection(peer),
+            Output::Mine(template) => {
+                if let Some(miner) = &self.miner {
+                    self.mining_generation = Some(match template {
+                        Some(block) => miner.mine(block),
+                        None => miner.pause(),
+                    });
+                }
+            }
+            Output::Event(event) => {
+                log(&event);
+                let _ = self.events.try_send(event);
+            }
+        }
+    }
 }
 
 /// Logs an event (through `tracing`; the binary decides where logs go).
@@ -443,30 +479,37 @@ fn spawn_connection(
     queue_max: usize,
 ) -> (Connection, JoinHandle<()>) {
     let (outgoing, queue) = mpsc::channel(queue_max.max(1));
+    let queued = Arc::new(AtomicUsize::new(0));
     let (reader, writer) = match stream {
         Stream::Tcp(stream) => {
             let (read, write) = stream.into_split();
             (
                 tokio::spawn(read_frames(peer, read, inputs)),
-                tokio::spawn(write_frames(write, queue)),
+                tokio::spawn(write_frames(write, queue, queued.clone())),
             )
         }
         Stream::Unix(stream) => {
             let (read, write) = stream.into_split();
             (
                 tokio::spawn(read_frames(peer, read, inputs)),
-                tokio::spawn(write_frames(write, queue)),
+                tokio::spawn(write_frames(write, queue, queued.clone())),
             )
         }
         Stream::Memory(stream) => {
             let (read, write) = tokio::io::split(stream);
             (
                 tokio::spawn(read_frames(peer, read, inputs)),
-                tokio::spawn(write_frames(write, queue)),
+                tokio::spawn(write_frames(write, queue, queued.clone())),
             )
         }
     };
-    (Connection { outgoing, reader }, writer)
+    let connection = Connection {
+        outgoing,
+        queued,
+        reader,
+        writer: writer.abort_handle(),
+    };
+    (connection, writer)
 }
 
 async fn read_frames<R: AsyncRead + Unpin>(peer: PeerId, read: R, inputs: mpsc::Sender<Input>) {
@@ -492,20 +535,27 @@ async fn read_frames<R: AsyncRead + Unpin>(peer: PeerId, read: R, inputs: mpsc::
     let _ = inputs.send(Input::Closed { peer }).await;
 }
 
-async fn write_frames<W: AsyncWrite + Unpin>(write: W, mut queue: mpsc::Receiver<Outgoing>) {
+async fn write_frames<W: AsyncWrite + Unpin>(
+    write: W,
+    mut queue: mpsc::Receiver<Outgoing>,
+    queued: Arc<AtomicUsize>,
+) {
     let mut frames = FramedWrite::new(write, codec());
     while let Some(outgoing) = queue.recv().await {
         match outgoing {
             Outgoing::Frame(bytes) => {
-                if frames.send(bytes).await.is_err() {
+                let size = bytes.len();
+                let sent = tokio::time::timeout(WRITE_TIMEOUT, frames.send(bytes)).await;
+                queued.fetch_sub(size, Ordering::Relaxed);
+                if !matches!(sent, Ok(Ok(()))) {
                     return;
                 }
             }
             Outgoing::Close => break,
         }
     }
-    let _ = SinkExt::<Bytes>::flush(&mut frames).await;
-    let _ = frames.get_mut().shutdown().await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<Bytes>::flush(&mut frames)).await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, frames.get_mut().shutdown()).await;
 }
 
 async fn accept_tcp(listener: TcpListener, inputs: mpsc::Sender<Input>) {

@@ -8,6 +8,7 @@
 //!   connections, messages, commands, ticks and mined blocks, and carry out its outputs.
 
 pub mod address_book;
+mod download;
 pub mod message;
 pub mod node;
 pub mod peer;

@@ -27,6 +27,8 @@ pub const FRAME_BYTES_MAX: usize = 4 << 20;
 pub const LOCATOR_HASHES_MAX: usize = 64;
 /// Most headers in one `Headers` message.
 pub const HEADERS_PER_MESSAGE_MAX: usize = 2_000;
+/// Bytes of blocks put in one `Blocks` message: a reply is split to stay well inside a frame.
+pub const BLOCKS_MESSAGE_BYTES_MAX: usize = FRAME_BYTES_MAX / 2;
 /// Most hashes in one `GetBlocks` or `NotFound`, and blocks in one `Blocks`.
 pub const BLOCKS_PER_MESSAGE_MAX: usize = 16;
 /// Most addresses in one `Addresses` message.

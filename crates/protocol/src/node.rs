@@ -29,10 +29,11 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::address_book::AddressBook;
+use crate::download::{Download, Wanted};
 use crate::message::{
-    ADDRESSES_PER_MESSAGE_MAX, BLOCKS_PER_MESSAGE_MAX, HEADERS_PER_MESSAGE_MAX, Hello,
-    LOCATOR_HASHES_MAX, Message, MessageError, PROTOCOL_VERSION, REASON_BYTES_MAX,
-    TRANSFERS_PER_MESSAGE_MAX, TipSummary,
+    ADDRESSES_PER_MESSAGE_MAX, BLOCKS_MESSAGE_BYTES_MAX, BLOCKS_PER_MESSAGE_MAX,
+    HEADERS_PER_MESSAGE_MAX, Hello, LOCATOR_HASHES_MAX, Message, MessageError, PROTOCOL_VERSION,
+    REASON_BYTES_MAX, TRANSFERS_PER_MESSAGE_MAX, TipSummary,
 };
 use crate::peer::{Direction, DisconnectReason, Peer, PeerId, PeerInfo};
 
@@ -64,6 +65,13 @@ pub struct NodeConfig {
     pub blocks_in_flight_per_peer_max: usize,
     /// Headers waiting for their blocks.
     pub download_queue_max: usize,
+    /// How far above the tip blocks are downloaded (what arrives out of order must fit the
+    /// chain's orphan pool).
+    pub download_window_blocks: u64,
+    /// Queue entries looked at per peer when handing out block requests.
+    pub schedule_scan_max: usize,
+    /// How long a headers request may go unanswered.
+    pub headers_timeout_ms: u64,
     /// How long a misbehaving peer is refused.
     pub ban_ms: u64,
     /// Most bans remembered.
@@ -103,6 +111,9 @@ impl NodeConfig {
             block_request_timeout_ms: 10_000,
             blocks_in_flight_per_peer_max: 32,
             download_queue_max: 100_000,
+            download_window_blocks: 128,
+            schedule_scan_max: 1_024,
+            headers_timeout_ms: 20_000,
             ban_ms: 600_000,
             bans_max: 10_000,
             backoff_base_ms: 1_000,
@@ -273,13 +284,6 @@ pub enum Output {
     Event(Event),
 }
 
-/// A header whose block is wanted.
-#[derive(Clone, Copy, Debug)]
-struct Wanted {
-    header: Header,
-    chain_work: Work,
-}
-
 /// The node.
 pub struct Node<S: Store> {
     config: NodeConfig,
@@ -290,11 +294,8 @@ pub struct Node<S: Store> {
     /// Addresses being dialled, and since when.
     dialing: HashMap<String, Timestamp>,
     bans: HashMap<String, Timestamp>,
-    /// Headers whose blocks are wanted, and their download order.
-    wanted: HashMap<BlockHash, Wanted>,
-    queue: VecDeque<BlockHash>,
-    /// Which peer each requested block was asked of.
-    requested: HashMap<BlockHash, PeerId>,
+    /// Blocks wanted, in download order, and who each was asked of.
+    download: Download,
     /// The peer a header sync is running with.
     header_sync: Option<PeerId>,
     automine: bool,
@@ -314,14 +315,12 @@ impl<S: Store> Node<S> {
         let mut node = Node {
             mempool: Mempool::new(config.mempool),
             addresses: AddressBook::new(config.address_book_max),
+            download: Download::new(config.download_queue_max),
             config,
             chain,
             peers: BTreeMap::new(),
             dialing: HashMap::new(),
             bans: HashMap::new(),
-            wanted: HashMap::new(),
-            queue: VecDeque::new(),
-            requested: HashMap::new(),
             header_sync: None,
             automine: false,
             mine_once: false,
@@ -412,7 +411,7 @@ impl<S: Store> Node<S> {
 
     /// Blocks waiting to be downloaded.
     pub fn download_queue_len(&self) -> usize {
-        self.queue.len()
+        self.download.len()
     }
 
     /// Takes everything the driver must do, oldest first.
@@ -533,12 +532,11 @@ impl<S: Store> Node<S> {
         }
     }
 
-    /// Puts back what a gone peer was doing for us.
+    /// Puts back what a gone peer was fetching for us.
     fn forget_peer(&mut self, peer: PeerId, state: &Peer, now: Timestamp) {
         for hash in state.in_flight.keys() {
-            self.requested.remove(hash);
-            if self.wanted.contains_key(hash) {
-                self.queue.push_front(*hash);
+            if self.download.requested_from(hash) == Some(peer) {
+                self.download.release(hash);
             }
         }
         if self.header_sync == Some(peer) {
@@ -560,7 +558,13 @@ impl<S: Store> Node<S> {
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
-        if !state.count_message(now, per_second) {
+        // Answers to our own requests do not count toward the flood limit (they are only
+        // accepted when asked for); everything else does.
+        let answer = matches!(
+            message,
+            Message::Blocks(_) | Message::Headers(_) | Message::NotFound(_)
+        );
+        if !answer && !state.count_message(now, per_second) {
             return self.disconnect(peer, DisconnectReason::Flood, now);
         }
         if let Err(error) = message.check_bounds() {
@@ -671,44 +675,50 @@ impl<S: Store> Node<S> {
             state.hello = Some(hello);
             state.known_blocks.insert(tip.hash);
         }
-        self.maybe_sync_headers(peer, tip);
+        self.maybe_sync_headers(peer, tip, now);
     }
 
-    fn on_pong(&mut self, peer: PeerId, nonce: u64, tip: TipSummary, _now: Timestamp) {
+    fn on_pong(&mut self, peer: PeerId, nonce: u64, tip: TipSummary, now: Timestamp) {
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
         if state.ping.is_some_and(|(sent, _)| sent == nonce) {
             state.ping = None;
-            state.timeouts = 0;
         }
         state.tip = Some(tip);
-        self.maybe_sync_headers(peer, tip);
+        self.maybe_sync_headers(peer, tip, now);
     }
 
     /// Starts a header sync with `peer` if it claims more work than we have and no sync runs.
-    fn maybe_sync_headers(&mut self, peer: PeerId, tip: TipSummary) {
+    fn maybe_sync_headers(&mut self, peer: PeerId, tip: TipSummary, now: Timestamp) {
         let ours = self.chain.tip().chain_work;
         if tip.work <= ours
             || self.header_sync.is_some()
             || self.chain.tree().get(&tip.hash).is_some()
+            || self.download.contains(&tip.hash)
         {
             return;
         }
-        self.request_headers(peer, None);
+        self.request_headers(peer, None, now);
     }
 
-    fn request_headers(&mut self, peer: PeerId, from: Option<BlockHash>) {
+    /// Asks `peer` for headers after our locator (after `from` first, to continue a long
+    /// sync). At most one request per peer is outstanding.
+    fn request_headers(&mut self, peer: PeerId, from: Option<BlockHash>, now: Timestamp) {
+        let locator = self.locator();
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
-        state.headers_requested = true;
+        if state.headers_requested.is_some() {
+            return;
+        }
+        state.headers_requested = Some(now);
         self.header_sync = Some(peer);
-        let mut locator = Vec::with_capacity(LOCATOR_HASHES_MAX);
-        locator.extend(from);
-        locator.extend(self.locator());
-        locator.truncate(LOCATOR_HASHES_MAX);
-        self.send(peer, Message::GetHeaders { locator });
+        let mut hashes = Vec::with_capacity(LOCATOR_HASHES_MAX);
+        hashes.extend(from);
+        hashes.extend(locator);
+        hashes.truncate(LOCATOR_HASHES_MAX);
+        self.send(peer, Message::GetHeaders { locator: hashes });
     }
 
     /// Best-chain hashes from the tip back to genesis: the last ten one by one, then with
@@ -808,42 +818,45 @@ impl<S: Store> Node<S> {
         self.send(peer, Message::Headers(headers));
     }
 
-    /// The chain work a child of `parent` with `header` would have, if the parent is known.
+    /// The chain work a child of `parent` with `header` would have, if the parent is known
+    /// and valid.
     fn work_after(&self, parent: &BlockHash, header: &Header) -> Option<Work> {
         let parent_work = match self.chain.tree().get(parent) {
             Some(entry) if entry.status != powchain_chain::store::BlockStatus::Invalid => {
                 entry.chain_work
             }
             Some(_) => return None,
-            None => self.wanted.get(parent)?.chain_work,
+            None => self.download.get(parent)?.chain_work,
         };
         parent_work.checked_add(header.target.work())
     }
 
-    /// The checks a header gets before its block is wanted: proof of work against its own
-    /// target, a target no easier than the chain allows, a height one above its parent.
+    /// The checks a header gets before its block is wanted: a height one above its parent,
+    /// the target the chain demands (exactly, when the parent is in the tree; otherwise no
+    /// easier than the chain allows), and proof of work against it.
     fn check_header(&self, header: &Header, parent_height: Height) -> Result<(), String> {
         let spec = self.chain.spec();
-        let easiest = spec
-            .retarget
-            .map_or(spec.genesis_target(), |rule| rule.easiest.target());
-        if header.target > easiest {
-            return Err(format!(
-                "header {} has a target easier than the chain allows",
-                header.hash().short(16)
-            ));
+        let short = header.hash().short(16);
+        if parent_height.next() != Some(header.height) {
+            return Err(format!("header {short} has the wrong height"));
+        }
+        if self.chain.tree().get(&header.prev_hash).is_some() {
+            let expected = self.chain.tree().expected_target(&header.prev_hash, spec);
+            if header.target != expected {
+                return Err(format!("header {short} has the wrong target"));
+            }
+        } else {
+            let easiest = spec
+                .retarget
+                .map_or(spec.genesis_target(), |rule| rule.easiest.target());
+            if header.target > easiest {
+                return Err(format!(
+                    "header {short} has a target easier than the chain allows"
+                ));
+            }
         }
         if !header.meets_own_target() {
-            return Err(format!(
-                "header {} lacks proof of work",
-                header.hash().short(16)
-            ));
-        }
-        if parent_height.next() != Some(header.height) {
-            return Err(format!(
-                "header {} has the wrong height",
-                header.hash().short(16)
-            ));
+            return Err(format!("header {short} lacks proof of work"));
         }
         Ok(())
     }
@@ -851,7 +864,7 @@ impl<S: Store> Node<S> {
     fn parent_height(&self, parent: &BlockHash) -> Option<Height> {
         match self.chain.tree().get(parent) {
             Some(entry) => Some(entry.header.height),
-            None => self.wanted.get(parent).map(|w| w.header.height),
+            None => self.download.get(parent).map(|w| w.header.height),
         }
     }
 
@@ -859,10 +872,9 @@ impl<S: Store> Node<S> {
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
-        if !state.headers_requested {
+        if state.headers_requested.take().is_none() {
             return self.disconnect(peer, DisconnectReason::Unrequested("headers"), now);
         }
-        state.headers_requested = false;
         if self.header_sync == Some(peer) {
             self.header_sync = None;
         }
@@ -885,15 +897,26 @@ impl<S: Store> Node<S> {
             if let Some(state) = self.peers.get_mut(&peer) {
                 state.known_blocks.insert(hash);
             }
-            if self.chain.tree().get(&hash).is_some() || self.wanted.contains_key(&hash) {
+            if self.chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
                 continue;
             }
             let Some(parent_height) = self.parent_height(&header.prev_hash) else {
-                return self.disconnect(
-                    peer,
-                    DisconnectReason::InvalidHeaders("headers do not connect to our chain".into()),
-                    now,
-                );
+                // Our view moved since we asked (a reorg, a block dropped from the queue):
+                // ask again from our locator, a few times, before calling it abuse.
+                let Some(state) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                state.unconnected_headers += 1;
+                if state.unconnected_headers > 3 {
+                    return self.disconnect(
+                        peer,
+                        DisconnectReason::InvalidHeaders(
+                            "headers do not connect to our chain".into(),
+                        ),
+                        now,
+                    );
+                }
+                return self.request_headers(peer, None, now);
             };
             if let Err(why) = self.check_header(&header, parent_height) {
                 return self.disconnect(peer, DisconnectReason::InvalidHeaders(why), now);
@@ -905,16 +928,20 @@ impl<S: Store> Node<S> {
                     now,
                 );
             };
-            if self.queue.len() >= self.config.download_queue_max {
+            if !self
+                .download
+                .want(hash, Wanted { header, chain_work }, false)
+            {
                 break;
             }
-            self.wanted.insert(hash, Wanted { header, chain_work });
-            self.queue.push_back(hash);
+        }
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.unconnected_headers = 0;
         }
         if let (true, Some(last)) = (full, last)
-            && self.queue.len() < self.config.download_queue_max
+            && !self.download.is_full()
         {
-            self.request_headers(peer, Some(last));
+            self.request_headers(peer, Some(last), now);
         }
         self.schedule_downloads(now);
     }
@@ -924,104 +951,124 @@ impl<S: Store> Node<S> {
         if let Some(state) = self.peers.get_mut(&peer) {
             state.known_blocks.insert(hash);
         }
-        if self.chain.tree().get(&hash).is_some() || self.wanted.contains_key(&hash) {
+        if self.chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
             return;
         }
-        match self.parent_height(&header.prev_hash) {
-            Some(parent_height) => {
-                if let Err(why) = self.check_header(&header, parent_height) {
-                    return self.disconnect(peer, DisconnectReason::InvalidHeaders(why), now);
-                }
-                let Some(chain_work) = self.work_after(&header.prev_hash, &header) else {
-                    return;
-                };
-                if let Some(state) = self.peers.get_mut(&peer) {
-                    state.tip = Some(TipSummary {
-                        hash,
-                        height: header.height,
-                        work: chain_work,
-                    });
-                }
-                self.wanted.insert(hash, Wanted { header, chain_work });
-                // A fresh tip goes first: it is what propagation waits for.
-                self.queue.push_front(hash);
-                self.schedule_downloads(now);
+        let Some(parent_height) = self.parent_height(&header.prev_hash) else {
+            // We are missing its ancestors: catch up by headers.
+            if self.header_sync.is_none() {
+                self.request_headers(peer, None, now);
             }
-            None => {
-                // We are missing its ancestors: catch up by headers.
-                if self.header_sync.is_none() {
-                    self.request_headers(peer, None);
-                }
-            }
+            return;
+        };
+        if let Err(why) = self.check_header(&header, parent_height) {
+            return self.disconnect(peer, DisconnectReason::InvalidHeaders(why), now);
+        }
+        let Some(chain_work) = self.work_after(&header.prev_hash, &header) else {
+            return;
+        };
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.tip = Some(TipSummary {
+                hash,
+                height: header.height,
+                work: chain_work,
+            });
+        }
+        // Only a block that would beat our tip is worth fetching.
+        if chain_work <= self.chain.tip().chain_work {
+            return;
+        }
+        // A fresh tip goes first: it is what propagation waits for.
+        if self
+            .download
+            .want(hash, Wanted { header, chain_work }, true)
+        {
+            self.schedule_downloads(now);
         }
     }
 
+    /// Sends the requested blocks, split into messages that fit a frame.
     fn on_get_blocks(&mut self, peer: PeerId, hashes: &[BlockHash]) {
-        let mut blocks = Vec::new();
-        let mut missing = Vec::new();
+        let mut unique: Vec<BlockHash> = Vec::with_capacity(hashes.len());
         for hash in hashes {
-            match self.chain.block(hash) {
-                Ok(Some(block)) => blocks.push(block.as_ref().clone()),
-                Ok(None) => missing.push(*hash),
-                Err(error) => {
-                    self.event(Event::StoreFailed(error.to_string()));
-                    return;
+            if !unique.contains(hash) {
+                unique.push(*hash);
+            }
+        }
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0usize;
+        let mut missing = Vec::new();
+        for hash in unique {
+            let block = match self.chain.block(&hash) {
+                Ok(Some(block)) => block,
+                Ok(None) => {
+                    missing.push(hash);
+                    continue;
                 }
+                Err(error) => return self.event(Event::StoreFailed(error.to_string())),
+            };
+            // Consensus size plus room for postcard's length prefixes.
+            let bytes = block.encoded_len() + 1_024;
+            if !batch.is_empty() && batch_bytes + bytes > BLOCKS_MESSAGE_BYTES_MAX {
+                self.send(peer, Message::Blocks(std::mem::take(&mut batch)));
+                batch_bytes = 0;
             }
-        }
-        if let Some(state) = self.peers.get_mut(&peer) {
-            for block in &blocks {
-                state.known_blocks.insert(block.hash());
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.known_blocks.insert(hash);
             }
+            batch_bytes += bytes;
+            batch.push(block.as_ref().clone());
         }
-        if !blocks.is_empty() {
-            self.send(peer, Message::Blocks(blocks));
+        if !batch.is_empty() {
+            self.send(peer, Message::Blocks(batch));
         }
         if !missing.is_empty() {
             self.send(peer, Message::NotFound(missing));
         }
     }
 
-    /// The peer does not have blocks we asked it for (it may have pruned a side branch):
-    /// they are no longer wanted until someone announces them again, so nothing is asked
-    /// of the same peer twice.
+    /// The peer lacks blocks we asked it for: ask someone else, never it again.
     fn on_not_found(&mut self, peer: PeerId, hashes: &[BlockHash], now: Timestamp) {
-        let mut missing = Vec::new();
+        let mut released = false;
         if let Some(state) = self.peers.get_mut(&peer) {
             for hash in hashes {
                 if state.in_flight.remove(hash).is_some() {
-                    missing.push(*hash);
+                    state.avoid.insert(*hash);
+                    if self.download.requested_from(hash) == Some(peer) {
+                        self.download.release(hash);
+                    }
+                    released = true;
                 }
             }
         }
-        for hash in missing {
-            self.requested.remove(&hash);
-            self.drop_wanted_descendants(&hash);
+        if released {
+            self.schedule_downloads(now);
         }
-        self.schedule_downloads(now);
     }
 
     fn on_blocks(&mut self, peer: PeerId, blocks: Vec<Block>, now: Timestamp) {
+        if blocks.is_empty() {
+            return;
+        }
         for block in blocks {
             let hash = block.hash();
             let Some(state) = self.peers.get_mut(&peer) else {
                 return;
             };
-            if state.in_flight.remove(&hash).is_none() {
+            // Asked of this peer, or asked and then given up on (late is not abuse).
+            let asked = state.in_flight.remove(&hash).is_some() || state.avoid.contains(&hash);
+            if !asked {
                 return self.disconnect(peer, DisconnectReason::Unrequested("block"), now);
             }
-            state.timeouts = 0;
             state.known_blocks.insert(hash);
-            self.requested.remove(&hash);
-            self.wanted.remove(&hash);
+            self.download.remove(&hash);
             match self.chain.import_block(block, now) {
                 Ok(outcome) => {
                     if let Placement::Orphan { missing } = outcome.placement
-                        && !self.wanted.contains_key(&missing)
-                        && !self.requested.contains_key(&missing)
+                        && !self.download.contains(&missing)
                         && self.header_sync.is_none()
                     {
-                        self.request_headers(peer, None);
+                        self.request_headers(peer, None, now);
                     }
                     if let Some(change) = outcome.tip_change {
                         self.on_tip_change(&change, Some(peer), now);
@@ -1030,9 +1077,13 @@ impl<S: Store> Node<S> {
                 Err(ImportError::Store(error)) => {
                     return self.event(Event::StoreFailed(error.to_string()));
                 }
+                Err(ImportError::Invalid { error, .. }) if !error.binds_hash() => {
+                    // Not the block's fault for sure (our clock, a body we could not check):
+                    // drop it without blaming the peer.
+                    self.download.remove_with_descendants(&hash);
+                }
                 Err(error) => {
-                    // It is the block's own header we asked for: forget everything built on it.
-                    self.drop_wanted_descendants(&hash);
+                    self.download.remove_with_descendants(&hash);
                     return self.disconnect(
                         peer,
                         DisconnectReason::InvalidBlock(error.to_string()),
@@ -1045,25 +1096,9 @@ impl<S: Store> Node<S> {
         self.schedule_downloads(now);
     }
 
-    /// Forgets the wanted header `invalid` and every wanted header that builds on it.
-    fn drop_wanted_descendants(&mut self, invalid: &BlockHash) {
-        let mut dead: HashSet<BlockHash> = HashSet::from([*invalid]);
-        // Headers were queued parents first, so one pass in queue order finds every descendant.
-        let order: Vec<BlockHash> = self.queue.iter().copied().collect();
-        for hash in order {
-            if let Some(wanted) = self.wanted.get(&hash)
-                && dead.contains(&wanted.header.prev_hash)
-            {
-                dead.insert(hash);
-            }
-        }
-        self.queue.retain(|hash| !dead.contains(hash));
-        self.wanted.retain(|hash, _| !dead.contains(hash));
-    }
-
     fn report_progress(&mut self, now: Timestamp) {
         let (since, from) = self.progress;
-        if self.queue.is_empty() && self.requested.is_empty() {
+        if self.download.len() == 0 {
             self.progress = (now, self.chain.tip().height);
             return;
         }
@@ -1076,59 +1111,57 @@ impl<S: Store> Node<S> {
         self.progress = (now, height);
         self.event(Event::SyncProgress {
             height,
-            remaining: self.queue.len() + self.requested.len(),
+            remaining: self.download.len(),
             blocks_per_sec: blocks as f64 * 1_000.0 / elapsed.max(1) as f64,
         });
     }
 
-    /// Assigns queued blocks to peers that have them, up to each peer's in-flight bound.
+    /// Hands wanted blocks to peers that have them, up to each peer's in-flight bound and
+    /// within the window above the tip.
     fn schedule_downloads(&mut self, now: Timestamp) {
-        if self.queue.is_empty() {
+        if self.download.len() == 0 {
             return;
         }
         let per_peer = self.config.blocks_in_flight_per_peer_max;
+        let height_max = Height(
+            self.chain
+                .tip()
+                .height
+                .0
+                .saturating_add(self.config.download_window_blocks),
+        );
         let peer_ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for peer in peer_ids {
-            let mut batch = Vec::new();
-            {
-                let Some(state) = self.peers.get(&peer) else {
-                    continue;
-                };
-                if !state.is_ready() {
-                    continue;
-                }
-                let room = per_peer.saturating_sub(state.in_flight.len());
-                let peer_work = state.tip.map_or(Work(0), |tip| tip.work);
-                let mut kept = VecDeque::with_capacity(self.queue.len());
-                while let Some(hash) = self.queue.pop_front() {
-                    let has_it = self.wanted.get(&hash).is_some_and(|w| {
-                        w.chain_work <= peer_work || state.known_blocks.contains(&hash)
-                    });
-                    if batch.len() < room.min(BLOCKS_PER_MESSAGE_MAX) && has_it {
-                        batch.push(hash);
-                    } else if self.wanted.contains_key(&hash) {
-                        kept.push_back(hash);
-                    }
-                    if batch.len() >= room.min(BLOCKS_PER_MESSAGE_MAX) {
-                        break;
-                    }
-                }
-                kept.extend(self.queue.drain(..));
-                self.queue = kept;
+            let Some(state) = self.peers.get(&peer) else {
+                continue;
+            };
+            let room = per_peer
+                .saturating_sub(state.in_flight.len())
+                .min(BLOCKS_PER_MESSAGE_MAX);
+            if !state.is_ready() || room == 0 {
+                continue;
             }
+            let peer_work = state.tip.map_or(Work(0), |tip| tip.work);
+            let batch = self.download.pick(
+                peer,
+                room,
+                self.config.schedule_scan_max,
+                height_max,
+                now,
+                |hash, wanted| {
+                    !state.avoid.contains(hash)
+                        && (wanted.chain_work <= peer_work || state.known_blocks.contains(hash))
+                },
+            );
             if batch.is_empty() {
                 continue;
             }
             if let Some(state) = self.peers.get_mut(&peer) {
                 for hash in &batch {
                     state.in_flight.insert(*hash, now);
-                    self.requested.insert(*hash, peer);
                 }
             }
             self.send(peer, Message::GetBlocks(batch));
-            if self.queue.is_empty() {
-                return;
-            }
         }
     }
 
@@ -1318,7 +1351,7 @@ impl<S: Store> Node<S> {
                 {
                     state.addresses_requested = Some(true);
                     self.send(peer, Message::GetAddresses);
-                    self.request_headers(peer, None);
+                    self.request_headers(peer, None, now);
                 }
             }
             Command::SubmitTransfer(transfer) => {
@@ -1387,6 +1420,13 @@ impl<S: Store> Node<S> {
             } else if now.ms_since(peer.last_ping) >= config.ping_interval_ms {
                 pings.push(*id);
             }
+            if peer
+                .headers_requested
+                .is_some_and(|asked| now.ms_since(asked) > config.headers_timeout_ms)
+            {
+                expired.push((*id, DisconnectReason::Stalled));
+                continue;
+            }
             let late: Vec<BlockHash> = peer
                 .in_flight
                 .iter()
@@ -1394,11 +1434,11 @@ impl<S: Store> Node<S> {
                 .map(|(hash, _)| *hash)
                 .collect();
             if !late.is_empty() {
-                peer.timeouts += 1;
                 for hash in &late {
                     peer.in_flight.remove(hash);
+                    peer.avoid.insert(*hash);
                 }
-                stale_requests.push((*id, late, peer.timeouts));
+                stale_requests.push((*id, late));
             }
         }
         for (peer, reason) in expired {
@@ -1412,16 +1452,15 @@ impl<S: Store> Node<S> {
             }
             self.send(peer, Message::Ping { nonce });
         }
-        for (peer, late, timeouts) in stale_requests {
+        // A peer that let a block request time out is dropped (not banned: it may only be
+        // slow); its blocks go to others, and it may come back later.
+        for (peer, late) in stale_requests {
             for hash in late {
-                self.requested.remove(&hash);
-                if self.wanted.contains_key(&hash) {
-                    self.queue.push_front(hash);
+                if self.download.requested_from(&hash) == Some(peer) {
+                    self.download.release(&hash);
                 }
             }
-            if timeouts >= 3 {
-                self.disconnect(peer, DisconnectReason::Stalled, now);
-            }
+            self.disconnect(peer, DisconnectReason::Stalled, now);
         }
         self.dialing
             .retain(|_, since| now.ms_since(*since) <= config.handshake_timeout_ms * 3);

@@ -199,12 +199,15 @@ pub(crate) struct Peer {
     pub known_txs: BoundedSet<TxId>,
     /// Blocks requested from it, and when.
     pub in_flight: BTreeMap<BlockHash, Timestamp>,
-    /// Whether a `GetHeaders` to it is unanswered.
-    pub headers_requested: bool,
+    /// Blocks it did not deliver in time or said it lacks: not asked of it again, and
+    /// accepted without complaint if they come late.
+    pub avoid: BoundedSet<BlockHash>,
+    /// When the unanswered `GetHeaders` to it was sent.
+    pub headers_requested: Option<Timestamp>,
+    /// Headers answers in a row that did not connect to anything we know.
+    pub unconnected_headers: u32,
     /// Whether a `GetAddresses` to it is unanswered, and whether to connect to the answer.
     pub addresses_requested: Option<bool>,
-    /// Block requests that timed out in a row.
-    pub timeouts: u32,
     /// Messages in the current one-second window.
     pub window: (Timestamp, u32),
 }
@@ -221,9 +224,10 @@ impl Peer {
             known_blocks: BoundedSet::new(known_max),
             known_txs: BoundedSet::new(known_max),
             in_flight: BTreeMap::new(),
-            headers_requested: false,
+            avoid: BoundedSet::new(known_max),
+            headers_requested: None,
+            unconnected_headers: 0,
             addresses_requested: None,
-            timeouts: 0,
             window: (now, 0),
         }
     }

@@ -37,6 +37,8 @@ struct Net {
     /// Every message delivered: (from node, to node, message name).
     delivered: Vec<(usize, usize, Message)>,
     pending: VecDeque<(usize, Output)>,
+    /// Messages dropped on the way: (from, to, message) -> drop?
+    drop_if: Option<fn(usize, usize, &Message) -> bool>,
 }
 
 impl Net {
@@ -67,6 +69,7 @@ impl Net {
             templates: vec![None; count],
             delivered: Vec::new(),
             pending: VecDeque::new(),
+            drop_if: None,
         }
     }
 
@@ -119,6 +122,12 @@ impl Net {
         match output {
             Output::Send { peer, message } => {
                 if let Some(&(other, other_peer)) = self.links.get(&(index, peer)) {
+                    if self
+                        .drop_if
+                        .is_some_and(|drop| drop(index, other, &message))
+                    {
+                        return;
+                    }
                     // As on the wire: encoded, decoded, bounds checked.
                     let decoded = Message::decode(&message.encode()).expect("our messages decode");
                     self.delivered.push((index, other, decoded.clone()));
@@ -604,4 +613,109 @@ fn the_status_poll_pings_and_a_silent_peer_is_dropped() {
     net.advance(31_000);
     assert!(net.peer_gone(0).contains(&DisconnectReason::PingTimeout));
     let _ = a;
+}
+
+/// Node 2 has the chain but never sends headers or blocks; node 1 is honest.
+fn staller_then_honest() -> Net {
+    let mut net = Net::new(3);
+    mine_blocks(&mut net, 1, 40);
+    // Node 2 gets the same chain, then turns silent about it.
+    net.connect(2, 1);
+    net.settle();
+    assert_eq!(net.tip(2), net.tip(1));
+    net.links.clear();
+    net.drop_if = Some(|from, _, message| {
+        from == 2
+            && matches!(
+                message,
+                Message::Headers(_) | Message::Blocks(_) | Message::NotFound(_)
+            )
+    });
+    net
+}
+
+#[test]
+fn a_peer_that_never_answers_headers_is_dropped_and_sync_goes_on() {
+    let mut net = staller_then_honest();
+    net.connect(0, 2);
+    net.settle();
+    net.connect(0, 1);
+    net.settle();
+    for _ in 0..100 {
+        if net.tip(0) == net.tip(1) {
+            break;
+        }
+        net.advance(1_000);
+    }
+    assert_eq!(net.tip(0), net.tip(1), "node 0 synced from the honest peer");
+    assert!(net.peer_gone(0).contains(&DisconnectReason::Stalled));
+    assert!(!net.nodes[0].is_banned("host-1", net.now));
+}
+
+#[test]
+fn a_peer_that_never_delivers_blocks_is_dropped() {
+    let mut net = staller_then_honest();
+    // Node 2 answers headers but keeps its blocks.
+    net.drop_if = Some(|from, _, message| from == 2 && matches!(message, Message::Blocks(_)));
+    net.connect(0, 2);
+    net.settle();
+    net.connect(0, 1);
+    net.settle();
+    for _ in 0..200 {
+        if net.tip(0) == net.tip(1) {
+            break;
+        }
+        net.advance(1_000);
+    }
+    assert_eq!(
+        net.tip(0),
+        net.tip(1),
+        "the blocks came from the honest peer"
+    );
+    assert!(
+        net.peer_gone(0).contains(&DisconnectReason::Stalled),
+        "{:?}",
+        net.peer_gone(0)
+    );
+    assert!(!net.nodes[0].is_banned("host-1", net.now));
+}
+
+#[test]
+fn sync_with_during_a_header_sync_asks_once() {
+    let mut net = Net::new(2);
+    mine_blocks(&mut net, 1, 5);
+    let (a, _) = net.connect(0, 1);
+    // The handshake starts a header sync; SyncWith asks for headers too, before any answer.
+    let now = net.now;
+    for output in net.nodes[1].outputs() {
+        net.pending.push_back((1, output));
+    }
+    while let Some((index, output)) = net.pending.pop_front() {
+        net.apply(index, output);
+    }
+    net.nodes[0].command(Command::SyncWith(a), now);
+    net.settle();
+    assert_eq!(net.tip(0), net.tip(1));
+    assert!(net.peer_gone(0).is_empty() && net.peer_gone(1).is_empty());
+}
+
+#[test]
+fn a_block_that_arrives_after_being_given_up_on_is_welcome() {
+    let mut net = Net::new(2);
+    mine_blocks(&mut net, 1, 3);
+    let (a, _) = net.connect(0, 1);
+    // Node 1's blocks are held back on the way; node 0 gives up on one (as after a NotFound
+    // or a timeout) and then it arrives after all.
+    net.drop_if = Some(|from, _, message| from == 1 && matches!(message, Message::Blocks(_)));
+    net.settle();
+    let late = net.nodes[1]
+        .chain()
+        .block_at(powchain_chain::Height(1))
+        .unwrap()
+        .unwrap();
+    net.inject(0, a, Message::NotFound(vec![late.hash()]));
+    net.drop_if = None;
+    net.inject(0, a, Message::Blocks(vec![late.as_ref().clone()]));
+    assert!(net.peer_gone(0).is_empty(), "{:?}", net.peer_gone(0));
+    assert_eq!(net.nodes[0].chain().tip().height.0, 1);
 }
