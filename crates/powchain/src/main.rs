@@ -11,6 +11,7 @@
 mod bench;
 mod database;
 mod demo;
+mod node;
 mod producer;
 
 use std::io::Write;
@@ -37,6 +38,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure hashing and mining speed, as ratios to sha2's compression in the same run.
     Bench(bench::BenchArgs),
+    /// Run a node: peers over TCP or unix sockets, the seed's session on stdin.
+    Node(Box<node::NodeArgs>),
     /// Mine blocks of random transfers into a database file, announcing each after its commit.
     Mine(database::MineArgs),
     /// Write a database's best chain as JSON.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Node(args) => node::run(*args),
         Command::Bench(args) => bench::run(&args),
         Command::Mine(args) => database::mine(&args),
         Command::Export(args) => database::export(&args),

@@ -1355,18 +1355,8 @@ impl<S: Store> Node<S> {
                 }
             }
             Command::SubmitTransfer(transfer) => {
-                let spec = self.chain.spec().clone();
-                let chain_id = self.chain.chain_id();
-                match self
-                    .mempool
-                    .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)
-                {
-                    Ok((id, _)) => {
-                        self.event(Event::TransferAccepted { id, from: None });
-                        self.relay(vec![transfer]);
-                        self.remine(now);
-                    }
-                    Err(error) => self.event(Event::TransferRefused { error }),
+                if let Err(error) = self.submit_transfer(transfer, now) {
+                    self.event(Event::TransferRefused { error });
                 }
             }
             Command::MineOnce => {
@@ -1394,6 +1384,24 @@ impl<S: Store> Node<S> {
                 self.outputs.push_back(Output::Mine(None));
             }
         }
+    }
+
+    /// `MakeTransaction`, answered at once: the transfer enters the mempool and is relayed,
+    /// or the reason it cannot.
+    pub fn submit_transfer(
+        &mut self,
+        transfer: Transfer,
+        now: Timestamp,
+    ) -> Result<TxId, MempoolError> {
+        let spec = self.chain.spec().clone();
+        let chain_id = self.chain.chain_id();
+        let (id, _) =
+            self.mempool
+                .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)?;
+        self.event(Event::TransferAccepted { id, from: None });
+        self.relay(vec![transfer]);
+        self.remine(now);
+        Ok(id)
     }
 
     // ---- time ---------------------------------------------------------------------------

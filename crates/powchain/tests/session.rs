@@ -1,0 +1,205 @@
+//! Real `powchain node` processes driven through stdin, as a person would type.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Only a broken node takes this long; the test then fails instead of hanging.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct NodeProcess {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl NodeProcess {
+    fn start(args: &[&str]) -> NodeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_powchain"))
+            .arg("node")
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("powchain node starts");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        NodeProcess {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("the node reads its stdin");
+        self.stdin.flush().expect("flushed");
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stdin
+            .write_all(bytes)
+            .expect("the node reads its stdin");
+        self.stdin.flush().expect("flushed");
+    }
+
+    /// Waits for a line containing `text`; returns it.
+    fn expect(&mut self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let left = DEADLINE.saturating_sub(start.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {text:?}; the node printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Asks `question` until an answer line starting with `prefix` contains `wanted`.
+    fn ask_until(&mut self, question: &str, prefix: &str, wanted: &str) {
+        let start = Instant::now();
+        loop {
+            self.send(question);
+            let answer = self.expect(prefix);
+            if answer.contains(wanted) {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{question} never answered {wanted:?}; last: {answer}"
+            );
+        }
+    }
+
+    fn quit(mut self) {
+        self.send("quit");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let path =
+            std::env::temp_dir().join(format!("powchain-session-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Seed 000's session, typed into two node processes on unix sockets.
+#[test]
+fn the_seed_000_session_on_two_nodes() {
+    let dir = Scratch::new("seed000");
+    let common = [
+        "--socket-dir",
+        dir.path(),
+        "--chain",
+        "seed",
+        "--ephemeral",
+        "--miner-threads",
+        "1",
+    ];
+    let mut zero = NodeProcess::start(&[&["-n", "0"][..], &common].concat());
+    zero.expect("others connect with");
+    let mut one = NodeProcess::start(&[&["-n", "1"][..], &common].concat());
+    one.expect("others connect with");
+
+    one.send("ConnectTo 0");
+    one.expect("peer 1 connected");
+    zero.expect("connected");
+    one.send("EchoTo 0 HELLO");
+    zero.expect("echo from peer");
+    one.expect("echo reply from peer 1: HELLO");
+    zero.send("EchoTo 1 WORLD");
+    zero.expect("echo reply from peer 1: WORLD");
+
+    zero.send("MakeTransaction 2 3 5");
+    zero.expect("of 5 coins accepted");
+    zero.send("MakeTransaction 3 4 6");
+    zero.expect("of 6 coins accepted");
+    zero.send("Mine");
+    zero.expect("mined block 1");
+
+    one.ask_until("GetBalance 2", "Balance of 2", "Balance of 2: 5");
+    one.ask_until("GetBalance 3", "Balance of 3", "Balance of 3: 9");
+    one.ask_until("GetBalance 4", "Balance of 4", "Balance of 4: 16");
+    // A node id that nobody runs.
+    one.send("ConnectTo 7");
+    one.expect("node 7 is not active");
+    zero.quit();
+    one.quit();
+}
+
+/// Whatever is typed, the session answers with an error and goes on.
+#[test]
+fn junk_on_stdin_gets_errors_never_a_crash() {
+    let dir = Scratch::new("junk");
+    let mut node =
+        NodeProcess::start(&["--socket-dir", dir.path(), "--ephemeral", "--chain", "seed"]);
+    node.expect("not listening");
+    node.send(&"A".repeat(10_000));
+    node.expect("error:");
+    node.send_bytes(&[0xff, 0xfe, 0x00, 0x01, b'\n']);
+    node.expect("error:");
+    for line in [
+        "MakeTransaction 2 3",
+        "GetBalance nobody",
+        "EchoTo 9 hi",
+        "block zz",
+        "tx 12",
+        "automine maybe",
+    ] {
+        node.send(line);
+        node.expect("error:");
+    }
+    node.send("MakeTransaction 2 2 5");
+    node.expect("cannot be the same");
+    node.send("MakeTransaction 2 3 11");
+    node.expect("not enough");
+    node.send("GetBalance 3");
+    node.expect("Balance of 3: 10");
+    node.quit();
+}
