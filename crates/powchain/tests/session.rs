@@ -203,3 +203,113 @@ fn junk_on_stdin_gets_errors_never_a_crash() {
     node.expect("Balance of 3: 10");
     node.quit();
 }
+
+impl NodeProcess {
+    /// The tip hash the `chain` command reports.
+    fn tip(&mut self) -> String {
+        self.send("chain");
+        let line = self.expect("tip ");
+        line.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The TCP address from the start-up line "others connect with: --peers ADDR".
+    fn tcp_address(&mut self) -> String {
+        let line = self.expect("others connect with");
+        line.rsplit("--peers ")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+}
+
+fn all_agree(nodes: &mut [&mut NodeProcess]) -> bool {
+    let tips: Vec<String> = nodes.iter_mut().map(|node| node.tip()).collect();
+    tips.windows(2).all(|pair| pair[0] == pair[1])
+}
+
+/// Seed 003's way: nodes with a database file, a TCP port and a peer list, mining all the
+/// time; one is killed and restarted from its file.
+#[test]
+fn three_seed_003_nodes_converge_and_one_restarts_from_its_file() {
+    let dir = Scratch::new("seed003");
+    let db = |name: &str| dir.0.join(name).to_str().unwrap().to_owned();
+    let common = [
+        "--difficulty",
+        "20",
+        "--miner-threads",
+        "1",
+        "--mine",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let mut a = NodeProcess::start(&[&["--db", &db("a.redb")][..], &common].concat());
+    let address_a = a.tcp_address();
+    let mut b = NodeProcess::start(
+        &[&["--db", &db("b.redb"), "--peers", &address_a][..], &common].concat(),
+    );
+    let address_b = b.tcp_address();
+    let mut c = NodeProcess::start(
+        &[&["--db", &db("c.redb"), "--peers", &address_b][..], &common].concat(),
+    );
+    c.tcp_address();
+    for node in [&mut a, &mut b, &mut c] {
+        node.expect("mined block 2");
+    }
+    for node in [&mut a, &mut b, &mut c] {
+        node.send("automine off");
+        node.expect("automine off");
+    }
+    let start = Instant::now();
+    while !all_agree(&mut [&mut a, &mut b, &mut c]) {
+        assert!(start.elapsed() < DEADLINE, "the three nodes never agreed");
+    }
+
+    // C dies abruptly; A mines on; C comes back from its file and catches up.
+    c.child.kill().unwrap();
+    c.child.wait().unwrap();
+    drop(c);
+    a.send("automine on");
+    a.expect("mined block");
+    a.send("automine off");
+    a.expect("automine off");
+    let mut c = NodeProcess::start(&[
+        "--db",
+        &db("c.redb"),
+        "--peers",
+        &address_b,
+        "--difficulty",
+        "20",
+        "--miner-threads",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    c.expect("tip ");
+    let start = Instant::now();
+    while !all_agree(&mut [&mut a, &mut b, &mut c]) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the restarted node never caught up"
+        );
+    }
+    for node in [a, b, c] {
+        node.quit();
+    }
+    // Each database file holds the chain.
+    let chain = |name: &str| {
+        let spec = powchain_chain::ChainSpec::dev()
+            .with_fixed_difficulty(powchain_chain::DifficultyBits::new(20).unwrap());
+        let store = powchain_node::store::RedbStore::open(&dir.0.join(name)).unwrap();
+        powchain_chain::Chain::open(spec, store, Default::default())
+            .unwrap()
+            .tip()
+            .hash
+    };
+    let tip_a = chain("a.redb");
+    assert_eq!(chain("b.redb"), tip_a);
+    assert_eq!(chain("c.redb"), tip_a);
+}
