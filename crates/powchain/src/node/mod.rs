@@ -282,13 +282,20 @@ fn read_stdin() -> mpsc::Receiver<String> {
         if std::io::stdin().is_terminal()
             && let Ok(mut editor) = rustyline::DefaultEditor::new()
         {
-            while let Ok(line) = editor.readline("powchain> ") {
-                let _ = editor.add_history_entry(line.as_str());
+            loop {
+                let line = match editor.readline("powchain> ") {
+                    Ok(line) => {
+                        let _ = editor.add_history_entry(line.as_str());
+                        line
+                    }
+                    // The terminal is in raw mode, so Ctrl-C arrives here, not as SIGINT.
+                    Err(rustyline::error::ReadlineError::Interrupted) => "quit".to_owned(),
+                    Err(_) => return,
+                };
                 if sender.blocking_send(line).is_err() {
                     return;
                 }
             }
-            return;
         }
         let mut buffer = Vec::new();
         let mut stdin = std::io::stdin().lock();
