@@ -91,6 +91,8 @@ enum WalletAction {
     New,
     /// List the wallet's addresses.
     List,
+    /// Where the wallet is, and its addresses numbered.
+    Show,
 }
 
 fn run_wallet(action: WalletAction, path: &Path) -> anyhow::Result<()> {
@@ -107,6 +109,17 @@ fn run_wallet(action: WalletAction, path: &Path) -> anyhow::Result<()> {
         WalletAction::List => {
             for key in wallet.keys() {
                 writeln!(out, "{}", key.address())?;
+            }
+        }
+        WalletAction::Show => {
+            writeln!(
+                out,
+                "wallet {} with {} keys",
+                path.display(),
+                wallet.keys().len()
+            )?;
+            for (index, key) in wallet.keys().iter().enumerate() {
+                writeln!(out, "  {index}: {}", key.address())?;
             }
         }
     }

@@ -157,7 +157,8 @@ fn the_seed_000_session_on_two_nodes() {
     zero.expect("echo reply from peer 1: WORLD");
 
     zero.send("MakeTransaction 2 3 5");
-    zero.expect("of 5 coins accepted");
+    let accepted = zero.expect("of 5 coins accepted");
+    let id = accepted.split_whitespace().nth(1).unwrap().to_owned();
     zero.send("MakeTransaction 3 4 6");
     zero.expect("of 6 coins accepted");
     zero.send("Mine");
@@ -166,6 +167,8 @@ fn the_seed_000_session_on_two_nodes() {
     one.ask_until("GetBalance 2", "Balance of 2", "Balance of 2: 5");
     one.ask_until("GetBalance 3", "Balance of 3", "Balance of 3: 9");
     one.ask_until("GetBalance 4", "Balance of 4", "Balance of 4: 16");
+    one.send(&format!("tx {id}"));
+    one.expect("in block 1 (1 confirmations)");
     // A node id that nobody runs.
     one.send("ConnectTo 7");
     one.expect("node 7 is not active");

@@ -28,6 +28,9 @@ use tokio::sync::mpsc;
 
 use session::{AccountRef, HELP, Line, PeerRef};
 
+/// How many recent blocks `tx` looks through for a confirmed transaction.
+const TX_SEARCH_BLOCKS: u64 = 10_000;
+
 /// Flags of `powchain node`.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
@@ -320,14 +323,45 @@ fn read_stdin() -> mpsc::Receiver<String> {
     receiver
 }
 
-/// Prints each event as one line, and seed 003's peer report every 10 s.
+/// Prints each event as one line, and seed 003's peer report every 10 s. While far behind
+/// on a terminal, sync progress is a progress bar instead of lines.
 async fn print_events<S: Store + 'static>(mut events: mpsc::Receiver<Event>, handle: Handle<S>) {
     let mut report = tokio::time::interval(Duration::from_secs(10));
     report.tick().await;
+    let terminal = std::io::stdout().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
     loop {
         tokio::select! {
             event = events.recv() => match event {
+                Some(Event::SyncProgress { height, remaining, blocks_per_sec }) if terminal => {
+                    let bar = bar.get_or_insert_with(|| {
+                        let bar = indicatif::ProgressBar::new(0);
+                        bar.set_style(
+                            indicatif::ProgressStyle::with_template(
+                                "syncing [{bar:40}] {pos}/{len} blocks {msg}",
+                            )
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                        );
+                        bar
+                    });
+                    bar.set_length(height.0 + remaining as u64);
+                    bar.set_position(height.0);
+                    bar.set_message(format!("{blocks_per_sec:.0} blocks/s"));
+                }
                 Some(event) => {
+                    if let (Some(done), Event::TipChanged { .. }) = (&bar, &event) {
+                        let caught_up = handle
+                            .inspect(|node| node.download_queue_len() == 0)
+                            .await
+                            .unwrap_or(true);
+                        if caught_up {
+                            done.finish_and_clear();
+                            bar = None;
+                        } else {
+                            // Far behind: the bar speaks for every block.
+                            continue;
+                        }
+                    }
                     if let Some(line) = describe(&event) {
                         println!("{line}");
                     }
@@ -525,8 +559,7 @@ impl<S: Store + 'static> Session<S> {
                     .ok_or_else(stopped)?;
                 let id: TxId = result?;
                 Ok(Some(format!(
-                    "transaction {} of {amount} coins accepted into the mempool",
-                    id.short(16)
+                    "transaction {id} of {amount} coins accepted into the mempool"
                 )))
             }
             Line::Mine => {
@@ -654,18 +687,34 @@ impl<S: Store + 'static> Session<S> {
                     .map_err(|e| format!("a transaction id is 128 hex digits: {e}"))?;
                 let text = self
                     .handle
-                    .inspect(move |node| match node.mempool().get(&id) {
-                        Some(transfer) => format!(
-                            "pending: {} coins, fee {}, nonce {}",
-                            transfer.amount, transfer.fee, transfer.nonce
-                        ),
-                        None => {
-                            "not in the mempool (looking it up in blocks comes with the HTTP API)"
-                                .to_string()
+                    .inspect(move |node| {
+                        if let Some(transfer) = node.mempool().get(&id) {
+                            return Ok(format!(
+                                "pending: {} coins, fee {}, nonce {}",
+                                transfer.amount, transfer.fee, transfer.nonce
+                            ));
                         }
+                        // No transaction index yet: look through the recent best chain.
+                        let chain = node.chain();
+                        let tip = chain.tip().height.0;
+                        for height in (tip.saturating_sub(TX_SEARCH_BLOCKS)..=tip).rev() {
+                            let Ok(Some(block)) = chain.block_at(Height(height)) else {
+                                continue;
+                            };
+                            if let Some(tx) = block.txs.iter().find(|tx| tx.id() == id) {
+                                return Ok(format!(
+                                    "in block {height} ({} confirmations): {tx}",
+                                    tip - height + 1
+                                ));
+                            }
+                        }
+                        Err(format!(
+                            "transaction {} is neither pending nor in the last {TX_SEARCH_BLOCKS} blocks",
+                            id.short(16)
+                        ))
                     })
                     .await
-                    .ok_or_else(stopped)?;
+                    .ok_or_else(stopped)??;
                 Ok(Some(text))
             }
             Line::Mempool => {
