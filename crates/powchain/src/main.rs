@@ -11,6 +11,7 @@
 mod bench;
 mod database;
 mod demo;
+mod devnet;
 mod node;
 mod producer;
 
@@ -34,6 +35,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// A whole network on this machine: nodes mining and trading over loopback, a live
+    /// status, and a report at the end.
+    Devnet(devnet::DevnetArgs),
     /// Mine a few blocks of random signed transfers in memory and print them.
     Demo(demo::DemoArgs),
     /// Measure hashing and mining speed, as ratios to sha2's compression in the same run.
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Devnet(args) => devnet::run(&args),
         Command::Node(args) => node::run(*args),
         Command::Bench(args) => bench::run(&args),
         Command::Mine(args) => database::mine(&args),

@@ -361,3 +361,53 @@ fn bench_sync_and_propagation_print_their_json() {
     assert_eq!(propagation["blocks"].as_u64(), Some(3));
     assert!(propagation["p99_ms"].as_f64() >= propagation["p50_ms"].as_f64());
 }
+
+#[test]
+fn devnet_runs_a_network_and_reports() {
+    let dir = Scratch::new("devnet");
+    let report = dir.path("report.json");
+    let svg = dir.path("tree.svg");
+    let output = powchain(&[
+        "devnet",
+        "--nodes",
+        "3",
+        "--topology",
+        "line",
+        "--duration",
+        "3s",
+        "--tx-rate",
+        "5",
+        "--report",
+        &report,
+        "--svg",
+        &svg,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("all nodes on one tip: yes"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for key in [
+        "nodes",
+        "blocks_mined",
+        "stale_blocks",
+        "stale_rate",
+        "reorgs",
+        "propagation_ms",
+        "tx_submitted",
+        "tx_confirmed",
+        "tx_per_sec",
+        "converged",
+        "tips",
+    ] {
+        assert!(report.get(key).is_some(), "{key} missing from {report}");
+    }
+    assert_eq!(report["nodes"].as_u64(), Some(3));
+    assert_eq!(report["converged"].as_bool(), Some(true));
+    assert!(report["blocks_mined"].as_u64().unwrap() > 0);
+    for key in ["p50", "p90", "p99"] {
+        assert!(report["propagation_ms"][key].as_f64().is_some());
+    }
+    assert_eq!(report["tips"].as_array().unwrap().len(), 3);
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}

@@ -254,7 +254,7 @@ async fn serve<S: Store + Send + 'static>(
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,0 +1,665 @@
+//! `powchain devnet`: a whole network on this machine, live.
+//!
+//! Real nodes (the protocol state machine and its tokio driver, one redb file each) on
+//! loopback TCP or unix sockets, connected in a chosen topology, all mining the dev chain, with
+//! a load of random signed transfers. Every node's events are stamped as they arrive; at the
+//! end mining stops, the network is given a moment to agree, and the report says what
+//! happened: blocks, stale blocks, reorgs, propagation delays, transaction latency and rate,
+//! and whether every node ended on one tip.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use powchain_chain::{
+    Amount, BlockHash, Chain, ChainConfig, Height, Keypair, Memo, UnsignedTransfer,
+};
+use powchain_node::driver::{self, DriverConfig, Handle, bind_unix, now};
+use powchain_node::miner::MinerConfig;
+use powchain_node::store::RedbStore;
+use powchain_protocol::{Command, Event, Node, NodeConfig};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Flags of `powchain devnet`.
+#[derive(Args, Debug)]
+pub struct DevnetArgs {
+    /// Nodes (2..=64).
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// `tcp` or `unix`.
+    #[arg(long, default_value = "tcp")]
+    transport: String,
+    /// `line`, `ring`, `full` or `random:K` (each node dials K random others).
+    #[arg(long, default_value = "ring")]
+    topology: String,
+    /// Random signed transfers submitted per second, across the network.
+    #[arg(long, default_value_t = 2.0)]
+    tx_rate: f64,
+    /// How long to run (`90s`, `5m`, `1h`); without it, until Ctrl-C.
+    #[arg(long)]
+    duration: Option<String>,
+    /// Where the nodes' databases go (default: a temporary directory, removed at the end).
+    #[arg(long)]
+    datadir: Option<PathBuf>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Draw the block tree (forks included) as SVG here.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Seed for the topology and the transfers.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Percentiles of a delay, in milliseconds.
+#[derive(Debug, Default, Serialize)]
+struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+}
+
+/// A node's final tip.
+#[derive(Debug, Serialize)]
+struct TipReport {
+    node: usize,
+    height: u64,
+    hash: String,
+}
+
+/// The end-of-run report; the key names are part of the interface.
+#[derive(Debug, Serialize)]
+struct Report {
+    nodes: usize,
+    seconds: f64,
+    blocks_mined: usize,
+    stale_blocks: usize,
+    stale_rate: f64,
+    reorgs: usize,
+    deepest_reorg: usize,
+    propagation_ms: Percentiles,
+    tx_submitted: usize,
+    tx_confirmed: usize,
+    tx_confirmation_ms: Percentiles,
+    tx_per_sec: f64,
+    converged: bool,
+    tips: Vec<TipReport>,
+}
+
+/// Parses `90`, `90s`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration like 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3_600.0,
+        _ => bail!("{text:?}: the unit must be s, m or h"),
+    };
+    if !(0.1..=86_400.0 * 7.0).contains(&seconds) {
+        bail!("a duration between 0.1 s and a week, please: {text:?}");
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Which nodes each node dials.
+fn topology(name: &str, nodes: usize, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<Vec<usize>>> {
+    let mut dials = vec![Vec::new(); nodes];
+    match name {
+        "line" => (1..nodes).for_each(|i| dials[i].push(i - 1)),
+        "ring" => (0..nodes).for_each(|i| dials[i].push((i + 1) % nodes)),
+        "full" => (0..nodes).for_each(|i| dials[i].extend((0..i).collect::<Vec<_>>())),
+        other => {
+            let Some(k) = other
+                .strip_prefix("random:")
+                .and_then(|k| k.parse::<usize>().ok())
+            else {
+                bail!("--topology is line, ring, full or random:K, not {other:?}");
+            };
+            let k = k.clamp(1, nodes - 1);
+            for (i, targets) in dials.iter_mut().enumerate() {
+                while targets.len() < k {
+                    let target = rng.random_range(0..nodes);
+                    if target != i && !targets.contains(&target) {
+                        targets.push(target);
+                    }
+                }
+            }
+        }
+    }
+    Ok(dials)
+}
+
+/// Runs the devnet.
+pub fn run(args: &DevnetArgs) -> anyhow::Result<()> {
+    if !(2..=64).contains(&args.nodes) {
+        bail!("--nodes must be between 2 and 64, got {}", args.nodes);
+    }
+    if !(0.0..=1_000.0).contains(&args.tx_rate) {
+        bail!("--tx-rate must be between 0 and 1000 per second");
+    }
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    let unix = match args.transport.as_str() {
+        "tcp" => false,
+        "unix" => true,
+        other => bail!("--transport is tcp or unix, not {other:?}"),
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let dials = topology(&args.topology, args.nodes, &mut rng)?;
+    let (datadir, temporary) = match &args.datadir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("powchain-devnet-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&datadir)
+        .with_context(|| format!("cannot create {}", datadir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(devnet(args, duration, unix, dials, &datadir, rng));
+    if temporary {
+        let _ = std::fs::remove_dir_all(&datadir);
+    }
+    result
+}
+
+struct Running {
+    handle: Handle<RedbStore>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Node<RedbStore>>,
+}
+
+async fn devnet(
+    args: &DevnetArgs,
+    duration: Option<Duration>,
+    unix: bool,
+    dials: Vec<Vec<usize>>,
+    datadir: &std::path::Path,
+    mut rng: ChaCha8Rng,
+) -> anyhow::Result<()> {
+    let spec = powchain_chain::ChainSpec::dev();
+    let count = args.nodes;
+    // Bind every listener first, so every address is known before anyone dials.
+    let mut configs = Vec::new();
+    let mut addresses = Vec::new();
+    for index in 0..count {
+        let mut config = DriverConfig::new();
+        config.miner = Some(MinerConfig {
+            threads: 1,
+            ..MinerConfig::detect()
+        });
+        let address = if unix {
+            let path = datadir.join(format!("node.{index}"));
+            config.unix = Some(bind_unix(&path)?);
+            path.to_string_lossy().into_owned()
+        } else {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let address = listener.local_addr()?.to_string();
+            config.tcp = Some(listener);
+            address
+        };
+        configs.push(config);
+        addresses.push(address);
+    }
+    println!(
+        "devnet: {count} nodes on {} ({} topology), chain \"dev\", {} transfers/s, datadir {}",
+        if unix { "unix sockets" } else { "loopback TCP" },
+        args.topology,
+        args.tx_rate,
+        datadir.display()
+    );
+    let (stamped_sender, mut stamped) = mpsc::unbounded_channel::<(usize, Instant, Event)>();
+    let mut nodes = Vec::new();
+    for (index, driver_config) in configs.into_iter().enumerate() {
+        let db = datadir.join(format!("node-{index}.redb"));
+        let chain = Chain::open(spec.clone(), RedbStore::open(&db)?, ChainConfig::default())?;
+        let mut config = NodeConfig::new(rng.random());
+        config.listen = Some(addresses[index].clone());
+        config.outbound_target = dials[index].len();
+        config.miner_address = Some(Keypair::dev(index as u64 % 10).address());
+        let mut node = Node::new(config, chain, rng.random());
+        for target in &dials[index] {
+            node.add_address(&addresses[*target]);
+        }
+        let (handle, mut events, stop, task) = driver::spawn(node, driver_config);
+        let sender = stamped_sender.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if sender.send((index, Instant::now(), event)).is_err() {
+                    return;
+                }
+            }
+        });
+        println!(
+            "  node {index}: {}   (attach: powchain node --ephemeral --peers {})",
+            addresses[index], addresses[index]
+        );
+        nodes.push(Running { handle, stop, task });
+    }
+    drop(stamped_sender);
+    for node in &nodes {
+        node.handle.command(Command::Automine(true)).await;
+    }
+    let started = Instant::now();
+    let mut metrics = Metrics::default();
+    let mut status = tokio::time::interval(Duration::from_secs(2));
+    let mut load = tokio::time::interval(Duration::from_secs_f64(1.0 / args.tx_rate.max(0.001)));
+    let stop = crate::node::stop_signal();
+    tokio::pin!(stop);
+    let deadline = tokio::time::sleep(duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            Some((index, at, event)) = stamped.recv() => metrics.record(index, at, event),
+            _ = load.tick(), if args.tx_rate > 0.0 => {
+                submit_transfer(&nodes, &mut rng, &mut metrics).await;
+            }
+            _ = status.tick() => print_status(&nodes, &metrics, started).await,
+            _ = &mut deadline => break,
+            _ = &mut stop => break,
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("stopping the miners and letting the network agree…");
+    for node in &nodes {
+        node.handle.command(Command::Automine(false)).await;
+    }
+    let settle = Instant::now();
+    let converged = loop {
+        while let Ok((index, at, event)) = stamped.try_recv() {
+            metrics.record(index, at, event);
+        }
+        let tips = tips(&nodes).await;
+        if tips.windows(2).all(|pair| pair[0].1 == pair[1].1) {
+            break true;
+        }
+        if settle.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    while let Ok((index, at, event)) = stamped.try_recv() {
+        metrics.record(index, at, event);
+    }
+    let report = metrics.report(&nodes, seconds, converged).await;
+    print_report(&report);
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    if let Some(path) = &args.svg {
+        let svg = metrics.svg(&nodes).await;
+        std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("block tree drawn in {}", path.display());
+    }
+    for node in nodes {
+        let _ = node.stop.send(true);
+        let _ = node.task.await;
+    }
+    Ok(())
+}
+
+async fn tips(nodes: &[Running]) -> Vec<(u64, BlockHash)> {
+    let mut tips = Vec::new();
+    for node in nodes {
+        let tip = node
+            .handle
+            .inspect(|node| {
+                let tip = node.chain().tip();
+                (tip.height.0, tip.hash)
+            })
+            .await
+            .unwrap_or((0, BlockHash::ZERO));
+        tips.push(tip);
+    }
+    tips
+}
+
+async fn submit_transfer(nodes: &[Running], rng: &mut ChaCha8Rng, metrics: &mut Metrics) {
+    let index = rng.random_range(0..nodes.len());
+    let from = rng.random_range(0..10u64);
+    let to = (from + rng.random_range(1..10u64)) % 10;
+    let amount = rng.random_range(1..1_000u64);
+    let submitted = nodes[index]
+        .handle
+        .inspect(move |node| {
+            let key = Keypair::dev(from);
+            let sender = key.address();
+            let confirmed = node
+                .chain()
+                .account(&sender)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let transfer = UnsignedTransfer {
+                to: Keypair::dev(to).address(),
+                amount: Amount(amount),
+                fee: node.chain().spec().fee_min,
+                nonce: node.mempool().next_nonce(&sender, confirmed.nonce),
+                memo: Memo::default(),
+            }
+            .sign(&key, &node.chain().chain_id());
+            node.submit_transfer(transfer, now()).ok()
+        })
+        .await
+        .flatten();
+    if let Some(id) = submitted {
+        metrics.submitted.insert(id, Instant::now());
+    }
+}
+
+async fn print_status(nodes: &[Running], metrics: &Metrics, started: Instant) {
+    let mut line = format!("[{:>5.0}s]", started.elapsed().as_secs_f64());
+    for (index, node) in nodes.iter().enumerate() {
+        let summary = node
+            .handle
+            .inspect(|node| {
+                let tip = node.chain().tip();
+                (
+                    tip.height.0,
+                    tip.hash.short(6),
+                    node.peers().len(),
+                    node.mempool().len(),
+                )
+            })
+            .await;
+        if let Some((height, hash, peers, mempool)) = summary {
+            line.push_str(&format!(" | n{index} h{height} {hash} p{peers} m{mempool}"));
+        }
+    }
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    line.push_str(&format!(
+        " || {:.0} blocks/min, {} reorgs",
+        metrics.mined.len() as f64 / minutes.max(1e-9),
+        metrics.reorgs
+    ));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    if std::io::stdout().is_terminal() {
+        let _ = out.flush();
+    }
+}
+
+/// What the event streams told us.
+#[derive(Default)]
+struct Metrics {
+    /// Block -> (miner, when it accepted its own block, height).
+    mined: HashMap<BlockHash, (usize, Instant, Height)>,
+    /// (node, tip) -> when that node moved to it.
+    arrivals: Vec<(usize, BlockHash, Instant)>,
+    reorgs: usize,
+    deepest_reorg: usize,
+    submitted: HashMap<powchain_chain::TxId, Instant>,
+}
+
+impl Metrics {
+    fn record(&mut self, index: usize, at: Instant, event: Event) {
+        match event {
+            Event::Mined { hash, height, .. } => {
+                self.mined.insert(hash, (index, at, height));
+                self.arrivals.push((index, hash, at));
+            }
+            Event::TipChanged {
+                hash, disconnected, ..
+            } => {
+                self.arrivals.push((index, hash, at));
+                if disconnected > 0 {
+                    self.reorgs += 1;
+                    self.deepest_reorg = self.deepest_reorg.max(disconnected);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn report(&self, nodes: &[Running], seconds: f64, converged: bool) -> Report {
+        let final_tips = tips(nodes).await;
+        // The best chain of node 0, with the blocks' transactions.
+        let best: Vec<(BlockHash, Vec<powchain_chain::TxId>)> = nodes[0]
+            .handle
+            .inspect(|node| {
+                let chain = node.chain();
+                (1..=chain.tip().height.0)
+                    .filter_map(|h| chain.block_at(Height(h)).ok().flatten())
+                    .map(|block| (block.hash(), block.txs.iter().map(|tx| tx.id()).collect()))
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
+        let on_best: HashMap<BlockHash, usize> = best
+            .iter()
+            .enumerate()
+            .map(|(i, (hash, _))| (*hash, i))
+            .collect();
+        let stale = self
+            .mined
+            .keys()
+            .filter(|hash| !on_best.contains_key(hash))
+            .count();
+        // Propagation: from the miner accepting its block to each other node moving to it.
+        let mut delays = Vec::new();
+        let mut first_arrival: HashMap<(usize, BlockHash), Instant> = HashMap::new();
+        for (index, hash, at) in &self.arrivals {
+            first_arrival.entry((*index, *hash)).or_insert(*at);
+        }
+        for (hash, (miner, mined_at, _)) in &self.mined {
+            for index in 0..nodes.len() {
+                if index == *miner {
+                    continue;
+                }
+                if let Some(at) = first_arrival.get(&(index, *hash)) {
+                    delays.push(at.saturating_duration_since(*mined_at).as_secs_f64() * 1_000.0);
+                }
+            }
+        }
+        // Confirmation: from submission to the mining of the block that holds the transfer.
+        let mut confirmations = Vec::new();
+        for (hash, ids) in &best {
+            let Some((_, mined_at, _)) = self.mined.get(hash) else {
+                continue;
+            };
+            for id in ids {
+                if let Some(submitted) = self.submitted.get(id) {
+                    confirmations.push(
+                        mined_at.saturating_duration_since(*submitted).as_secs_f64() * 1_000.0,
+                    );
+                }
+            }
+        }
+        let blocks_mined = self.mined.len();
+        Report {
+            nodes: nodes.len(),
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            blocks_mined,
+            stale_blocks: stale,
+            stale_rate: if blocks_mined == 0 {
+                0.0
+            } else {
+                stale as f64 / blocks_mined as f64
+            },
+            reorgs: self.reorgs,
+            deepest_reorg: self.deepest_reorg,
+            propagation_ms: percentiles(&mut delays),
+            tx_submitted: self.submitted.len(),
+            tx_confirmed: confirmations.len(),
+            tx_confirmation_ms: percentiles(&mut confirmations),
+            tx_per_sec: confirmations.len() as f64 / seconds.max(1e-9),
+            converged,
+            tips: final_tips
+                .iter()
+                .enumerate()
+                .map(|(node, (height, hash))| TipReport {
+                    node,
+                    height: *height,
+                    hash: hash.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The block tree: the best chain on one row, stale blocks greyed below it.
+    async fn svg(&self, nodes: &[Running]) -> String {
+        let hashes: Vec<BlockHash> = self.mined.keys().copied().collect();
+        let parents: HashMap<BlockHash, (BlockHash, bool)> = nodes[0]
+            .handle
+            .inspect(move |node| {
+                let chain = node.chain();
+                hashes
+                    .iter()
+                    .filter_map(|hash| {
+                        let entry = chain.tree().get(hash)?;
+                        Some((
+                            *hash,
+                            (entry.header.prev_hash, chain.tree().is_on_best(hash)),
+                        ))
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
+        let colours = [
+            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+        ];
+        let mut blocks: Vec<(&BlockHash, &(usize, Instant, Height))> = self.mined.iter().collect();
+        blocks.sort_by_key(|(_, (_, _, height))| *height);
+        let max_height = blocks.last().map_or(1, |(_, (_, _, h))| h.0.max(1));
+        let mut lanes: HashMap<u64, usize> = HashMap::new();
+        let mut position: HashMap<BlockHash, (f64, f64)> = HashMap::new();
+        let mut shapes = String::new();
+        for (hash, (miner, _, height)) in &blocks {
+            let best = parents.get(*hash).is_some_and(|(_, best)| *best);
+            let lane = if best {
+                0
+            } else {
+                let next = lanes.entry(height.0).or_insert(0);
+                *next += 1;
+                *next
+            };
+            let (x, y) = (20.0 + height.0 as f64 * 14.0, 30.0 + lane as f64 * 20.0);
+            position.insert(**hash, (x, y));
+            let fill = if best {
+                colours[miner % colours.len()]
+            } else {
+                "#bbbbbb"
+            };
+            shapes.push_str(&format!(
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{fill}\"><title>height {} by node {miner}: {}</title></rect>\n",
+                x - 5.0,
+                y - 5.0,
+                height,
+                hash.short(16)
+            ));
+        }
+        let mut edges = String::new();
+        for (hash, (parent, _)) in &parents {
+            if let (Some((x1, y1)), Some((x2, y2))) = (position.get(parent), position.get(hash)) {
+                edges.push_str(&format!(
+                    "<line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"#888\"/>\n"
+                ));
+            }
+        }
+        let width = 40.0 + max_height as f64 * 14.0;
+        let height = 60.0 + lanes.values().max().copied().unwrap_or(0) as f64 * 20.0;
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\">\n<text x=\"10\" y=\"14\" font-family=\"sans-serif\" font-size=\"11\">powchain devnet block tree: best chain on top, coloured by miner; stale blocks grey</text>\n{edges}{shapes}</svg>\n"
+        )
+    }
+}
+
+fn percentiles(values: &mut [f64]) -> Percentiles {
+    if values.is_empty() {
+        return Percentiles::default();
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        let index = ((values.len() as f64 - 1.0) * p).round() as usize;
+        (values[index] * 1000.0).round() / 1000.0
+    };
+    Percentiles {
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+    }
+}
+
+fn print_report(report: &Report) {
+    println!("devnet report after {:.1} s:", report.seconds);
+    println!(
+        "  blocks mined {}, stale {} (rate {:.3}), reorgs {} (deepest {})",
+        report.blocks_mined,
+        report.stale_blocks,
+        report.stale_rate,
+        report.reorgs,
+        report.deepest_reorg
+    );
+    println!(
+        "  propagation miner -> node: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+        report.propagation_ms.p50, report.propagation_ms.p90, report.propagation_ms.p99
+    );
+    println!(
+        "  transfers: {} submitted, {} confirmed ({:.2}/s), confirmation p50 {:.0} ms, p90 {:.0} ms",
+        report.tx_submitted,
+        report.tx_confirmed,
+        report.tx_per_sec,
+        report.tx_confirmation_ms.p50,
+        report.tx_confirmation_ms.p90
+    );
+    let agree = if report.converged { "yes" } else { "NO" };
+    println!("  all nodes on one tip: {agree}");
+    for tip in &report.tips {
+        println!(
+            "    node {}: height {} {}",
+            tip.node,
+            tip.height,
+            &tip.hash[..16]
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_topologies() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("0").is_err());
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert_eq!(
+            topology("line", 3, &mut rng).unwrap(),
+            vec![vec![], vec![0], vec![1]]
+        );
+        assert_eq!(
+            topology("ring", 3, &mut rng).unwrap(),
+            vec![vec![1], vec![2], vec![0]]
+        );
+        let random = topology("random:2", 5, &mut rng).unwrap();
+        assert!(
+            random
+                .iter()
+                .enumerate()
+                .all(|(i, d)| d.len() == 2 && !d.contains(&i))
+        );
+        assert!(topology("star", 3, &mut rng).is_err());
+    }
+}
