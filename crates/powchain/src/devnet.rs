@@ -169,7 +169,9 @@ pub fn run(args: &DevnetArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&datadir)
         .with_context(|| format!("cannot create {}", datadir.display()))?;
+    // Nodes commit blocks on the runtime's threads: give them room beside the miners.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads((args.nodes + 2).min(32))
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -282,15 +284,32 @@ async fn devnet(
         node.handle.command(Command::Automine(false)).await;
     }
     let settle = Instant::now();
+    let mut nudged = false;
     let converged = loop {
         while let Ok((index, at, event)) = stamped.try_recv() {
             metrics.record(index, at, event);
         }
-        let tips = tips(&nodes).await;
-        if tips.windows(2).all(|pair| pair[0].1 == pair[1].1) {
+        let now_tips = tips(&nodes).await;
+        // A node whose driver stopped answers nothing: that is not agreement.
+        if now_tips.iter().all(|tip| tip.1 != BlockHash::ZERO)
+            && now_tips.windows(2).all(|pair| pair[0].1 == pair[1].1)
+        {
             break true;
         }
-        if settle.elapsed() > Duration::from_secs(10) {
+        // Branches of equal work never resolve on their own: one more block settles them.
+        if !nudged && settle.elapsed() > Duration::from_secs(2) {
+            nudged = true;
+            let before = now_tips[0].0;
+            nodes[0].handle.command(Command::Automine(true)).await;
+            let waiting = Instant::now();
+            while tips(&nodes[..1]).await[0].0 <= before
+                && waiting.elapsed() < Duration::from_secs(10)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            nodes[0].handle.command(Command::Automine(false)).await;
+        }
+        if settle.elapsed() > Duration::from_secs(20) {
             break false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -369,9 +388,9 @@ async fn submit_transfer(nodes: &[Running], rng: &mut ChaCha8Rng, metrics: &mut 
 async fn print_status(nodes: &[Running], metrics: &Metrics, started: Instant) {
     let mut line = format!("[{:>5.0}s]", started.elapsed().as_secs_f64());
     for (index, node) in nodes.iter().enumerate() {
-        let summary = node
-            .handle
-            .inspect(|node| {
+        let summary = tokio::time::timeout(
+            Duration::from_millis(500),
+            node.handle.inspect(|node| {
                 let tip = node.chain().tip();
                 (
                     tip.height.0,
@@ -379,8 +398,11 @@ async fn print_status(nodes: &[Running], metrics: &Metrics, started: Instant) {
                     node.peers().len(),
                     node.mempool().len(),
                 )
-            })
-            .await;
+            }),
+        )
+        .await
+        .ok()
+        .flatten();
         if let Some((height, hash, peers, mempool)) = summary {
             line.push_str(&format!(" | n{index} h{height} {hash} p{peers} m{mempool}"));
         }

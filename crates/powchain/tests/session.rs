@@ -234,6 +234,23 @@ fn all_agree(nodes: &mut [&mut NodeProcess]) -> bool {
     tips.windows(2).all(|pair| pair[0] == pair[1])
 }
 
+/// Waits for one tip everywhere. Miners stopped at the same moment can leave branches of
+/// equal work, which nothing resolves: then the first node mines one more block.
+fn wait_for_agreement(nodes: &mut [&mut NodeProcess], what: &str) {
+    let start = Instant::now();
+    let mut nudge = Instant::now();
+    while !all_agree(nodes) {
+        assert!(start.elapsed() < DEADLINE, "{what}");
+        if nudge.elapsed() > Duration::from_secs(2) {
+            nodes[0].send("automine on");
+            nodes[0].expect("mined block");
+            nodes[0].send("automine off");
+            nodes[0].expect("automine off");
+            nudge = Instant::now();
+        }
+    }
+}
+
 /// Seed 003's way: nodes with a database file, a TCP port and a peer list, mining all the
 /// time; one is killed and restarted from its file.
 #[test]
@@ -266,10 +283,10 @@ fn three_seed_003_nodes_converge_and_one_restarts_from_its_file() {
         node.send("automine off");
         node.expect("automine off");
     }
-    let start = Instant::now();
-    while !all_agree(&mut [&mut a, &mut b, &mut c]) {
-        assert!(start.elapsed() < DEADLINE, "the three nodes never agreed");
-    }
+    wait_for_agreement(
+        &mut [&mut a, &mut b, &mut c],
+        "the three nodes never agreed",
+    );
 
     // C dies abruptly; A mines on; C comes back from its file and catches up.
     c.child.kill().unwrap();

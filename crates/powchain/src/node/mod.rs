@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use powchain_chain::{
     Address, Amount, BlockHash, Chain, ChainConfig, ChainSpec, Height, Keypair, MemStore, Memo,
@@ -83,6 +83,16 @@ pub struct NodeArgs {
 
 /// Runs `powchain node`.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let levels = ["error", "warn", "info", "debug", "trace", "off"];
+    if !levels.contains(&args.log.as_str()) && !args.log.contains('=') {
+        bail!(
+            "--log is one of {} (or a filter like powchain_node=debug)",
+            levels.join(", ")
+        );
+    }
+    if args.ephemeral && (args.db.is_some() || args.datadir.is_some()) {
+        bail!("--ephemeral keeps nothing on disk: leave out --db and --datadir");
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .with_context(|| format!("--log {:?} is not a log level", args.log))?;
     let _ = tracing_subscriber::fmt()
@@ -98,10 +108,22 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let chain = Chain::open(spec, MemStore::new(), ChainConfig::default())?;
         runtime.block_on(serve(args, chain, None))
     } else {
-        let datadir = args.datadir.clone().unwrap_or_else(|| match args.id {
-            Some(id) => PathBuf::from("powchain-data").join(format!("node-{id}")),
-            None => PathBuf::from("powchain-data"),
+        // The wallet lives next to the database: in --datadir, beside --db, or in powchain-data.
+        let beside_db = args.db.as_ref().and_then(|db| db.parent()).map(|dir| {
+            if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir.to_path_buf()
+            }
         });
+        let datadir = args
+            .datadir
+            .clone()
+            .or(beside_db)
+            .unwrap_or_else(|| match args.id {
+                Some(id) => PathBuf::from("powchain-data").join(format!("node-{id}")),
+                None => PathBuf::from("powchain-data"),
+            });
         std::fs::create_dir_all(&datadir)
             .with_context(|| format!("cannot create {}", datadir.display()))?;
         let db = args
@@ -218,7 +240,7 @@ async fn serve<S: Store + Send + 'static>(
     let mut session = Session {
         handle: handle.clone(),
         spec,
-        sockets,
+        sockets: sockets.clone(),
         wallet: datadir.map(|dir| dir.join("wallet.keys")),
     };
     let stop = stop_signal();
@@ -250,6 +272,10 @@ async fn serve<S: Store + Send + 'static>(
     println!("shutting down: saying goodbye to peers");
     let _ = shutdown.send(true);
     let _ = task.await;
+    if let Some(id) = args.id {
+        // Leave no socket behind for others to dial.
+        let _ = std::fs::remove_file(socket_path(&sockets, id));
+    }
     Ok(())
 }
 
@@ -312,6 +338,22 @@ fn read_stdin() -> mpsc::Receiver<String> {
             ) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
+                    if buffer.len() > session::LINE_BYTES_MAX && buffer.last() != Some(&b'\n') {
+                        // Over the limit: the rest of this line is dropped, never run.
+                        let mut rest = Vec::new();
+                        loop {
+                            rest.clear();
+                            match std::io::BufRead::read_until(
+                                &mut std::io::Read::take(&mut stdin, 64 * 1024),
+                                b'\n',
+                                &mut rest,
+                            ) {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) if rest.last() == Some(&b'\n') => break,
+                                Ok(_) => {}
+                            }
+                        }
+                    }
                     let line = String::from_utf8_lossy(&buffer).trim_end().to_owned();
                     if sender.blocking_send(line).is_err() {
                         return;
@@ -503,6 +545,8 @@ impl<S: Store + 'static> Session<S> {
             )),
             Line::Connect(peer) => {
                 let address = self.address_of(&peer);
+                // Nodes remove their socket when they stop; one killed outright leaves it, and
+                // then the dial itself reports that nothing answers.
                 if let PeerRef::Id(id) = peer
                     && !Path::new(&address).exists()
                 {
@@ -577,8 +621,9 @@ impl<S: Store + 'static> Session<S> {
                             .ok()
                             .flatten()
                             .map(|a| a.balance);
-                        let pending =
-                            confirmed.map(|b| node.mempool().pending_balance(&address, b));
+                        let pending = node
+                            .mempool()
+                            .pending_balance(&address, confirmed.unwrap_or_default());
                         (confirmed, pending)
                     })
                     .await
@@ -588,10 +633,13 @@ impl<S: Store + 'static> Session<S> {
                     AccountRef::Address(hex) => hex,
                 };
                 match (confirmed, pending) {
-                    (Some(confirmed), Some(pending)) if confirmed != pending => Ok(Some(format!(
+                    (Some(confirmed), pending) if pending != confirmed => Ok(Some(format!(
                         "Balance of {name}: {confirmed} (with pending transactions: {pending})"
                     ))),
                     (Some(confirmed), _) => Ok(Some(format!("Balance of {name}: {confirmed}"))),
+                    (None, pending) if pending > Amount::ZERO => Ok(Some(format!(
+                        "Balance of {name}: 0 (with pending transactions: {pending})"
+                    ))),
                     (None, _) => Err(format!("account {name} doesn't exist on this chain")),
                 }
             }

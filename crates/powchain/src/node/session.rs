@@ -163,6 +163,14 @@ pub fn parse(line: &str) -> Result<Line, ParseError> {
                 message.push(' ');
                 message.push_str(word);
             }
+            // Peers refuse longer echoes as misbehaviour: stop them here.
+            let max = powchain_protocol::message::ECHO_BYTES_MAX;
+            if message.len() > max {
+                return Err(ParseError(format!(
+                    "an echo holds at most {max} bytes, this one has {}",
+                    message.len()
+                )));
+            }
             Line::Echo(peer(target), message)
         }
         ("syncwith" | "sync", [target]) => Line::Sync(peer(target)),
@@ -264,6 +272,7 @@ mod tests {
         let error = parse("balance xyz").unwrap_err().0;
         assert!(error.contains("not an account"), "{error}");
         assert!(parse(&"x".repeat(LINE_BYTES_MAX + 1)).is_err());
+        assert!(parse(&format!("EchoTo 0 {}", "x".repeat(1_025))).is_err());
     }
 
     proptest! {
