@@ -361,18 +361,12 @@ async fn submit_transfer(nodes: &[Running], rng: &mut ChaCha8Rng, metrics: &mut 
         .handle
         .inspect(move |node| {
             let key = Keypair::dev(from);
-            let sender = key.address();
-            let confirmed = node
-                .chain()
-                .account(&sender)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+            let nonce = node.next_nonce(&key.address());
             let transfer = UnsignedTransfer {
                 to: Keypair::dev(to).address(),
                 amount: Amount(amount),
                 fee: node.chain().spec().fee_min,
-                nonce: node.mempool().next_nonce(&sender, confirmed.nonce),
+                nonce,
                 memo: Memo::default(),
             }
             .sign(&key, &node.chain().chain_id());

@@ -1386,6 +1386,18 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// The nonce `address`'s next transfer should carry: after its confirmed nonce and any
+    /// unbroken run of its pending transfers.
+    pub fn next_nonce(&self, address: &powchain_chain::Address) -> u64 {
+        let confirmed = self
+            .chain
+            .account(address)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        self.mempool.next_nonce(address, confirmed.nonce)
+    }
+
     /// `MakeTransaction`, answered at once: the transfer enters the mempool and is relayed,
     /// or the reason it cannot.
     pub fn submit_transfer(

@@ -580,14 +580,7 @@ impl<S: Store + 'static> Session<S> {
                 let result = self
                     .handle
                     .inspect(move |node| {
-                        let sender = key.address();
-                        let confirmed = node
-                            .chain()
-                            .account(&sender)
-                            .ok()
-                            .flatten()
-                            .unwrap_or_default();
-                        let nonce = node.mempool().next_nonce(&sender, confirmed.nonce);
+                        let nonce = node.next_nonce(&key.address());
                         let transfer = UnsignedTransfer {
                             to,
                             amount: Amount(amount),
