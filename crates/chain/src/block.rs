@@ -7,7 +7,7 @@
 //! and every signature. What needs state (nonces, balances, known accounts) is checked when
 //! the block is connected to the best chain (`state::connect_block`).
 
-use std::collections::HashSet;
+use crate::hashing::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -349,7 +349,7 @@ pub fn check_block(
     }
     // From here on the transactions are the ones the header hash commits to.
     check_body(&block, spec)?;
-    let mut seen = HashSet::with_capacity(txids.len());
+    let mut seen = HashSet::with_capacity_and_hasher(txids.len(), Default::default());
     if let Some(duplicate) = txids.iter().find(|id| !seen.insert(**id)) {
         return Err(BlockError::DuplicateTx(*duplicate));
     }

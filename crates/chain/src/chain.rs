@@ -13,7 +13,9 @@
 //! The outcome says what happened, including the blocks disconnected and connected, so the
 //! mempool, the miner and the network can react to that one value.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::hashing::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::block::{Block, BlockError, CheckedBlock, check_block};
@@ -253,7 +255,7 @@ impl<S: Store> Chain<S> {
         Ok(Chain {
             orphans: OrphanPool::new(config.orphans_count_max, config.orphans_bytes_max),
             invalid: InvalidHashes {
-                set: HashSet::new(),
+                set: HashSet::default(),
                 order: VecDeque::new(),
                 max: config.invalid_hashes_max,
             },
@@ -263,6 +265,11 @@ impl<S: Store> Chain<S> {
             store,
             tree,
         })
+    }
+
+    /// Gives the store back (a simulated crash keeps it for the restart).
+    pub fn into_store(self) -> S {
+        self.store
     }
 
     /// The chain spec.
@@ -352,7 +359,7 @@ impl<S: Store> Chain<S> {
             Some(_) => {}
         }
         let mut batch = WriteBatch::default();
-        let mut fresh = HashMap::new();
+        let mut fresh = HashMap::default();
         if let Err(error) = self.accept(block, now, &mut batch, &mut fresh) {
             if error.binds_hash() {
                 self.invalid.insert(hash);
@@ -603,13 +610,13 @@ impl<S: Store> Chain<S> {
             .child_context(&tip, &self.spec, now)
             .ok_or_else(|| StoreError("the tip has no successor height".into()))?;
         let limits = &self.spec.limits;
-        let transfers = mempool.select(
+        let transfers = mempool.select_with_ids(
             &self.store,
             &self.spec,
             (limits.block_txs_max as usize).saturating_sub(1),
             (limits.block_bytes_max as usize).saturating_sub(HEADER_BYTES + COINBASE_BYTES),
         )?;
-        let fees = Amount::checked_sum(transfers.iter().map(|t| t.fee))
+        let fees = Amount::checked_sum(transfers.iter().map(|(_, t)| t.fee))
             .ok_or_else(|| StoreError("pending fees overflow".into()))?;
         let reward = self
             .spec
@@ -623,12 +630,17 @@ impl<S: Store> Chain<S> {
             amount: reward,
             extra_nonce,
         }));
-        txs.extend(transfers.into_iter().map(Transaction::Transfer));
+        let mut ids = Vec::with_capacity(txs.capacity());
+        ids.extend(txs.iter().map(Transaction::id));
+        for (id, transfer) in transfers {
+            ids.push(id);
+            txs.push(Transaction::Transfer(transfer));
+        }
         let header = Header {
             version: HEADER_VERSION,
             height: context.height,
             prev_hash: tip,
-            tx_root: crate::block::tx_root(&txs),
+            tx_root: crate::block::tx_root_of_ids(&ids),
             time: now.max(Timestamp(context.median_time_past.0 + 1)),
             target: context.expected_target,
             nonce: 0,

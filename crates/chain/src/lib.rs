@@ -22,6 +22,7 @@
 //!   [`chain::Chain`], which ties them together behind `import_block`.
 //! - [`mempool`]: pending transfers and block templates.
 //! - [`miner`]: a simple reference miner.
+//! - [`hashing`], [`sigcache`]: reproducible hash maps, and signatures already verified.
 
 // Errors name blocks and accounts by their 64- and 32-byte ids, by value, so they are larger
 // than clippy likes. They are returned on the rare invalid path only; boxing them would add
@@ -32,12 +33,14 @@ pub mod block;
 mod bytes;
 pub mod chain;
 pub mod hash;
+pub mod hashing;
 pub mod header;
 pub mod keys;
 pub mod mempool;
 pub mod miner;
 pub mod orphans;
 pub mod pow;
+pub mod sigcache;
 pub mod spec;
 pub mod state;
 pub mod store;

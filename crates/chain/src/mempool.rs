@@ -14,7 +14,9 @@
 //! is returned with its reason.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use crate::hashing::{HashMap, HashSet};
 
 use crate::block::check_transfer_rules;
 use crate::chain::TipChange;
@@ -128,11 +130,11 @@ impl Mempool {
     pub fn new(config: MempoolConfig) -> Mempool {
         Mempool {
             config,
-            entries: HashMap::new(),
-            by_sender: HashMap::new(),
+            entries: HashMap::default(),
+            by_sender: HashMap::default(),
             by_fee: BTreeSet::new(),
-            incoming: HashMap::new(),
-            outgoing: HashMap::new(),
+            incoming: HashMap::default(),
+            outgoing: HashMap::default(),
             bytes: 0,
             next_seq: 0,
         }
@@ -434,9 +436,22 @@ impl Mempool {
         txs_max: usize,
         bytes_max: usize,
     ) -> Result<Vec<Transfer>, StoreError> {
+        let picked = self.select_with_ids(state, spec, txs_max, bytes_max)?;
+        Ok(picked.into_iter().map(|(_, tx)| tx).collect())
+    }
+
+    /// [`Mempool::select`], each transfer with its id (a template needs the ids for its
+    /// transaction root; hashing them again cost more than the selection).
+    pub fn select_with_ids(
+        &self,
+        state: &dyn AccountReader,
+        spec: &ChainSpec,
+        txs_max: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<(TxId, Transfer)>, StoreError> {
         let mut overlay = StateOverlay::new(state);
         let mut ready: BinaryHeap<(Amount, Reverse<u64>, TxId)> = BinaryHeap::new();
-        let mut waiting_for_coins: HashMap<Address, TxId> = HashMap::new();
+        let mut waiting_for_coins: HashMap<Address, TxId> = HashMap::default();
         for (sender, queue) in &self.by_sender {
             let nonce = overlay.account(sender)?.map_or(0, |a| a.nonce);
             if let Some(id) = queue.get(&nonce) {
@@ -468,7 +483,7 @@ impl Mempool {
                     if let Some(unblocked) = waiting_for_coins.remove(&tx.to) {
                         ready.push(self.rank(&unblocked));
                     }
-                    picked.push(tx.clone());
+                    picked.push((id, tx.clone()));
                 }
                 Err(ConnectError::Store(e)) => return Err(e),
                 Err(ConnectError::Invalid(_)) => {

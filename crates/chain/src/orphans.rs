@@ -4,7 +4,9 @@
 //! cheap checks that need no parent (its hash meets its own target, and that target is no
 //! easier than the chain allows), so filling the pool costs real proof of work.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::hashing::HashMap;
 
 use crate::block::Block;
 use crate::hash::BlockHash;
@@ -25,8 +27,8 @@ impl OrphanPool {
     /// An empty pool holding at most `count_max` blocks and `bytes_max` bytes.
     pub fn new(count_max: usize, bytes_max: usize) -> OrphanPool {
         OrphanPool {
-            blocks: HashMap::new(),
-            by_parent: HashMap::new(),
+            blocks: HashMap::default(),
+            by_parent: HashMap::default(),
             by_age: BTreeMap::new(),
             bytes: 0,
             next_seq: 0,

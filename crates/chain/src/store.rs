@@ -6,7 +6,10 @@
 //! together. A durable store (redb, in the node crate) makes each batch one write
 //! transaction, so a crash leaves the store either before or after the batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use crate::hashing::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -134,8 +137,9 @@ pub trait Store: AccountReader {
     }
 }
 
-/// A store in memory. Nothing survives the process; commits cannot fail.
-#[derive(Clone, Debug, Default)]
+/// A store in memory. Nothing survives the process; commits cannot fail. It survives a
+/// simulated crash: the simulator keeps it while the node that used it is gone.
+#[derive(Debug, Default)]
 pub struct MemStore {
     identity: Option<ChainIdentity>,
     blocks: HashMap<BlockHash, Arc<Block>>,
@@ -144,6 +148,23 @@ pub struct MemStore {
     undo: HashMap<BlockHash, BlockUndo>,
     best: BTreeMap<Height, BlockHash>,
     tip: Option<BlockHash>,
+    /// Saved through `&self` (the trait's signature), hence the lock.
+    peer_addresses: Mutex<Vec<String>>,
+}
+
+impl Clone for MemStore {
+    fn clone(&self) -> MemStore {
+        MemStore {
+            identity: self.identity.clone(),
+            blocks: self.blocks.clone(),
+            index: self.index.clone(),
+            accounts: self.accounts.clone(),
+            undo: self.undo.clone(),
+            best: self.best.clone(),
+            tip: self.tip,
+            peer_addresses: Mutex::new(self.kept_peer_addresses()),
+        }
+    }
 }
 
 impl MemStore {
@@ -160,6 +181,13 @@ impl MemStore {
     /// How many block bodies are stored.
     pub fn block_count(&self) -> usize {
         self.blocks.len()
+    }
+
+    fn kept_peer_addresses(&self) -> Vec<String> {
+        self.peer_addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -192,6 +220,18 @@ impl Store for MemStore {
 
     fn index(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
         Ok(self.index.iter().map(|(h, e)| (*h, *e)).collect())
+    }
+
+    fn peer_addresses(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.kept_peer_addresses())
+    }
+
+    fn save_peer_addresses(&self, addresses: &[String]) -> Result<(), StoreError> {
+        *self
+            .peer_addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = addresses.to_vec();
+        Ok(())
     }
 
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError> {

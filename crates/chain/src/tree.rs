@@ -12,7 +12,9 @@
 //! more work than the tip, still wins, so two halves of a long partition still converge.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::hashing::{HashMap, HashSet};
 
 use crate::block::BlockContext;
 use crate::hash::BlockHash;
@@ -75,15 +77,15 @@ impl BlockTree {
         best.reverse();
         let mut tree = BlockTree {
             next_seq: entries.values().map(|e| e.seq + 1).max().unwrap_or(0),
-            entries: HashMap::new(),
-            children: HashMap::new(),
+            entries: HashMap::default(),
+            children: HashMap::default(),
             candidates: BTreeSet::new(),
             side: BTreeSet::new(),
             side_bytes: 0,
             best: Vec::new(),
         };
         tree.best = best;
-        let on_best: std::collections::HashSet<BlockHash> = tree.best.iter().copied().collect();
+        let on_best: HashSet<BlockHash> = tree.best.iter().copied().collect();
         for (hash, entry) in entries {
             tree.link(hash, entry, on_best.contains(&hash));
         }

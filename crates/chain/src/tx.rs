@@ -176,9 +176,18 @@ impl Transfer {
     }
 
     /// Whether the signature is the sender's, for this chain.
+    /// A signature found valid before is not checked again (see [`crate::sigcache`]).
     pub fn signature_is_valid(&self, chain_id: &BlockHash) -> bool {
-        self.from
-            .verifies(&self.signing_bytes(chain_id), &self.signature)
+        let bytes = self.signing_bytes(chain_id);
+        let key = Hash512::digest_parts(&[&bytes, &self.signature.0, &self.from.0]);
+        if crate::sigcache::contains(&key) {
+            return true;
+        }
+        let valid = self.from.verifies(&bytes, &self.signature);
+        if valid {
+            crate::sigcache::insert(key);
+        }
+        valid
     }
 
     /// Coins that leave the sender: amount plus fee, or `None` on overflow.

@@ -21,9 +21,10 @@ use powchain_node::driver::{self, DriverConfig, Handle, bind_unix, now};
 use powchain_node::miner::MinerConfig;
 use powchain_node::store::RedbStore;
 use powchain_protocol::{Command, Event, Node, NodeConfig};
+use powchain_sim::report::{Report, TipReport, TreeBlock, percentiles, round3, tree_svg};
+use powchain_sim::scenario::{Span, parse_span};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -59,61 +60,13 @@ pub struct DevnetArgs {
     seed: u64,
 }
 
-/// Percentiles of a delay, in milliseconds.
-#[derive(Debug, Default, Serialize)]
-struct Percentiles {
-    p50: f64,
-    p90: f64,
-    p99: f64,
-}
-
-/// A node's final tip.
-#[derive(Debug, Serialize)]
-struct TipReport {
-    node: usize,
-    height: u64,
-    hash: String,
-}
-
-/// The end-of-run report; the key names are part of the interface.
-#[derive(Debug, Serialize)]
-struct Report {
-    nodes: usize,
-    seconds: f64,
-    blocks_mined: usize,
-    stale_blocks: usize,
-    stale_rate: f64,
-    reorgs: usize,
-    deepest_reorg: usize,
-    propagation_ms: Percentiles,
-    tx_submitted: usize,
-    tx_confirmed: usize,
-    tx_confirmation_ms: Percentiles,
-    tx_per_sec: f64,
-    converged: bool,
-    tips: Vec<TipReport>,
-}
-
-/// Parses `90`, `90s`, `5m`, `1h`.
+/// Parses `90`, `90s`, `5m`, `1h` (the simulator's duration syntax), up to a week.
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .with_context(|| format!("{text:?} is not a duration like 90s, 5m or 1h"))?;
-    let seconds = match unit {
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3_600.0,
-        _ => bail!("{text:?}: the unit must be s, m or h"),
-    };
-    if !(0.1..=86_400.0 * 7.0).contains(&seconds) {
+    let span = parse_span(text).map_err(anyhow::Error::msg)?;
+    if !(Span::from_ms(100)..=Span::from_secs(7 * 86_400)).contains(&span) {
         bail!("a duration between 0.1 s and a week, please: {text:?}");
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(Duration::from_micros(span.0))
 }
 
 /// Which nodes each node dials.
@@ -318,7 +271,7 @@ async fn devnet(
         metrics.record(index, at, event);
     }
     let report = metrics.report(&nodes, seconds, converged).await;
-    print_report(&report);
+    print!("{}", report.to_text("devnet report"));
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -503,7 +456,7 @@ impl Metrics {
         let blocks_mined = self.mined.len();
         Report {
             nodes: nodes.len(),
-            seconds: (seconds * 1000.0).round() / 1000.0,
+            seconds: round3(seconds),
             blocks_mined,
             stale_blocks: stale,
             stale_rate: if blocks_mined == 0 {
@@ -533,120 +486,32 @@ impl Metrics {
 
     /// The block tree: the best chain on one row, stale blocks greyed below it.
     async fn svg(&self, nodes: &[Running]) -> String {
-        let hashes: Vec<BlockHash> = self.mined.keys().copied().collect();
-        let parents: HashMap<BlockHash, (BlockHash, bool)> = nodes[0]
+        let mined: Vec<(BlockHash, usize, u64)> = self
+            .mined
+            .iter()
+            .map(|(hash, (miner, _, height))| (*hash, *miner, height.0))
+            .collect();
+        let blocks: Vec<TreeBlock> = nodes[0]
             .handle
             .inspect(move |node| {
                 let chain = node.chain();
-                hashes
+                mined
                     .iter()
-                    .filter_map(|hash| {
+                    .filter_map(|(hash, miner, height)| {
                         let entry = chain.tree().get(hash)?;
-                        Some((
-                            *hash,
-                            (entry.header.prev_hash, chain.tree().is_on_best(hash)),
-                        ))
+                        Some(TreeBlock {
+                            hash: *hash,
+                            parent: entry.header.prev_hash,
+                            height: *height,
+                            miner: *miner,
+                            best: chain.tree().is_on_best(hash),
+                        })
                     })
                     .collect()
             })
             .await
             .unwrap_or_default();
-        let colours = [
-            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-        ];
-        let mut blocks: Vec<(&BlockHash, &(usize, Instant, Height))> = self.mined.iter().collect();
-        blocks.sort_by_key(|(_, (_, _, height))| *height);
-        let max_height = blocks.last().map_or(1, |(_, (_, _, h))| h.0.max(1));
-        let mut lanes: HashMap<u64, usize> = HashMap::new();
-        let mut position: HashMap<BlockHash, (f64, f64)> = HashMap::new();
-        let mut shapes = String::new();
-        for (hash, (miner, _, height)) in &blocks {
-            let best = parents.get(*hash).is_some_and(|(_, best)| *best);
-            let lane = if best {
-                0
-            } else {
-                let next = lanes.entry(height.0).or_insert(0);
-                *next += 1;
-                *next
-            };
-            let (x, y) = (20.0 + height.0 as f64 * 14.0, 30.0 + lane as f64 * 20.0);
-            position.insert(**hash, (x, y));
-            let fill = if best {
-                colours[miner % colours.len()]
-            } else {
-                "#bbbbbb"
-            };
-            shapes.push_str(&format!(
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{fill}\"><title>height {} by node {miner}: {}</title></rect>\n",
-                x - 5.0,
-                y - 5.0,
-                height,
-                hash.short(16)
-            ));
-        }
-        let mut edges = String::new();
-        for (hash, (parent, _)) in &parents {
-            if let (Some((x1, y1)), Some((x2, y2))) = (position.get(parent), position.get(hash)) {
-                edges.push_str(&format!(
-                    "<line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"#888\"/>\n"
-                ));
-            }
-        }
-        let width = 40.0 + max_height as f64 * 14.0;
-        let height = 60.0 + lanes.values().max().copied().unwrap_or(0) as f64 * 20.0;
-        format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\">\n<text x=\"10\" y=\"14\" font-family=\"sans-serif\" font-size=\"11\">powchain devnet block tree: best chain on top, coloured by miner; stale blocks grey</text>\n{edges}{shapes}</svg>\n"
-        )
-    }
-}
-
-fn percentiles(values: &mut [f64]) -> Percentiles {
-    if values.is_empty() {
-        return Percentiles::default();
-    }
-    values.sort_by(f64::total_cmp);
-    let at = |p: f64| {
-        let index = ((values.len() as f64 - 1.0) * p).round() as usize;
-        (values[index] * 1000.0).round() / 1000.0
-    };
-    Percentiles {
-        p50: at(0.5),
-        p90: at(0.9),
-        p99: at(0.99),
-    }
-}
-
-fn print_report(report: &Report) {
-    println!("devnet report after {:.1} s:", report.seconds);
-    println!(
-        "  blocks mined {}, stale {} (rate {:.3}), reorgs {} (deepest {})",
-        report.blocks_mined,
-        report.stale_blocks,
-        report.stale_rate,
-        report.reorgs,
-        report.deepest_reorg
-    );
-    println!(
-        "  propagation miner -> node: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
-        report.propagation_ms.p50, report.propagation_ms.p90, report.propagation_ms.p99
-    );
-    println!(
-        "  transfers: {} submitted, {} confirmed ({:.2}/s), confirmation p50 {:.0} ms, p90 {:.0} ms",
-        report.tx_submitted,
-        report.tx_confirmed,
-        report.tx_per_sec,
-        report.tx_confirmation_ms.p50,
-        report.tx_confirmation_ms.p90
-    );
-    let agree = if report.converged { "yes" } else { "NO" };
-    println!("  all nodes on one tip: {agree}");
-    for tip in &report.tips {
-        println!(
-            "    node {}: height {} {}",
-            tip.node,
-            tip.height,
-            &tip.hash[..16]
-        );
+        tree_svg("powchain devnet", &blocks)
     }
 }
 

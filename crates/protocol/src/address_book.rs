@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 
 use powchain_chain::Timestamp;
+use rand::Rng;
+use rand::seq::SliceRandom;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Entry {
@@ -27,6 +29,8 @@ pub const KEPT_FAILURES_MAX: u32 = 8;
 pub struct AddressBook {
     entries: BTreeMap<String, Entry>,
     max: usize,
+    /// Bumped by every change, so the node saves the book only when it changed.
+    revision: u64,
 }
 
 impl AddressBook {
@@ -35,7 +39,13 @@ impl AddressBook {
         AddressBook {
             entries: BTreeMap::new(),
             max,
+            revision: 0,
         }
+    }
+
+    /// A number that changes whenever the book does.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// How many addresses it holds.
@@ -69,6 +79,7 @@ impl AddressBook {
             }
         }
         self.entries.insert(address.to_owned(), Entry::default());
+        self.revision += 1;
         true
     }
 
@@ -76,6 +87,7 @@ impl AddressBook {
     pub fn add_kept(&mut self, address: &str) {
         self.add(address);
         if let Some(entry) = self.entries.get_mut(address) {
+            self.revision += 1;
             entry.kept = true;
         }
     }
@@ -102,6 +114,7 @@ impl AddressBook {
     pub fn mark_verified(&mut self, address: &str) {
         self.add(address);
         if let Some(entry) = self.entries.get_mut(address) {
+            self.revision += 1;
             entry.verified = true;
             entry.failures = 0;
         }
@@ -111,6 +124,7 @@ impl AddressBook {
     pub fn mark_self(&mut self, address: &str) {
         self.add(address);
         if let Some(entry) = self.entries.get_mut(address) {
+            self.revision += 1;
             entry.is_self = true;
             entry.verified = false;
         }
@@ -120,6 +134,7 @@ impl AddressBook {
     /// next try.
     pub fn mark_failed(&mut self, address: &str, now: Timestamp, base_ms: u64, max_ms: u64) {
         if let Some(entry) = self.entries.get_mut(address) {
+            self.revision += 1;
             let backoff = base_ms
                 .saturating_mul(1u64 << entry.failures.min(30))
                 .min(max_ms);
@@ -128,24 +143,35 @@ impl AddressBook {
         }
     }
 
-    /// Verified addresses, at most `limit`, leaving out `except`.
-    pub fn verified(&self, limit: usize, except: &[&str]) -> Vec<String> {
-        self.entries
+    /// Verified addresses, a random choice of at most `limit`, leaving out `except`. Random,
+    /// not the first in order: if every node passed on the same few addresses, every node
+    /// would dial the same few peers and find them full.
+    pub fn verified(&self, limit: usize, except: &[&str], rng: &mut impl Rng) -> Vec<String> {
+        let mut verified: Vec<&String> = self
+            .entries
             .iter()
             .filter(|(address, entry)| entry.verified && !except.contains(&address.as_str()))
-            .take(limit)
-            .map(|(address, _)| address.clone())
-            .collect()
+            .map(|(address, _)| address)
+            .collect();
+        verified.shuffle(rng);
+        verified.into_iter().take(limit).cloned().collect()
     }
 
-    /// Addresses worth dialling now (not self, not waiting out a backoff), fewest failures
-    /// first, leaving out those `skip` says are connected or being dialled.
-    pub fn candidates(&self, now: Timestamp, skip: impl Fn(&str) -> bool) -> Vec<String> {
+    /// Addresses worth dialling now (not self, not waiting out a backoff), verified ones
+    /// first, then fewest failures, in random order within each rank; leaving out those
+    /// `skip` says are connected or being dialled.
+    pub fn candidates(
+        &self,
+        now: Timestamp,
+        rng: &mut impl Rng,
+        skip: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
         let mut candidates: Vec<(&String, &Entry)> = self
             .entries
             .iter()
             .filter(|(address, entry)| !entry.is_self && entry.next_try <= now && !skip(address))
             .collect();
+        candidates.shuffle(rng);
         candidates.sort_by_key(|(_, entry)| (!entry.verified, entry.failures));
         candidates.into_iter().map(|(a, _)| a.clone()).collect()
     }
@@ -153,6 +179,9 @@ impl AddressBook {
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
     use super::*;
 
     #[test]
@@ -160,10 +189,19 @@ mod tests {
         let mut book = AddressBook::new(10);
         assert!(book.add("127.0.0.1:1"));
         assert!(!book.add("127.0.0.1:1"));
-        assert!(book.verified(10, &[]).is_empty());
+        assert!(
+            book.verified(10, &[], &mut ChaCha8Rng::seed_from_u64(1))
+                .is_empty()
+        );
         book.mark_verified("127.0.0.1:1");
-        assert_eq!(book.verified(10, &[]), vec!["127.0.0.1:1".to_string()]);
-        assert!(book.verified(10, &["127.0.0.1:1"]).is_empty());
+        assert_eq!(
+            book.verified(10, &[], &mut ChaCha8Rng::seed_from_u64(1)),
+            vec!["127.0.0.1:1".to_string()]
+        );
+        assert!(
+            book.verified(10, &["127.0.0.1:1"], &mut ChaCha8Rng::seed_from_u64(1))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -171,16 +209,39 @@ mod tests {
         let mut book = AddressBook::new(10);
         book.add("a");
         book.mark_failed("a", Timestamp(0), 1_000, 5_000);
-        assert!(book.candidates(Timestamp(999), |_| false).is_empty());
-        assert_eq!(book.candidates(Timestamp(1_000), |_| false), vec!["a"]);
+        assert!(
+            book.candidates(Timestamp(999), &mut ChaCha8Rng::seed_from_u64(1), |_| false)
+                .is_empty()
+        );
+        assert_eq!(
+            book.candidates(Timestamp(1_000), &mut ChaCha8Rng::seed_from_u64(1), |_| {
+                false
+            }),
+            vec!["a"]
+        );
         book.mark_failed("a", Timestamp(1_000), 1_000, 5_000);
-        assert!(book.candidates(Timestamp(2_999), |_| false).is_empty());
+        assert!(
+            book.candidates(Timestamp(2_999), &mut ChaCha8Rng::seed_from_u64(1), |_| {
+                false
+            })
+            .is_empty()
+        );
         for _ in 0..10 {
             book.mark_failed("a", Timestamp(0), 1_000, 5_000);
         }
-        assert_eq!(book.candidates(Timestamp(5_000), |_| false), vec!["a"]);
+        assert_eq!(
+            book.candidates(Timestamp(5_000), &mut ChaCha8Rng::seed_from_u64(1), |_| {
+                false
+            }),
+            vec!["a"]
+        );
         book.mark_self("a");
-        assert!(book.candidates(Timestamp(10_000), |_| false).is_empty());
+        assert!(
+            book.candidates(Timestamp(10_000), &mut ChaCha8Rng::seed_from_u64(1), |_| {
+                false
+            })
+            .is_empty()
+        );
     }
 
     #[test]

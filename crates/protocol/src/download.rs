@@ -7,7 +7,9 @@
 //! wanted, leaves a stale entry that is dropped when it reaches the front, so scheduling costs
 //! the blocks in flight plus the scan bound, never the length of the queue.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use powchain_chain::hashing::HashMap;
 
 use powchain_chain::{BlockHash, Header, Height, Timestamp, Work};
 
@@ -33,10 +35,10 @@ pub(crate) struct Download {
 impl Download {
     pub fn new(max: usize) -> Download {
         Download {
-            wanted: HashMap::new(),
-            children: HashMap::new(),
+            wanted: HashMap::default(),
+            children: HashMap::default(),
             order: VecDeque::new(),
-            requested: HashMap::new(),
+            requested: HashMap::default(),
             max,
         }
     }

@@ -180,6 +180,12 @@ impl Message {
         postcard::to_stdvec(self).unwrap_or_default()
     }
 
+    /// The length of [`Message::encode`]'s output, without building it.
+    pub fn encoded_len(&self) -> usize {
+        postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
+            .unwrap_or_default()
+    }
+
     /// Decodes a frame's payload and checks every bound.
     pub fn decode(payload: &[u8]) -> Result<Message, MessageError> {
         if payload.len() > FRAME_BYTES_MAX {

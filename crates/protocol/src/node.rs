@@ -18,7 +18,9 @@
 //! fetch the block). Transfers are relayed once per peer. Every peer error ends in a
 //! disconnect with a reason, and misbehaviour in a ban.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use powchain_chain::hashing::{HashMap, HashSet};
 
 use powchain_chain::chain::TipChange;
 use powchain_chain::{
@@ -88,6 +90,9 @@ pub struct NodeConfig {
     pub address_book_max: usize,
     /// How often sync progress is reported while downloading.
     pub progress_interval_ms: u64,
+    /// Shortest time between two templates rebuilt for new transfers (a new tip always
+    /// gets one at once).
+    pub template_refresh_ms: u64,
     /// The chain's bounds.
     pub chain: ChainConfig,
     /// The mempool's bounds.
@@ -122,6 +127,7 @@ impl NodeConfig {
             messages_per_second_max: 2_000,
             address_book_max: 1_024,
             progress_interval_ms: 5_000,
+            template_refresh_ms: 1_000,
             chain: ChainConfig::default(),
             mempool: MempoolConfig::default(),
             miner_address: None,
@@ -300,9 +306,14 @@ pub struct Node<S: Store> {
     header_sync: Option<PeerId>,
     automine: bool,
     mine_once: bool,
+    /// When the miner was last given a template, and whether transfers arrived since.
+    last_template: Timestamp,
+    template_stale: bool,
     progress: (Timestamp, Height),
     last_gossip: Timestamp,
     last_saved: Timestamp,
+    /// The address book's revision when it was last saved.
+    saved_revision: Option<u64>,
     rng: ChaCha8Rng,
     outputs: VecDeque<Output>,
 }
@@ -319,14 +330,17 @@ impl<S: Store> Node<S> {
             config,
             chain,
             peers: BTreeMap::new(),
-            dialing: HashMap::new(),
-            bans: HashMap::new(),
+            dialing: HashMap::default(),
+            bans: HashMap::default(),
             header_sync: None,
             automine: false,
             mine_once: false,
+            last_template: Timestamp(0),
+            template_stale: false,
             progress: (Timestamp(0), Height(0)),
             last_gossip: Timestamp(0),
             last_saved: Timestamp(0),
+            saved_revision: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
             outputs: VecDeque::new(),
         };
@@ -339,6 +353,10 @@ impl<S: Store> Node<S> {
     /// Keeps the verified addresses in the store for the next run.
     fn save_addresses(&mut self, now: Timestamp) {
         self.last_saved = now;
+        if self.saved_revision == Some(self.addresses.revision()) {
+            return;
+        }
+        self.saved_revision = Some(self.addresses.revision());
         let keep = self.addresses.to_keep(self.config.address_book_max);
         if let Err(error) = self.chain.store().save_peer_addresses(&keep) {
             self.event(Event::StoreFailed(error.to_string()));
@@ -348,6 +366,11 @@ impl<S: Store> Node<S> {
     /// The chain.
     pub fn chain(&self) -> &Chain<S> {
         &self.chain
+    }
+
+    /// Gives the chain back, dropping everything else (a simulated crash).
+    pub fn into_chain(self) -> Chain<S> {
+        self.chain
     }
 
     /// The mempool.
@@ -758,9 +781,9 @@ impl<S: Store> Node<S> {
             .flatten()
             .collect();
         let except: Vec<&str> = except.iter().map(String::as_str).collect();
-        let mut addresses = self
-            .addresses
-            .verified(ADDRESSES_PER_MESSAGE_MAX - 1, &except);
+        let mut addresses =
+            self.addresses
+                .verified(ADDRESSES_PER_MESSAGE_MAX - 1, &except, &mut self.rng);
         if let Some(listen) = &self.config.listen {
             addresses.push(listen.clone());
         }
@@ -1203,7 +1226,7 @@ impl<S: Store> Node<S> {
             }
         }
         self.relay(accepted);
-        self.remine(now);
+        self.remine_soon(now);
     }
 
     /// Sends transfers to every ready peer that does not know them yet.
@@ -1275,10 +1298,26 @@ impl<S: Store> Node<S> {
     }
 
     /// Keeps the miner on the current tip when automine (or a pending `Mine`) is on.
-    fn remine(&mut self, now: Timestamp) {
+    /// New transfers: refresh the template now if the last one is old enough, else at a
+    /// later tick. Building a template hashes every transfer it holds; doing it for every
+    /// arriving transfer made a busy mempool cost quadratic time.
+    fn remine_soon(&mut self, now: Timestamp) {
         if !(self.automine || self.mine_once) {
             return;
         }
+        if now.ms_since(self.last_template) >= self.config.template_refresh_ms {
+            self.remine(now);
+        } else {
+            self.template_stale = true;
+        }
+    }
+
+    fn remine(&mut self, now: Timestamp) {
+        self.template_stale = false;
+        if !(self.automine || self.mine_once) {
+            return;
+        }
+        self.last_template = now;
         if self.mine_once && !self.automine && self.mempool.is_empty() {
             self.mine_once = false;
             self.outputs.push_back(Output::Mine(None));
@@ -1412,7 +1451,7 @@ impl<S: Store> Node<S> {
                 .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)?;
         self.event(Event::TransferAccepted { id, from: None });
         self.relay(vec![transfer]);
-        self.remine(now);
+        self.remine_soon(now);
         Ok(id)
     }
 
@@ -1421,7 +1460,7 @@ impl<S: Store> Node<S> {
     /// Time passed: handshake and ping timeouts, the status poll, request timeouts,
     /// reconnections, gossip.
     pub fn tick(&mut self, now: Timestamp) {
-        let config = self.config.clone();
+        let config = TickLimits::from(&self.config);
         let mut expired = Vec::new();
         let mut pings = Vec::new();
         let mut stale_requests = Vec::new();
@@ -1484,6 +1523,11 @@ impl<S: Store> Node<S> {
         }
         self.dialing
             .retain(|_, since| now.ms_since(*since) <= config.handshake_timeout_ms * 3);
+        if self.template_stale
+            && now.ms_since(self.last_template) >= self.config.template_refresh_ms
+        {
+            self.remine(now);
+        }
         self.keep_outbound(now);
         self.schedule_downloads(now);
         self.report_progress(now);
@@ -1513,7 +1557,7 @@ impl<S: Store> Node<S> {
                 })
                 .flatten()
                 .collect();
-            let candidates = self.addresses.candidates(now, |address| {
+            let candidates = self.addresses.candidates(now, &mut self.rng, |address| {
                 connected.contains(address)
                     || self.dialing.contains_key(address)
                     || Some(address) == self.config.listen.as_deref()
@@ -1551,5 +1595,28 @@ impl NodeConfig {
     fn mining_address(&self) -> powchain_chain::Address {
         self.miner_address
             .unwrap_or_else(|| powchain_chain::Keypair::dev(0).address())
+    }
+}
+
+/// The timeouts `tick` checks, copied out of the config so the peers can be walked mutably
+/// (cheaper than cloning the config, strings and all, every tick).
+#[derive(Clone, Copy)]
+struct TickLimits {
+    handshake_timeout_ms: u64,
+    ping_timeout_ms: u64,
+    ping_interval_ms: u64,
+    headers_timeout_ms: u64,
+    block_request_timeout_ms: u64,
+}
+
+impl From<&NodeConfig> for TickLimits {
+    fn from(config: &NodeConfig) -> TickLimits {
+        TickLimits {
+            handshake_timeout_ms: config.handshake_timeout_ms,
+            ping_timeout_ms: config.ping_timeout_ms,
+            ping_interval_ms: config.ping_interval_ms,
+            headers_timeout_ms: config.headers_timeout_ms,
+            block_request_timeout_ms: config.block_request_timeout_ms,
+        }
     }
 }

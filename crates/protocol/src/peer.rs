@@ -1,6 +1,8 @@
 //! What the node knows about each connected peer, and why it may be disconnected.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use powchain_chain::hashing::HashSet;
 use std::fmt;
 use std::hash::Hash;
 
@@ -146,7 +148,7 @@ impl<T: Eq + Hash + Copy> BoundedSet<T> {
     /// An empty set of at most `max` members.
     pub fn new(max: usize) -> BoundedSet<T> {
         BoundedSet {
-            members: HashSet::new(),
+            members: HashSet::default(),
             order: VecDeque::new(),
             max,
         }

@@ -12,6 +12,7 @@ use powchain_protocol::{
     Command, Direction, DisconnectReason, Event, Message, Node, NodeConfig, Output, PeerId,
     PeerInfo,
 };
+use rand::SeedableRng;
 
 fn spec() -> ChainSpec {
     let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(4).unwrap());
@@ -306,7 +307,11 @@ fn handshakes_are_refused_for_another_network_another_version_or_oneself() {
     assert!(
         net.nodes[0]
             .addresses()
-            .candidates(Timestamp(u64::MAX), |_| false)
+            .candidates(
+                Timestamp(u64::MAX),
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+                |_| false
+            )
             .is_empty()
     );
 }

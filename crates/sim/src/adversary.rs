@@ -1,0 +1,159 @@
+//! Selfish mining (Eyal and Sirer, "Majority is not Enough", 2014), played by one node.
+//!
+//! The adversary runs the ordinary protocol node; this strategy sits between it and its
+//! links. Blocks it mines are withheld: its node builds on them, but announcements, headers,
+//! blocks and the tip it reports never reveal them. When the honest network finds a block,
+//! the adversary publishes just enough to stay ahead:
+//!
+//! | lead after the honest block | action |
+//! |---|---|
+//! | behind | give up the private branch |
+//! | 0 (a tie) | publish everything and race; if it then finds the next block, publish it at once |
+//! | 1 | publish everything: its branch is longer and wins |
+//! | 2 or more | publish up to the honest height, keep the rest |
+//!
+//! With enough hash power its share of the best chain exceeds its share of hash power,
+//! which the report shows.
+
+use powchain_chain::{BlockHash, Chain, Header, MemStore};
+use powchain_protocol::{Message, TipSummary};
+
+/// The strategy's state.
+#[derive(Clone, Debug)]
+pub struct Selfish {
+    node: usize,
+    /// Mined and not yet published, lowest first.
+    withheld: Vec<(BlockHash, Header)>,
+    /// The highest honest block the adversary has seen.
+    public_height: u64,
+    /// A tie race is on: the next own block is published at once.
+    racing: bool,
+    /// Private blocks given up.
+    abandoned: usize,
+}
+
+impl Selfish {
+    /// The strategy for `node`.
+    pub fn new(node: usize) -> Selfish {
+        Selfish {
+            node,
+            withheld: Vec::new(),
+            public_height: 0,
+            racing: false,
+            abandoned: 0,
+        }
+    }
+
+    /// The adversary's node.
+    pub fn node(&self) -> usize {
+        self.node
+    }
+
+    /// Private blocks given up so far.
+    pub fn abandoned(&self) -> usize {
+        self.abandoned
+    }
+
+    /// Whether `hash` is still private.
+    fn is_withheld(&self, hash: &BlockHash) -> bool {
+        self.withheld.iter().any(|(h, _)| h == hash)
+    }
+
+    /// The adversary mined `header`. Returns a header to announce (its branch up to it is
+    /// then public), or `None` to keep it.
+    pub fn on_own_block(&mut self, header: Header) -> Option<Header> {
+        self.withheld.push((header.hash(), header));
+        if self.racing {
+            self.racing = false;
+            return self.publish_up_to(u64::MAX);
+        }
+        None
+    }
+
+    /// The adversary's node saw an honest block at `height`. Returns a header to announce.
+    pub fn on_honest_block(&mut self, height: u64) -> Option<Header> {
+        if height <= self.public_height {
+            return None;
+        }
+        self.public_height = height;
+        let Some((_, last)) = self.withheld.last() else {
+            self.racing = false;
+            return None;
+        };
+        let private = last.height.0;
+        self.racing = false;
+        match private.cmp(&height) {
+            std::cmp::Ordering::Less => {
+                self.abandoned += self.withheld.len();
+                self.withheld.clear();
+                None
+            }
+            std::cmp::Ordering::Equal => {
+                self.racing = true;
+                self.publish_up_to(u64::MAX)
+            }
+            std::cmp::Ordering::Greater if private == height + 1 => self.publish_up_to(u64::MAX),
+            std::cmp::Ordering::Greater => self.publish_up_to(height),
+        }
+    }
+
+    /// Publishes everything (the run is ending).
+    pub fn release_all(&mut self) -> Option<Header> {
+        self.racing = false;
+        self.publish_up_to(u64::MAX)
+    }
+
+    /// Makes the withheld blocks up to `height` public; returns the highest of them.
+    fn publish_up_to(&mut self, height: u64) -> Option<Header> {
+        let released = self
+            .withheld
+            .iter()
+            .rev()
+            .find(|(_, h)| h.height.0 <= height)
+            .map(|(_, h)| *h);
+        self.withheld.retain(|(_, h)| h.height.0 > height);
+        released
+    }
+
+    /// What the adversary's node sends, with every trace of withheld blocks removed. `None`:
+    /// send nothing.
+    pub fn filter(&self, message: Message, chain: &Chain<MemStore>) -> Option<Message> {
+        if self.withheld.is_empty() {
+            return Some(message);
+        }
+        match message {
+            Message::Announce { header } if self.is_withheld(&header.hash()) => None,
+            Message::Headers(mut headers) => {
+                if let Some(cut) = headers.iter().position(|h| self.is_withheld(&h.hash())) {
+                    headers.truncate(cut);
+                }
+                Some(Message::Headers(headers))
+            }
+            Message::Blocks(mut blocks) => {
+                blocks.retain(|b| !self.is_withheld(&b.hash()));
+                Some(Message::Blocks(blocks))
+            }
+            Message::Pong { nonce, tip } => Some(Message::Pong {
+                nonce,
+                tip: self.public_tip(chain).unwrap_or(tip),
+            }),
+            Message::Hello(mut hello) => {
+                hello.tip = self.public_tip(chain).unwrap_or(hello.tip);
+                Some(Message::Hello(hello))
+            }
+            other => Some(other),
+        }
+    }
+
+    /// The tip the adversary admits to: the last public block under its private branch.
+    fn public_tip(&self, chain: &Chain<MemStore>) -> Option<TipSummary> {
+        let (_, first) = self.withheld.first()?;
+        let hash = first.prev_hash;
+        let entry = chain.tree().get(&hash)?;
+        Some(TipSummary {
+            hash,
+            height: entry.header.height,
+            work: entry.chain_work,
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! The simulator end to end, at sizes that keep the suite fast (the large runs are in
+//! `powchain bench sim`).
+
+use powchain_sim::scenario::{Action, AdversarySettings, ScheduledAction};
+use powchain_sim::{Scenario, Span, run};
+
+/// A small, busy network: 12 nodes, one-minute blocks, an hour of mining.
+fn small(name: &str) -> Scenario {
+    let mut scenario = Scenario {
+        name: name.into(),
+        nodes: 12,
+        duration: Span::from_secs(3_600),
+        ..Scenario::default()
+    };
+    scenario.chain.block_interval = Span::from_secs(60);
+    scenario.transactions.rate = 0.1;
+    scenario
+}
+
+fn at(minutes: u64, action: Action) -> ScheduledAction {
+    ScheduledAction {
+        at: Span::from_secs(minutes * 60),
+        action,
+    }
+}
+
+fn failed(report: &powchain_sim::SimReport) -> Vec<String> {
+    report
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect()
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run_byte_for_byte() {
+    let mut scenario = small("replay");
+    scenario.churn.crashes_per_node_hour = 1.0;
+    scenario.network.loss = 0.01;
+    scenario.events = vec![
+        at(20, Action::Partition { groups: 2 }),
+        at(35, Action::Heal),
+    ];
+    let (first, first_log) = run(scenario.clone(), true).unwrap();
+    let (second, second_log) = run(scenario.clone(), true).unwrap();
+    let first_json = serde_json::to_string(&first.report).unwrap();
+    assert_eq!(first_json, serde_json::to_string(&second.report).unwrap());
+    assert_eq!(first_log, second_log);
+    assert_eq!(first.tree_svg, second.tree_svg);
+    assert_eq!(first.timeline_svg, second.timeline_svg);
+    assert!(first_log.lines().count() > 1_000, "the log records the run");
+    // And the seed matters.
+    scenario.seed += 1;
+    let (_, other_log) = run(scenario, true).unwrap();
+    assert_ne!(first_log, other_log);
+}
+
+#[test]
+fn an_honest_network_passes_every_check() {
+    let (outcome, _) = run(small("baseline"), false).unwrap();
+    let report = &outcome.report;
+    assert!(report.passed(), "{:?}", failed(report));
+    assert!(report.summary.converged);
+    assert!(report.summary.blocks_mined > 20);
+    assert!(report.summary.tx_confirmed > 0);
+    assert_eq!(report.summary.tips.len(), 12);
+    // A block crosses a 10-150 ms network in well under a second, and not instantly.
+    let propagation = report.summary.propagation_ms;
+    assert!(
+        propagation.p50 > 10.0 && propagation.p99 < 2_000.0,
+        "{propagation:?}"
+    );
+}
+
+#[test]
+fn a_partition_heals_and_the_network_agrees_without_losing_a_transfer() {
+    let mut scenario = small("partition-heal");
+    scenario.nodes = 16;
+    scenario.duration = Span::from_secs(2 * 3_600);
+    scenario.transactions.rate = 0.2;
+    scenario.events = vec![
+        at(30, Action::Partition { groups: 2 }),
+        at(75, Action::Heal),
+    ];
+    let (outcome, log) = run(scenario, true).unwrap();
+    let report = &outcome.report;
+    assert!(report.passed(), "{:?}", failed(report));
+    assert!(log.contains("network splits into 2 groups") && log.contains("network heals"));
+    // Both halves mined for 45 minutes; one half's branch was reorganised away.
+    assert!(report.summary.stale_blocks > 0, "{:?}", report.summary);
+    assert!(report.summary.deepest_reorg > 1, "{:?}", report.summary);
+    assert!(report.summary.tx_confirmed > 0);
+}
+
+#[test]
+fn crashed_nodes_restart_from_their_store_and_catch_up() {
+    let mut scenario = small("churn");
+    scenario.churn.crashes_per_node_hour = 2.0;
+    scenario.churn.downtime = [Span::from_secs(60), Span::from_secs(600)];
+    scenario.events = vec![
+        at(10, Action::Crash { node: 3 }),
+        at(30, Action::Restart { node: 3 }),
+    ];
+    let (outcome, log) = run(scenario, true).unwrap();
+    let report = &outcome.report;
+    assert!(report.passed(), "{:?}", failed(report));
+    assert!(log.contains("node 3 crashes") && log.contains("node 3 restarts from its store"));
+    assert!(
+        log.matches("crashes").count() > 3,
+        "churn crashed nodes at random"
+    );
+}
+
+#[test]
+fn a_selfish_miner_is_measured_and_the_honest_nodes_still_agree() {
+    let mut scenario = small("selfish-miner");
+    scenario.duration = Span::from_secs(4 * 3_600);
+    scenario.transactions.rate = 0.02;
+    scenario.adversary = Some(AdversarySettings {
+        strategy: "selfish".into(),
+        node: 0,
+        hash_share: 0.4,
+    });
+    let (outcome, log) = run(scenario, true).unwrap();
+    let report = &outcome.report;
+    assert!(report.passed(), "{:?}", failed(report));
+    let adversary = report.adversary.as_ref().unwrap();
+    assert_eq!(adversary.node, 0);
+    assert!((adversary.hash_share - 0.4).abs() < 1e-9);
+    assert!(adversary.best_chain_share > 0.0 && adversary.best_chain_share < 1.0);
+    assert!(log.contains("node 0 publishes its private branch"));
+}
+
+#[test]
+fn a_network_left_split_fails_the_agreement_check_with_a_readable_reason() {
+    let mut scenario = small("split");
+    // Cut at ten minutes; mining stops at the hour, the split heals then, and one second is
+    // all the network gets to agree: not enough.
+    scenario.events = vec![at(10, Action::Partition { groups: 2 })];
+    scenario.settle = Span::from_secs(1);
+    let (outcome, _) = run(scenario, false).unwrap();
+    let report = &outcome.report;
+    assert!(!report.passed());
+    let agreement = report
+        .checks
+        .iter()
+        .find(|c| c.name == "agreement")
+        .unwrap();
+    assert!(!agreement.passed);
+    assert!(
+        agreement.detail.contains("distinct honest tips"),
+        "{}",
+        agreement.detail
+    );
+}
+
+#[test]
+fn every_scenario_file_parses_and_the_baseline_file_is_the_default() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let scenario = Scenario::from_toml_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            names.push(scenario.name.clone());
+            if scenario.name == "baseline" {
+                assert_eq!(
+                    scenario.to_toml_string(),
+                    Scenario::default().to_toml_string(),
+                    "scenarios/baseline.toml and Scenario::default() differ"
+                );
+            }
+        }
+    }
+    names.sort();
+    for wanted in [
+        "baseline",
+        "churn",
+        "high-latency",
+        "partition-heal",
+        "selfish-miner",
+    ] {
+        assert!(names.iter().any(|n| n == wanted), "no scenario {wanted}");
+    }
+}
