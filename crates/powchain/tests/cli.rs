@@ -411,3 +411,100 @@ fn devnet_runs_a_network_and_reports() {
     assert_eq!(report["tips"].as_array().unwrap().len(), 3);
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 }
+
+#[test]
+fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
+    let dir = Scratch::new("sim");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/partition-heal.toml"
+    );
+    let run = |name: &str| {
+        let report = dir.path(&format!("{name}.json"));
+        let events = dir.path(&format!("{name}.log"));
+        let output = powchain(&[
+            "sim",
+            "--scenario",
+            scenario,
+            "--nodes",
+            "10",
+            "--duration",
+            "3h",
+            "--seed",
+            "5",
+            "--report",
+            &report,
+            "--events",
+            &events,
+            "--svg",
+            &dir.path(&format!("{name}-tree.svg")),
+            "--timeline-svg",
+            &dir.path(&format!("{name}-timeline.svg")),
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report = std::fs::read_to_string(&report).unwrap();
+        let events = std::fs::read_to_string(&events).unwrap();
+        (stdout(&output), report, events)
+    };
+    let (text, report, events) = run("first");
+    assert!(text.contains("seed 5 (replay with --seed 5)"), "{text}");
+    assert!(
+        text.contains("nodes = 10") && text.contains("action = \"partition\""),
+        "{text}"
+    );
+    assert!(text.contains("ok   agreement"), "{text}");
+    let (_, again, events_again) = run("second");
+    assert_eq!(report, again, "the same seed must give the same report");
+    assert_eq!(events, events_again, "and the same event log");
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    for key in [
+        "nodes",
+        "blocks_mined",
+        "stale_blocks",
+        "stale_rate",
+        "reorgs",
+        "propagation_ms",
+        "tx_submitted",
+        "tx_confirmed",
+        "tx_per_sec",
+        "converged",
+        "tips",
+        "seed",
+        "checks",
+        "timeline",
+    ] {
+        assert!(report.get(key).is_some(), "{key} missing from {report}");
+    }
+    assert_eq!(report["seed"].as_u64(), Some(5));
+    assert_eq!(report["nodes"].as_u64(), Some(10));
+    for name in ["first-tree.svg", "first-timeline.svg"] {
+        assert!(
+            std::fs::read_to_string(dir.path(name))
+                .unwrap()
+                .starts_with("<svg")
+        );
+    }
+}
+
+#[test]
+fn sim_refuses_bad_scenarios_with_a_clear_error() {
+    let dir = Scratch::new("sim-bad");
+    let bad = dir.path("bad.toml");
+    std::fs::write(&bad, "nodes = 5\n[network]\nlatency = [\"1s\", \"10ms\"]\n").unwrap();
+    let output = powchain(&["sim", "--scenario", &bad]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("min <= max"),
+        "{}",
+        stderr(&output)
+    );
+    let output = powchain(&["sim", "--nodes", "1"]);
+    assert!(
+        stderr(&output).contains("nodes must be 2..=10000"),
+        "{}",
+        stderr(&output)
+    );
+    let output = powchain(&["sim", "--duration", "3 fortnights"]);
+    assert!(!output.status.success());
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}

@@ -5,9 +5,14 @@
 //!   miner's cancellation latency.
 //! - `store` ([`store`]): durable block commits per second for small and full blocks, next to
 //!   redb's raw durable commit rate, and start-up time against chain length.
+//! - `sync`, `propagation` ([`network`]): a fresh node syncing over loopback, and a block
+//!   crossing a loopback network.
+//! - `sim` ([`sim`]): the simulator at 1,000 nodes for a simulated day (not part of `all`:
+//!   it takes most of a minute).
 
 mod hash;
 mod network;
+mod sim;
 mod store;
 
 use std::io::Write;
@@ -30,6 +35,8 @@ pub enum Suite {
     Sync,
     /// A block crossing a 16-node loopback network.
     Propagation,
+    /// The simulator: 1,000 nodes for a simulated day.
+    Sim,
 }
 
 /// Flags of `powchain bench`.
@@ -53,6 +60,12 @@ pub struct BenchArgs {
     /// Blocks the propagation bench sends across the network (1..=1000).
     #[arg(long, default_value_t = 20)]
     propagation_blocks: usize,
+    /// Nodes in the simulator bench (2..=10000).
+    #[arg(long, default_value_t = 1_000)]
+    sim_nodes: usize,
+    /// Simulated time of the simulator bench (`6h`, `1d`).
+    #[arg(long, default_value = "1d")]
+    sim_duration: String,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
@@ -72,6 +85,8 @@ struct Report {
     sync: Option<network::SyncReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     propagation: Option<network::PropagationReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sim: Option<sim::SimBenchReport>,
 }
 
 /// Runs the chosen benchmarks and prints the report.
@@ -119,6 +134,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         )?),
         _ => None,
     };
+    let sim = match args.suite {
+        Suite::Sim => {
+            let duration = powchain_sim::scenario::parse_span(&args.sim_duration)
+                .map_err(anyhow::Error::msg)?;
+            if !(2..=10_000).contains(&args.sim_nodes) || duration.0 == 0 {
+                anyhow::bail!("--sim-nodes must be 2..=10000 and --sim-duration more than zero");
+            }
+            Some(sim::measure(args.sim_nodes, duration, &progress)?)
+        }
+        _ => None,
+    };
     let report = Report {
         cpu_backend: Backend::detect().name(),
         cores,
@@ -127,6 +153,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         store,
         sync,
         propagation,
+        sim,
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -135,6 +162,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             (Suite::Sync, Some(sync), _) => serde_json::to_string_pretty(sync)?,
             (Suite::Propagation, _, Some(propagation)) => {
                 serde_json::to_string_pretty(propagation)?
+            }
+            (Suite::Sim, _, _) if report.sim.is_some() => {
+                serde_json::to_string_pretty(&report.sim)?
             }
             _ => serde_json::to_string_pretty(&report)?,
         };
@@ -157,6 +187,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(propagation) = &report.propagation {
         network::print_propagation(propagation, &mut out)?;
+    }
+    if let Some(sim) = &report.sim {
+        sim::print(sim, &mut out)?;
     }
     Ok(())
 }
