@@ -555,8 +555,18 @@ impl<S: Store> Node<S> {
         }
     }
 
-    /// Puts back what a gone peer was fetching for us.
+    /// Puts back what a gone peer was fetching for us. An address we dialled that closed
+    /// before the handshake finished (it refused us, banned us, or is not a node) backs off
+    /// like a failed dial, rather than being dialled again at the next tick.
     fn forget_peer(&mut self, peer: PeerId, state: &Peer, now: Timestamp) {
+        if state.info.direction == Direction::Outbound && !state.is_ready() {
+            self.addresses.mark_failed(
+                &state.info.address,
+                now,
+                self.config.backoff_base_ms,
+                self.config.backoff_max_ms,
+            );
+        }
         for hash in state.in_flight.keys() {
             if self.download.requested_from(hash) == Some(peer) {
                 self.download.release(hash);

@@ -149,8 +149,8 @@ pub struct Simulation {
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
     nodes: Vec<SimNode>,
+    /// Every connection ever opened, by id; `None` once both ends closed.
     connections: Vec<Option<Connection>>,
-    free_connections: Vec<usize>,
     partition: Partition,
     /// Cumulative hash-power shares, for choosing who finds a block.
     cumulative_share: Vec<f64>,
@@ -198,7 +198,6 @@ impl Simulation {
             queue: BinaryHeap::new(),
             nodes: Vec::with_capacity(count),
             connections: Vec::new(),
-            free_connections: Vec::new(),
             partition: Partition::whole(count),
             cumulative_share,
             shares,
@@ -621,7 +620,6 @@ impl Simulation {
         self.nodes[end.node].peers.remove(&end.peer);
         if both_closed {
             self.connections[connection] = None;
-            self.free_connections.push(connection);
         }
         if notify {
             self.with_node(end.node, |n, now| n.peer_disconnected(end.peer, now));
@@ -694,16 +692,10 @@ impl Simulation {
             free_at: [self.now; 2],
             last_arrival: [self.now; 2],
         };
-        let id = match self.free_connections.pop() {
-            Some(id) => {
-                self.connections[id] = Some(connection);
-                id
-            }
-            None => {
-                self.connections.push(Some(connection));
-                self.connections.len() - 1
-            }
-        };
+        // Ids are never reused: a message or close still in flight on a dead connection
+        // must not land on a new one.
+        self.connections.push(Some(connection));
+        let id = self.connections.len() - 1;
         self.nodes[from].peers.insert(out_peer, id);
         self.nodes[to].peers.insert(in_peer, id);
         let outbound = PeerInfo {
@@ -1072,6 +1064,20 @@ impl Simulation {
                 self.note(format_args!(
                     "node {index} disconnected from {address}: {reason}"
                 ));
+                let peer_node = address
+                    .split(':')
+                    .next()
+                    .and_then(|a| node_of(a, self.nodes.len()));
+                if reason.is_misbehaviour()
+                    && self.is_honest(index)
+                    && peer_node.is_some_and(|p| self.is_honest(p))
+                {
+                    self.metrics.honest_bans.push(format!(
+                        "node {index} banned node {} at {:.3} s: {reason}",
+                        peer_node.unwrap_or_default(),
+                        self.now as f64 / 1e6
+                    ));
+                }
             }
             Event::StoreFailed(error) => {
                 self.note(format_args!("node {index} store failed: {error}"));

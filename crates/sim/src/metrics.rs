@@ -44,6 +44,8 @@ pub struct Metrics {
     pub messages: u64,
     /// Bytes sent, frames included.
     pub bytes: u64,
+    /// Honest nodes that disconnected honest peers for misbehaviour: a protocol bug.
+    pub honest_bans: Vec<String>,
 }
 
 impl Metrics {

@@ -7,7 +7,10 @@
 //! - `no-transfer-lost`: every transfer the network acknowledged is on the best chain or
 //!   still waiting in some node's mempool;
 //! - `supply`: on every node, balances add up to the genesis allocations plus the rewards;
-//! - `replay`: every node's state equals a replay of its best chain from genesis.
+//! - `replay`: every node's state equals a replay of its best chain from genesis;
+//! - `no-honest-ban`: no honest node disconnected an honest peer for misbehaviour (that
+//!   would be a protocol bug; the check caught one in the simulator itself while it was
+//!   being written).
 
 use std::collections::BTreeMap;
 
@@ -190,6 +193,7 @@ pub fn finish(sim: &Simulation) -> Outcome {
         no_transfer_lost(sim, &best),
         supply(sim),
         replay(sim),
+        no_honest_ban(sim),
     ];
     let timeline = timeline(sim, &on_best);
     let report = SimReport {
@@ -318,6 +322,23 @@ fn no_transfer_lost(sim: &Simulation, best: &[std::sync::Arc<Block>]) -> Check {
                 "{} of {submitted} acknowledged transfers are neither confirmed nor pending: {}",
                 lost.len(),
                 lost.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            )
+        },
+    }
+}
+
+fn no_honest_ban(sim: &Simulation) -> Check {
+    let bans = &sim.metrics.honest_bans;
+    Check {
+        name: "no-honest-ban",
+        passed: bans.is_empty(),
+        detail: if bans.is_empty() {
+            "no honest node refused another for misbehaviour".into()
+        } else {
+            format!(
+                "{} misbehaviour disconnects between honest nodes, first: {}",
+                bans.len(),
+                bans[0]
             )
         },
     }
