@@ -415,10 +415,7 @@ fn devnet_runs_a_network_and_reports() {
 #[test]
 fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
     let dir = Scratch::new("sim");
-    let scenario = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scenarios/partition-heal.toml"
-    );
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/loopback.toml");
     let run = |name: &str| {
         let report = dir.path(&format!("{name}.json"));
         let events = dir.path(&format!("{name}.log"));
@@ -427,9 +424,9 @@ fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
             "--scenario",
             scenario,
             "--nodes",
-            "10",
+            "6",
             "--duration",
-            "3h",
+            "30s",
             "--seed",
             "5",
             "--report",
@@ -449,7 +446,7 @@ fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
     let (text, report, events) = run("first");
     assert!(text.contains("seed 5 (replay with --seed 5)"), "{text}");
     assert!(
-        text.contains("nodes = 10") && text.contains("action = \"partition\""),
+        text.contains("nodes = 6") && text.contains("topology = \"ring\""),
         "{text}"
     );
     assert!(text.contains("ok   agreement"), "{text}");
@@ -476,7 +473,7 @@ fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
         assert!(report.get(key).is_some(), "{key} missing from {report}");
     }
     assert_eq!(report["seed"].as_u64(), Some(5));
-    assert_eq!(report["nodes"].as_u64(), Some(10));
+    assert_eq!(report["nodes"].as_u64(), Some(6));
     for name in ["first-tree.svg", "first-timeline.svg"] {
         assert!(
             std::fs::read_to_string(dir.path(name))
