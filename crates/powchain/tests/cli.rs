@@ -12,6 +12,21 @@ fn powchain(args: &[&str]) -> Output {
         .expect("the powchain binary runs")
 }
 
+/// The report keys devnet and sim both promise (README, "A network on your machine").
+const REPORT_KEYS: [&str; 11] = [
+    "nodes",
+    "blocks_mined",
+    "stale_blocks",
+    "stale_rate",
+    "reorgs",
+    "propagation_ms",
+    "tx_submitted",
+    "tx_confirmed",
+    "tx_per_sec",
+    "converged",
+    "tips",
+];
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -387,19 +402,7 @@ fn devnet_runs_a_network_and_reports() {
     assert!(text.contains("all nodes on one tip: yes"), "{text}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    for key in [
-        "nodes",
-        "blocks_mined",
-        "stale_blocks",
-        "stale_rate",
-        "reorgs",
-        "propagation_ms",
-        "tx_submitted",
-        "tx_confirmed",
-        "tx_per_sec",
-        "converged",
-        "tips",
-    ] {
+    for key in REPORT_KEYS {
         assert!(report.get(key).is_some(), "{key} missing from {report}");
     }
     assert_eq!(report["nodes"].as_u64(), Some(3));
@@ -454,22 +457,8 @@ fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
     assert_eq!(report, again, "the same seed must give the same report");
     assert_eq!(events, events_again, "and the same event log");
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
-    for key in [
-        "nodes",
-        "blocks_mined",
-        "stale_blocks",
-        "stale_rate",
-        "reorgs",
-        "propagation_ms",
-        "tx_submitted",
-        "tx_confirmed",
-        "tx_per_sec",
-        "converged",
-        "tips",
-        "seed",
-        "checks",
-        "timeline",
-    ] {
+    let sim_keys = ["seed", "checks", "timeline"];
+    for key in REPORT_KEYS.iter().chain(&sim_keys) {
         assert!(report.get(key).is_some(), "{key} missing from {report}");
     }
     assert_eq!(report["seed"].as_u64(), Some(5));

@@ -318,6 +318,14 @@ impl Simulation {
             })
     }
 
+    /// Node `index`, if it is up.
+    pub(crate) fn node(&self, index: usize) -> Option<&Node<MemStore>> {
+        match &self.nodes.get(index)?.life {
+            Life::Up(node) => Some(node),
+            _ => None,
+        }
+    }
+
     /// Whether `index` plays by the rules.
     pub(crate) fn is_honest(&self, index: usize) -> bool {
         self.adversary.as_ref().is_none_or(|a| a.node() != index)
@@ -574,10 +582,10 @@ impl Simulation {
             return;
         }
         let heights: Vec<u64> = match message {
-            Message::Announce { header } => vec_if_honest(&self.metrics, index, [header]),
-            Message::Headers(headers) => vec_if_honest(&self.metrics, index, headers.iter()),
+            Message::Announce { header } => honest_heights(&self.metrics, index, [header]),
+            Message::Headers(headers) => honest_heights(&self.metrics, index, headers.iter()),
             Message::Blocks(blocks) => {
-                vec_if_honest(&self.metrics, index, blocks.iter().map(|b| &b.header))
+                honest_heights(&self.metrics, index, blocks.iter().map(|b| &b.header))
             }
             _ => Vec::new(),
         };
@@ -904,21 +912,20 @@ impl Simulation {
     }
 
     fn crash(&mut self, index: usize) {
-        let Life::Up(_) = self.nodes[index].life else {
+        let node = &mut self.nodes[index];
+        let life = std::mem::replace(&mut node.life, Life::Moving);
+        let Life::Up(state) = life else {
+            node.life = life;
             return;
         };
-        self.note(format_args!("node {index} crashes"));
-        let node = &mut self.nodes[index];
+        node.life = Life::Down(Box::new(state.into_chain().into_store()));
         node.lives += 1;
         node.inbox.clear();
         node.busy = false;
         node.template = None;
-        let Life::Up(state) = std::mem::replace(&mut node.life, Life::Moving) else {
-            return;
-        };
-        node.life = Life::Down(Box::new(state.into_chain().into_store()));
         // The operating system resets its connections: peers learn after one crossing.
         let peers: Vec<(u64, usize)> = node.peers.iter().map(|(p, c)| (*p, *c)).collect();
+        self.note(format_args!("node {index} crashes"));
         for (peer, connection) in peers {
             if let Some(side) = self.side(connection, index, peer) {
                 self.close_end(connection, side, false);
@@ -937,10 +944,9 @@ impl Simulation {
     }
 
     fn restart(&mut self, index: usize) {
-        let Life::Down(_) = self.nodes[index].life else {
-            return;
-        };
-        let Life::Down(store) = std::mem::replace(&mut self.nodes[index].life, Life::Moving) else {
+        let life = std::mem::replace(&mut self.nodes[index].life, Life::Moving);
+        let Life::Down(store) = life else {
+            self.nodes[index].life = life;
             return;
         };
         match self.start_node(index, *store) {
@@ -1088,7 +1094,7 @@ impl Simulation {
 }
 
 /// Heights of the headers in a message that honest nodes mined.
-fn vec_if_honest<'a>(
+fn honest_heights<'a>(
     metrics: &Metrics,
     adversary: usize,
     headers: impl IntoIterator<Item = &'a powchain_chain::Header>,

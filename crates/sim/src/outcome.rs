@@ -142,7 +142,7 @@ pub fn finish(sim: &Simulation) -> Outcome {
     let seconds = sim.scenario.duration.as_secs_f64();
     let tips: Vec<TipReport> = (0..sim.scenario.nodes)
         .filter_map(|i| {
-            let (_, node) = sim.up_nodes().find(|(n, _)| *n == i)?;
+            let node = sim.node(i)?;
             let tip = node.chain().tip();
             Some(TipReport {
                 node: i,
@@ -244,7 +244,7 @@ fn reference_chain(sim: &Simulation) -> Vec<std::sync::Arc<Block>> {
     let chosen = votes
         .iter()
         .filter_map(|(hash, (count, index))| {
-            let node = node_at(sim, *index)?;
+            let node = sim.node(*index)?;
             Some((
                 *count,
                 node.chain().tip().chain_work,
@@ -256,11 +256,7 @@ fn reference_chain(sim: &Simulation) -> Vec<std::sync::Arc<Block>> {
     let Some((_, _, _, index)) = chosen else {
         return Vec::new();
     };
-    node_at(sim, index).map(best_chain).unwrap_or_default()
-}
-
-fn node_at(sim: &Simulation, index: usize) -> Option<&Node<MemStore>> {
-    sim.up_nodes().find(|(i, _)| *i == index).map(|(_, n)| n)
+    sim.node(index).map(best_chain).unwrap_or_default()
 }
 
 /// A node's best chain, genesis first.
@@ -388,7 +384,7 @@ fn replay(sim: &Simulation) -> Check {
     }
     let mut wrong = Vec::new();
     for (tip, nodes) in &by_tip {
-        let Some(first) = node_at(sim, nodes[0]) else {
+        let Some(first) = sim.node(nodes[0]) else {
             continue;
         };
         let replayed = match replay_chain(sim, &best_chain(first)) {
@@ -399,7 +395,7 @@ fn replay(sim: &Simulation) -> Check {
             }
         };
         for &index in nodes {
-            if let Some(node) = node_at(sim, index)
+            if let Some(node) = sim.node(index)
                 && node.chain().store().accounts() != replayed.store().accounts()
             {
                 wrong.push(format!("node {index} differs from the replay of its chain"));
