@@ -12,6 +12,13 @@
 //! against the new state: what was confirmed or became invalid leaves, and the transfers of
 //! disconnected blocks come back. Nothing a user submitted is silently dropped: every removal
 //! is returned with its reason.
+//!
+//! The bound on how far ahead of its account a transfer's nonce may be is checked at the door
+//! only. A reorganisation can move an account's nonce back (its transfers in the lost branch
+//! are pending again), so a transfer admitted within the bound may be far ahead of the new
+//! state without its sender doing anything; dropping it then would lose an acknowledged,
+//! valid transfer. Re-admission keeps it: the pool's count and byte bounds and the expiry
+//! still hold it in check.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -102,6 +109,24 @@ pub enum Removal {
     Expired,
     /// A higher-fee transfer took its place.
     Evicted,
+}
+
+impl std::fmt::Display for Removal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Removal::Confirmed => f.write_str("confirmed"),
+            Removal::Invalid(error) => write!(f, "no longer valid: {error}"),
+            Removal::Expired => f.write_str("expired"),
+            Removal::Evicted => f.write_str("evicted by a higher fee"),
+        }
+    }
+}
+
+/// How a transfer comes in: new, or back after a tip change (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Door {
+    New,
+    Readmission,
 }
 
 #[derive(Clone, Debug)]
@@ -201,7 +226,7 @@ impl Mempool {
         if !tx.signature_is_valid(chain_id) {
             return Err(TxError::BadSignature.into());
         }
-        let evicted = self.admit(id, tx, state, spec, now)?;
+        let evicted = self.admit(id, tx, state, spec, now, Door::New)?;
         Ok((id, evicted))
     }
 
@@ -214,6 +239,7 @@ impl Mempool {
         state: &dyn AccountReader,
         spec: &ChainSpec,
         arrived: Timestamp,
+        door: Door,
     ) -> Result<Vec<(TxId, Removal)>, MempoolError> {
         let incoming = |address: &Address| self.incoming.get(address).copied();
         let sender = match state.account(&tx.from)? {
@@ -237,7 +263,7 @@ impl Mempool {
             .into());
         }
         let max_ahead = self.config.sender_nonces_ahead_max;
-        if tx.nonce - sender.nonce > max_ahead {
+        if door == Door::New && tx.nonce - sender.nonce > max_ahead {
             return Err(MempoolError::NonceTooFarAhead {
                 from: tx.from,
                 current: sender.nonce,
@@ -418,7 +444,7 @@ impl Mempool {
             if self.entries.contains_key(&id) {
                 continue;
             }
-            match self.admit(id, tx, state, spec, arrived) {
+            match self.admit(id, tx, state, spec, arrived, Door::Readmission) {
                 Ok(evicted) => removed.extend(evicted),
                 Err(MempoolError::Store(e)) => return Err(e),
                 Err(error) => removed.push((id, Removal::Invalid(error))),
@@ -637,6 +663,20 @@ mod tests {
 
         fn select(&self) -> Vec<Transfer> {
             self.select_within(usize::MAX, usize::MAX)
+        }
+
+        /// The tip goes back from `block` to its parent (`state` must already be the
+        /// parent's); returns what left the pool.
+        fn disconnect(&mut self, block: Arc<Block>) -> Vec<(TxId, Removal)> {
+            let change = TipChange {
+                old_tip: block.hash(),
+                new_tip: BlockHash::ZERO,
+                disconnected: vec![block],
+                connected: vec![],
+            };
+            self.pool
+                .on_tip_change(&change, &self.state, &self.spec, NOW)
+                .unwrap()
         }
 
         /// Checks that `txs` apply in order to the confirmed state, as a block's would.
@@ -1068,19 +1108,42 @@ mod tests {
         assert!(f.pool.contains(&waiting_id));
         // Back to the old tip: the block's transfers come back, ahead of what waited.
         f.state = before;
-        let change = TipChange {
-            old_tip: connected.hash(),
-            new_tip: BlockHash::ZERO,
-            disconnected: vec![connected],
-            connected: vec![],
-        };
-        let removed = f
-            .pool
-            .on_tip_change(&change, &f.state, &f.spec, NOW)
-            .unwrap();
+        let removed = f.disconnect(connected);
         assert!(removed.is_empty(), "{removed:?}");
         assert_eq!(f.pool.len(), 3);
         assert!(f.pool.contains(&mined_id) && f.pool.contains(&rival.id()));
         assert_eq!(f.select(), vec![mined, rival, waiting]);
+    }
+
+    /// A reorganisation that moves an account's nonce back keeps the pending transfers it
+    /// admitted within the bound, however far ahead they now are; new ones still meet it.
+    #[test]
+    fn the_nonce_bound_is_checked_at_the_door_not_after_a_reorg() {
+        let mut f = Fixture::new(MempoolConfig {
+            sender_nonces_ahead_max: 2,
+            ..MempoolConfig::default()
+        });
+        // A branch confirms nonces 0..3 of account 0; 3..5 wait on top of it.
+        let confirmed: Vec<Transfer> = (0..3).map(|n| pay(0, 9, 10, 1, n)).collect();
+        let branch = block(1, &confirmed.iter().collect::<Vec<_>>());
+        let before = f.state.clone();
+        f.state.get_mut(&address(0)).unwrap().nonce = 3;
+        let waiting: Vec<TxId> = (3..5).map(|n| f.admit(&pay(0, 9, 10, 1, n))).collect();
+        // The branch is reorganised away: 0..3 come back, 3 and 4 are now 3 and 4 ahead.
+        f.state = before;
+        let removed = f.disconnect(branch);
+        assert!(removed.is_empty(), "{removed:?}");
+        assert!(waiting.iter().all(|id| f.pool.contains(id)));
+        let nonces: Vec<u64> = f.select().iter().map(|tx| tx.nonce).collect();
+        assert_eq!(nonces, vec![0, 1, 2, 3, 4]);
+        // A newcomer is still measured from the confirmed nonce.
+        assert!(matches!(
+            f.add(&pay(0, 9, 10, 1, 5)),
+            Err(MempoolError::NonceTooFarAhead {
+                current: 0,
+                got: 5,
+                ..
+            })
+        ));
     }
 }

@@ -132,6 +132,12 @@ fn print_extras(report: &SimReport, wall: f64) {
         Some(seconds) => println!("  agreement {seconds:.1} s after mining stopped"),
         None => println!("  no agreement within the settling time"),
     }
+    for (n, seconds) in report.heal_to_agreement_seconds.iter().enumerate() {
+        match seconds {
+            Some(seconds) => println!("  heal {}: one tip again {seconds:.1} s later", n + 1),
+            None => println!("  heal {}: still split when mining stopped", n + 1),
+        }
+    }
     if let Some(adversary) = &report.adversary {
         println!(
             "  adversary node {} ({}): {:.1}% of the hash power, {:.1}% of the best chain, {} private blocks given up",

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use powchain_chain::Timestamp;
-use rand::Rng;
 use rand::seq::SliceRandom;
+use rand::{Rng, RngExt};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Entry {
@@ -23,6 +23,9 @@ struct Entry {
 
 /// Failed connections in a row after which a kept address is forgotten.
 pub const KEPT_FAILURES_MAX: u32 = 8;
+
+/// Random draws [`AddressBook::random_candidate`] tries before it looks at every address.
+const RANDOM_DRAWS: usize = 8;
 
 /// Known addresses, bounded.
 #[derive(Clone, Debug)]
@@ -113,7 +116,9 @@ impl AddressBook {
     /// A handshake over a connection we dialled to `address` succeeded.
     pub fn mark_verified(&mut self, address: &str) {
         self.add(address);
-        if let Some(entry) = self.entries.get_mut(address) {
+        if let Some(entry) = self.entries.get_mut(address)
+            && (!entry.verified || entry.failures > 0)
+        {
             self.revision += 1;
             entry.verified = true;
             entry.failures = 0;
@@ -174,6 +179,44 @@ impl AddressBook {
         candidates.shuffle(rng);
         candidates.sort_by_key(|(_, entry)| (!entry.verified, entry.failures));
         candidates.into_iter().map(|(a, _)| a.clone()).collect()
+    }
+
+    /// One address worth dialling now, chosen uniformly among them whatever their rank (a
+    /// feeler tests addresses, failed ones included), without sorting the book.
+    pub fn random_candidate(
+        &self,
+        now: Timestamp,
+        rng: &mut impl Rng,
+        skip: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let eligible = |address: &str, entry: &Entry| {
+            !entry.is_self && entry.next_try <= now && !skip(address)
+        };
+        // Most addresses are eligible: a few random draws find one, each checked once.
+        if !self.entries.is_empty() {
+            for _ in 0..RANDOM_DRAWS {
+                let index = rng.random_range(0..self.entries.len());
+                if let Some((address, entry)) = self.entries.iter().nth(index)
+                    && eligible(address, entry)
+                {
+                    return Some(address.clone());
+                }
+            }
+        }
+        // Few are: reservoir sampling over all, the n-th eligible one replacing the pick with
+        // chance 1/n.
+        let mut pick = None;
+        let mut seen = 0u32;
+        for (address, entry) in &self.entries {
+            if !eligible(address, entry) {
+                continue;
+            }
+            seen += 1;
+            if rng.random_range(0..seen) == 0 {
+                pick = Some(address);
+            }
+        }
+        pick.cloned()
     }
 }
 
@@ -276,5 +319,38 @@ mod tests {
             "every address is verified: the newcomer is dropped"
         );
         assert_eq!(book.len(), 2);
+    }
+
+    #[test]
+    fn a_random_candidate_is_any_dialable_address_failed_ones_too() {
+        let mut book = AddressBook::new(10);
+        for address in ["a", "b", "c", "d", "me"] {
+            book.add(address);
+        }
+        book.mark_verified("a");
+        book.mark_failed("b", Timestamp(0), 1_000, 5_000);
+        book.mark_failed("c", Timestamp(0), 1_000, 5_000);
+        book.mark_self("me");
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut seen = BTreeMap::new();
+        for _ in 0..3_000 {
+            let pick = book.random_candidate(Timestamp(1_000), &mut rng, |a| a == "d");
+            *seen.entry(pick.unwrap()).or_insert(0) += 1;
+        }
+        // "d" is skipped and "me" is this node; a, b and c come about a third of the time each.
+        assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert!(
+            seen.values().all(|&n| (800..1_200).contains(&n)),
+            "{seen:?}"
+        );
+        // Waiting out a backoff: not a candidate.
+        assert_eq!(
+            book.random_candidate(Timestamp(999), &mut rng, |a| a == "d"),
+            Some("a".to_string())
+        );
+        assert_eq!(
+            book.random_candidate(Timestamp(999), &mut rng, |_| true),
+            None
+        );
     }
 }

@@ -17,6 +17,16 @@
 //! elsewhere after a timeout. A new tip is announced to every peer at once (its header; peers
 //! fetch the block). Transfers are relayed once per peer. Every peer error ends in a
 //! disconnect with a reason, and misbehaviour in a ban.
+//!
+//! Outbound slots are filled from the address book and then kept. On their own they can keep
+//! a network split after the fault that split it is gone: while the halves were apart every
+//! node filled its slots within its own half, so nobody needs a new connection when the
+//! halves could talk again (the simulator's partition-heal scenario found exactly this). So,
+//! as Bitcoin Core does, a node with its slots full opens a *feeler* every
+//! `feeler_interval_ms` to a random address it is not connected to. The hello tells each side
+//! the other's tip; a feeler with more work stays until we have synced its chain, and is
+//! closed otherwise (after `handshake_timeout_ms`, so a far side that is behind can ask us
+//! for headers first). Feelers also keep the address book's verified addresses fresh.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -25,7 +35,7 @@ use powchain_chain::hashing::{HashMap, HashSet};
 use powchain_chain::chain::TipChange;
 use powchain_chain::{
     Block, BlockHash, Chain, ChainConfig, Header, Height, ImportError, Mempool, MempoolConfig,
-    MempoolError, Placement, Store, Timestamp, Transfer, TxError, TxId, Work,
+    MempoolError, Placement, Removal, Store, Timestamp, Transfer, TxError, TxId, Work,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,8 +49,10 @@ use crate::message::{
 };
 use crate::peer::{Direction, DisconnectReason, Peer, PeerId, PeerInfo};
 
-/// How often the verified addresses are written to the store.
-pub const ADDRESSES_SAVE_INTERVAL_MS: u64 = 60_000;
+/// How often the verified addresses are written to the store, if they changed (and at
+/// shutdown). Bitcoin Core writes its peers file every 15 minutes too: a crash loses at most
+/// that much of what was learned, which the next run learns again from its peers.
+pub const ADDRESSES_SAVE_INTERVAL_MS: u64 = 15 * 60_000;
 
 /// How the node behaves toward peers. Every bound has its unit in the name.
 #[derive(Clone, Debug)]
@@ -93,6 +105,9 @@ pub struct NodeConfig {
     /// Shortest time between two templates rebuilt for new transfers (a new tip always
     /// gets one at once).
     pub template_refresh_ms: u64,
+    /// How often a node with its outbound slots full opens a feeler connection (module
+    /// docs); 0: never. A node with `outbound_target` 0 never dials, feelers included.
+    pub feeler_interval_ms: u64,
     /// The chain's bounds.
     pub chain: ChainConfig,
     /// The mempool's bounds.
@@ -128,6 +143,7 @@ impl NodeConfig {
             address_book_max: 1_024,
             progress_interval_ms: 5_000,
             template_refresh_ms: 1_000,
+            feeler_interval_ms: 120_000,
             chain: ChainConfig::default(),
             mempool: MempoolConfig::default(),
             miner_address: None,
@@ -247,6 +263,14 @@ pub enum Event {
         /// The peer that sent it (`None`: submitted here).
         from: Option<PeerId>,
     },
+    /// A pending transfer left the mempool unconfirmed (dropped after a tip change,
+    /// evicted for a higher fee, expired). Its sender must send it again for it to be mined.
+    TransferDropped {
+        /// Its id.
+        id: TxId,
+        /// Why.
+        reason: Removal,
+    },
     /// A transfer submitted here was refused.
     TransferRefused {
         /// Why.
@@ -299,6 +323,9 @@ pub struct Node<S: Store> {
     addresses: AddressBook,
     /// Addresses being dialled, and since when.
     dialing: HashMap<String, Timestamp>,
+    /// The address being dialled as a feeler, and when the last feeler was opened.
+    feeler_dialing: Option<String>,
+    last_feeler: Timestamp,
     bans: HashMap<String, Timestamp>,
     /// Blocks wanted, in download order, and who each was asked of.
     download: Download,
@@ -331,6 +358,8 @@ impl<S: Store> Node<S> {
             chain,
             peers: BTreeMap::new(),
             dialing: HashMap::default(),
+            feeler_dialing: None,
+            last_feeler: Timestamp(0),
             bans: HashMap::default(),
             header_sync: None,
             automine: false,
@@ -463,8 +492,13 @@ impl<S: Store> Node<S> {
 
     /// A connection opened (either way). The node says hello, or refuses it.
     pub fn peer_connected(&mut self, peer: PeerId, info: PeerInfo, now: Timestamp) {
+        let mut feeler = false;
         if info.direction == Direction::Outbound {
             self.dialing.remove(&info.address);
+            if self.feeler_dialing.as_deref() == Some(info.address.as_str()) {
+                self.feeler_dialing = None;
+                feeler = true;
+            }
         }
         let banned = self.is_banned(&info.ban_key, now);
         let inbound = self
@@ -472,10 +506,9 @@ impl<S: Store> Node<S> {
             .values()
             .filter(|p| p.info.direction == Direction::Inbound)
             .count();
-        self.peers.insert(
-            peer,
-            Peer::new(info.clone(), now, self.config.known_inventory_max),
-        );
+        let mut state = Peer::new(info.clone(), now, self.config.known_inventory_max);
+        state.feeler = feeler;
+        self.peers.insert(peer, state);
         if banned {
             return self.disconnect(peer, DisconnectReason::Banned, now);
         }
@@ -496,6 +529,9 @@ impl<S: Store> Node<S> {
     /// Dialling `address` failed.
     pub fn connect_failed(&mut self, address: &str, reason: &str, now: Timestamp) {
         self.dialing.remove(address);
+        if self.feeler_dialing.as_deref() == Some(address) {
+            self.feeler_dialing = None;
+        }
         self.addresses.mark_failed(
             address,
             now,
@@ -1214,7 +1250,8 @@ impl<S: Store> Node<S> {
                 .mempool
                 .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)
             {
-                Ok(_) => {
+                Ok((_, evicted)) => {
+                    self.report_dropped(evicted);
                     self.event(Event::TransferAccepted {
                         id,
                         from: Some(peer),
@@ -1269,11 +1306,12 @@ impl<S: Store> Node<S> {
 
     fn on_tip_change(&mut self, change: &TipChange, from: Option<PeerId>, now: Timestamp) {
         let spec = self.chain.spec().clone();
-        if let Err(error) = self
+        match self
             .mempool
             .on_tip_change(change, self.chain.store(), &spec, now)
         {
-            self.event(Event::StoreFailed(error.to_string()));
+            Ok(removed) => self.report_dropped(removed),
+            Err(error) => self.event(Event::StoreFailed(error.to_string())),
         }
         // Transfers of blocks that left the best chain are pending again: pass them on, so
         // the miners of the winning branch can include them.
@@ -1305,6 +1343,15 @@ impl<S: Store> Node<S> {
             }
         }
         self.remine(now);
+    }
+
+    /// Tells of every transfer that left the mempool without being confirmed.
+    fn report_dropped(&mut self, removed: Vec<(TxId, Removal)>) {
+        for (id, reason) in removed {
+            if reason != Removal::Confirmed {
+                self.event(Event::TransferDropped { id, reason });
+            }
+        }
     }
 
     /// Keeps the miner on the current tip when automine (or a pending `Mine`) is on.
@@ -1456,9 +1503,10 @@ impl<S: Store> Node<S> {
     ) -> Result<TxId, MempoolError> {
         let spec = self.chain.spec().clone();
         let chain_id = self.chain.chain_id();
-        let (id, _) =
+        let (id, evicted) =
             self.mempool
                 .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)?;
+        self.report_dropped(evicted);
         self.event(Event::TransferAccepted { id, from: None });
         self.relay(vec![transfer]);
         self.remine_soon(now);
@@ -1533,12 +1581,18 @@ impl<S: Store> Node<S> {
         }
         self.dialing
             .retain(|_, since| now.ms_since(*since) <= config.handshake_timeout_ms * 3);
+        if let Some(address) = &self.feeler_dialing
+            && !self.dialing.contains_key(address)
+        {
+            self.feeler_dialing = None;
+        }
         if self.template_stale
             && now.ms_since(self.last_template) >= self.config.template_refresh_ms
         {
             self.remine(now);
         }
         self.keep_outbound(now);
+        self.keep_feeler(now);
         self.schedule_downloads(now);
         self.report_progress(now);
         if now.ms_since(self.last_saved) >= ADDRESSES_SAVE_INTERVAL_MS {
@@ -1546,31 +1600,78 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// Closes a feeler that has nothing more to give, and opens the next one when it is time
+    /// and the outbound slots are full (see the module docs).
+    fn keep_feeler(&mut self, now: Timestamp) {
+        let ours = self.chain.tip().chain_work;
+        let linger_ms = self.config.handshake_timeout_ms;
+        let done: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.feeler
+                    && p.is_ready()
+                    && now.ms_since(p.connected_at) >= linger_ms
+                    && p.headers_requested.is_none()
+                    && p.in_flight.is_empty()
+                    && p.tip.is_none_or(|tip| {
+                        tip.work <= ours || self.chain.tree().get(&tip.hash).is_some()
+                    })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in done {
+            self.disconnect(peer, DisconnectReason::FeelerDone, now);
+        }
+        let interval = self.config.feeler_interval_ms;
+        let feeler_open = self.feeler_dialing.is_some() || self.peers.values().any(|p| p.feeler);
+        if interval == 0
+            || self.config.outbound_target == 0
+            || feeler_open
+            || now.ms_since(self.last_feeler) < interval
+            || self.outbound_count() < self.config.outbound_target
+        {
+            return;
+        }
+        self.last_feeler = now;
+        let skip = connected_addresses(&self.peers, &self.dialing);
+        let listen = self.config.listen.as_deref();
+        // Uniformly among the candidates, not best first: after a partition the addresses
+        // across it are the ones that failed.
+        let pick = self
+            .addresses
+            .random_candidate(now, &mut self.rng, |address| {
+                skip.contains(address) || Some(address) == listen
+            });
+        if let Some(address) = pick {
+            self.feeler_dialing = Some(address.clone());
+            self.dial(&address, now);
+        }
+    }
+
+    /// Outbound connections open or being dialled, feelers not counted.
+    fn outbound_count(&self) -> usize {
+        let open = self
+            .peers
+            .values()
+            .filter(|p| p.info.direction == Direction::Outbound && !p.feeler)
+            .count();
+        let feeler_dialing = self
+            .feeler_dialing
+            .as_ref()
+            .is_some_and(|address| self.dialing.contains_key(address));
+        open + self.dialing.len() - usize::from(feeler_dialing)
+    }
+
     /// Dials known addresses until the outbound target is reached; now and then asks a
     /// random peer for addresses (gossip).
     fn keep_outbound(&mut self, now: Timestamp) {
-        let outbound = self
-            .peers
-            .values()
-            .filter(|p| p.info.direction == Direction::Outbound)
-            .count()
-            + self.dialing.len();
+        let outbound = self.outbound_count();
         if outbound < self.config.outbound_target {
-            let connected: HashSet<String> = self
-                .peers
-                .values()
-                .flat_map(|p| {
-                    [
-                        Some(p.info.address.clone()),
-                        p.hello.as_ref().and_then(|h| h.listen.clone()),
-                    ]
-                })
-                .flatten()
-                .collect();
+            let connected = connected_addresses(&self.peers, &self.dialing);
+            let listen = self.config.listen.as_deref();
             let candidates = self.addresses.candidates(now, &mut self.rng, |address| {
-                connected.contains(address)
-                    || self.dialing.contains_key(address)
-                    || Some(address) == self.config.listen.as_deref()
+                connected.contains(address) || Some(address) == listen
             });
             for address in candidates
                 .into_iter()
@@ -1606,6 +1707,25 @@ impl NodeConfig {
         self.miner_address
             .unwrap_or_else(|| powchain_chain::Keypair::dev(0).address())
     }
+}
+
+/// Addresses we are connected to (as dialled, and as the peers say they listen) or
+/// dialling.
+fn connected_addresses<'a>(
+    peers: &'a BTreeMap<PeerId, Peer>,
+    dialing: &'a HashMap<String, Timestamp>,
+) -> HashSet<&'a str> {
+    peers
+        .values()
+        .flat_map(|p| {
+            [
+                Some(p.info.address.as_str()),
+                p.hello.as_ref().and_then(|h| h.listen.as_deref()),
+            ]
+        })
+        .flatten()
+        .chain(dialing.keys().map(String::as_str))
+        .collect()
 }
 
 /// The timeouts `tick` checks, copied out of the config so the peers can be walked mutably

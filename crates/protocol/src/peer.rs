@@ -80,6 +80,8 @@ pub enum DisconnectReason {
     Flood,
     /// The peer said goodbye.
     PeerGoodbye(String),
+    /// A feeler connection did its job (see `Node`'s module docs).
+    FeelerDone,
     /// The user asked.
     UserRequest,
     /// The node is shutting down.
@@ -87,12 +89,14 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
-    /// Whether the peer is refused for a while after this.
+    /// Whether the peer is refused for a while after this. A handshake that does not finish
+    /// in time is not: a slow or lossy link does that to honest peers (the simulator's
+    /// high-latency scenario caught honest nodes banning each other for it); the slot is
+    /// freed and an outbound address backs off, which is all a silent peer costs.
     pub fn is_misbehaviour(&self) -> bool {
         matches!(
             self,
-            DisconnectReason::HandshakeTimeout
-                | DisconnectReason::BadMessage(_)
+            DisconnectReason::BadMessage(_)
                 | DisconnectReason::ProtocolViolation(_)
                 | DisconnectReason::InvalidHeaders(_)
                 | DisconnectReason::InvalidBlock(_)
@@ -130,6 +134,9 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Unrequested(what) => write!(f, "unrequested {what}"),
             DisconnectReason::Flood => f.write_str("too many messages"),
             DisconnectReason::PeerGoodbye(why) => write!(f, "peer said goodbye: {why}"),
+            DisconnectReason::FeelerDone => {
+                f.write_str("feeler connection: address checked, nothing to sync")
+            }
             DisconnectReason::UserRequest => f.write_str("asked by the user"),
             DisconnectReason::Shutdown => f.write_str("shutting down"),
         }
@@ -212,6 +219,9 @@ pub(crate) struct Peer {
     pub addresses_requested: Option<bool>,
     /// Messages in the current one-second window.
     pub window: (Timestamp, u32),
+    /// An outbound connection opened to test its address and compare tips, closed once it
+    /// has nothing more to give; it does not count toward the outbound target.
+    pub feeler: bool,
 }
 
 impl Peer {
@@ -231,6 +241,7 @@ impl Peer {
             unconnected_headers: 0,
             addresses_requested: None,
             window: (now, 0),
+            feeler: false,
         }
     }
 

@@ -31,7 +31,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::adversary::Selfish;
-use crate::metrics::{Metrics, MinedBlock};
+use crate::metrics::{Heal, Metrics, MinedBlock};
 use crate::network::{Connection, End, LinkModel, Partition, Topology, address_of, mix, node_of};
 use crate::scenario::{Action, HashPower, Scenario, Span};
 
@@ -279,6 +279,7 @@ impl Simulation {
         config.ping_interval_ms = self.scenario.node.ping_interval.as_ms();
         config.ping_timeout_ms = 3 * config.ping_interval_ms;
         config.template_refresh_ms = self.scenario.node.template_refresh.as_ms();
+        config.feeler_interval_ms = self.scenario.node.feeler_interval.as_ms();
         // A coinbase address per node, so two nodes never mine the same block.
         config.miner_address = Some(Keypair::dev(1_000 + index as u64).address());
         let lives = self.nodes.get(index).map_or(0, |n| n.lives);
@@ -908,6 +909,33 @@ impl Simulation {
         if !self.partition.is_whole() {
             self.partition = Partition::whole(self.nodes.len());
             self.note(format_args!("network heals"));
+            if self.phase == Phase::Running {
+                self.metrics.heals.push(Heal {
+                    at: self.now,
+                    agreed: None,
+                });
+                self.watch_heal();
+            }
+        }
+    }
+
+    /// Notes when every honest node is first on one tip after the last heal.
+    fn watch_heal(&mut self) {
+        if self
+            .metrics
+            .heals
+            .last()
+            .is_some_and(|h| h.agreed.is_none())
+            && self.honest_tips().len() == 1
+        {
+            let now = self.now;
+            if let Some(heal) = self.metrics.heals.last_mut() {
+                heal.agreed = Some(now);
+            }
+            let after = (now - heal_at(&self.metrics)) as f64 / 1e6;
+            self.note(format_args!(
+                "every honest node is on one tip, {after:.3} s after the heal"
+            ));
         }
     }
 
@@ -1043,6 +1071,7 @@ impl Simulation {
                 disconnected,
                 ..
             } => {
+                self.watch_heal();
                 if disconnected > 0 {
                     self.metrics.reorgs += 1;
                     self.metrics.deepest_reorg = self.metrics.deepest_reorg.max(disconnected);
@@ -1088,9 +1117,21 @@ impl Simulation {
             Event::StoreFailed(error) => {
                 self.note(format_args!("node {index} store failed: {error}"));
             }
+            Event::TransferDropped { id, reason } => {
+                let reason = format!("node {index} dropped it: {reason}");
+                self.note(format_args!("transfer {}: {reason}", id.short(12)));
+                if self.metrics.submitted.contains_key(&id) {
+                    self.metrics.last_drop.insert(id, reason);
+                }
+            }
             _ => {}
         }
     }
+}
+
+/// When the last heal happened.
+fn heal_at(metrics: &Metrics) -> u64 {
+    metrics.heals.last().map_or(0, |h| h.at)
 }
 
 /// Heights of the headers in a message that honest nodes mined.

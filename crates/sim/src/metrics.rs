@@ -40,12 +40,27 @@ pub struct Metrics {
     pub submitted: BTreeMap<TxId, u64>,
     /// Transfers a node refused from the wallet.
     pub refused: usize,
+    /// The last reason a node gave for dropping an acknowledged transfer from its mempool
+    /// (what the no-transfer-lost check says of a lost one).
+    pub last_drop: HashMap<TxId, String>,
     /// Messages sent and their bytes.
     pub messages: u64,
     /// Bytes sent, frames included.
     pub bytes: u64,
     /// Honest nodes that disconnected honest peers for misbehaviour: a protocol bug.
     pub honest_bans: Vec<String>,
+    /// Each heal of a partition during the run, and the first moment after it when every
+    /// honest node was on one tip (µs).
+    pub heals: Vec<Heal>,
+}
+
+/// A partition healed.
+#[derive(Clone, Copy, Debug)]
+pub struct Heal {
+    /// When.
+    pub at: u64,
+    /// When every honest node was first on one tip again.
+    pub agreed: Option<u64>,
 }
 
 impl Metrics {

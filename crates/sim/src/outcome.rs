@@ -63,6 +63,9 @@ pub struct SimReport {
     pub summary: Report,
     /// From the end of mining to every honest node on one tip (`null`: never).
     pub settle_seconds: Option<f64>,
+    /// Per partition healed while mining went on, from the heal to the first moment every
+    /// honest node was on one tip (`null`: not before mining stopped).
+    pub heal_to_agreement_seconds: Vec<Option<f64>>,
     /// Per block, the time until 90% of the other nodes had it.
     pub reach_90_percent_ms: Percentiles,
     /// Transfers a node refused from the wallet.
@@ -203,6 +206,11 @@ pub fn finish(sim: &Simulation) -> Outcome {
         settle_seconds: sim
             .settled_at
             .map(|at| round3(at.saturating_sub(sim.scenario.duration.0) as f64 / 1e6)),
+        heal_to_agreement_seconds: metrics
+            .heals
+            .iter()
+            .map(|h| h.agreed.map(|at| round3((at - h.at) as f64 / 1e6)))
+            .collect(),
         reach_90_percent_ms: percentiles(&mut reach_90),
         tx_refused: metrics.refused,
         messages: metrics.messages,
@@ -301,7 +309,10 @@ fn no_transfer_lost(sim: &Simulation, best: &[std::sync::Arc<Block>]) -> Check {
         if sim.up_nodes().any(|(_, n)| n.mempool().contains(id)) {
             waiting += 1;
         } else {
-            lost.push(id.short(12));
+            lost.push(match sim.metrics.last_drop.get(id) {
+                Some(reason) => format!("{} ({reason})", id.short(12)),
+                None => format!("{} (no node reported dropping it)", id.short(12)),
+            });
         }
     }
     let submitted = sim.metrics.submitted.len();
@@ -317,7 +328,7 @@ fn no_transfer_lost(sim: &Simulation, best: &[std::sync::Arc<Block>]) -> Check {
             format!(
                 "{} of {submitted} acknowledged transfers are neither confirmed nor pending: {}",
                 lost.len(),
-                lost.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                lost.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
             )
         },
     }

@@ -201,6 +201,9 @@ pub struct NodeSettings {
     /// Shortest time between block templates rebuilt for new transfers (a new tip gets
     /// one at once). Mining pools hand out new work every few tens of seconds.
     pub template_refresh: Span,
+    /// How often a node with its outbound slots full opens a feeler connection to a random
+    /// address (what reconnects a healed partition); 0: never.
+    pub feeler_interval: Span,
 }
 
 /// Random signed transfers between the dev accounts.
@@ -374,6 +377,7 @@ impl Default for NodeSettings {
             message_processing: Span(20),
             hash_power: HashPower::Equal,
             template_refresh: Span::from_secs(30),
+            feeler_interval: Span::from_secs(120),
         }
     }
 }

@@ -91,6 +91,47 @@ fn a_partition_heals_and_the_network_agrees_without_losing_a_transfer() {
     assert!(report.summary.stale_blocks > 0, "{:?}", report.summary);
     assert!(report.summary.deepest_reorg > 1, "{:?}", report.summary);
     assert!(report.summary.tx_confirmed > 0);
+    // The healed halves were on one tip again before mining stopped, and not instantly:
+    // the lighter half had to fetch the other's branch.
+    match report.heal_to_agreement_seconds[..] {
+        [Some(seconds)] => assert!(seconds > 0.0 && seconds < 45.0 * 60.0, "{seconds}"),
+        ref other => panic!("one heal, agreed before the end: {other:?}"),
+    }
+}
+
+/// Halves big enough for every node to fill its outbound slots inside its own half: once
+/// the split is over, nobody needs a new connection. Feelers are what join them again.
+#[test]
+fn halves_that_filled_their_slots_join_again_through_feelers() {
+    let mut scenario = small("split-slots");
+    scenario.nodes = 30;
+    scenario.duration = Span::from_secs(90 * 60);
+    scenario.chain.block_interval = Span::from_secs(120);
+    scenario.transactions.rate = 0.05;
+    scenario.node.outbound = 4;
+    scenario.events = vec![
+        at(20, Action::Partition { groups: 2 }),
+        at(50, Action::Heal),
+    ];
+    let mut without = scenario.clone();
+    without.node.feeler_interval = Span(0);
+    let (outcome, _) = run(without, false).unwrap();
+    let agreement = outcome.report.checks.iter().find(|c| c.name == "agreement");
+    assert!(
+        agreement.is_some_and(|c| !c.passed),
+        "without feelers the halves stay apart: {agreement:?}"
+    );
+    let (outcome, log) = run(scenario, true).unwrap();
+    assert!(outcome.report.passed(), "{:?}", failed(&outcome.report));
+    assert!(
+        log.contains("feeler connection"),
+        "feelers were opened and closed"
+    );
+    assert!(
+        matches!(outcome.report.heal_to_agreement_seconds[..], [Some(_)]),
+        "{:?}",
+        outcome.report.heal_to_agreement_seconds
+    );
 }
 
 #[test]

@@ -29,10 +29,10 @@ pub struct SimBenchReport {
     checks_passed: bool,
 }
 
-/// The bench's network: the baseline's links and miners at scale, with the node's clock
-/// and status poll slowed down (a tick every 30 s, a ping every 30 minutes) and a trickle of
-/// transfers: each message costs the simulator about the same, and at 1,000 nodes pings and
-/// transfer relay would otherwise be most of them.
+/// The bench's network: the baseline's links and miners at scale, with the node's clock,
+/// status poll and feelers slowed down (a tick every 30 s, a ping and a feeler every 30
+/// minutes) and a trickle of transfers: each message costs the simulator about the same,
+/// and at 1,000 nodes pings, feelers and transfer relay would otherwise be most of them.
 pub fn scenario(nodes: usize, duration: Span) -> Scenario {
     let mut scenario = Scenario {
         name: "bench".into(),
@@ -44,6 +44,7 @@ pub fn scenario(nodes: usize, duration: Span) -> Scenario {
     scenario.network.topology = "random:8".into();
     scenario.node.tick = Span::from_secs(30);
     scenario.node.ping_interval = Span::from_secs(30 * 60);
+    scenario.node.feeler_interval = Span::from_secs(30 * 60);
     scenario.transactions.rate = 0.002;
     scenario.transactions.rebroadcast = Span::from_secs(3_600);
     scenario

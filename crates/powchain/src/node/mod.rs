@@ -476,6 +476,9 @@ fn describe(event: &Event) -> Option<String> {
         }
         Event::TransferAccepted { from: None, .. } => return None,
         Event::TransferRefused { error } => format!("transaction refused: {error}"),
+        Event::TransferDropped { id, reason } => {
+            format!("transaction {} left the mempool: {reason}", id.short(16))
+        }
         Event::SyncProgress {
             height,
             remaining,
