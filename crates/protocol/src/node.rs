@@ -314,6 +314,31 @@ pub enum Output {
     Event(Event),
 }
 
+/// A ready peer, as [`Node::peer_summaries`] describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSummary {
+    /// The connection.
+    pub id: PeerId,
+    /// Its address (as dialled, or as the connection came in).
+    pub address: String,
+    /// Who opened it.
+    pub direction: Direction,
+    /// The peer's node id.
+    pub node_id: u64,
+    /// The peer's software.
+    pub agent: String,
+    /// The best tip it has told us about.
+    pub tip_height: Height,
+    /// Its hash.
+    pub tip_hash: BlockHash,
+    /// The last ping's round trip (`None` before the first pong).
+    pub rtt_ms: Option<u64>,
+    /// A feeler connection (see the module docs).
+    pub feeler: bool,
+    /// When it connected.
+    pub connected_at: Timestamp,
+}
+
 /// The node.
 pub struct Node<S: Store> {
     config: NodeConfig,
@@ -436,6 +461,29 @@ impl<S: Store> Node<S> {
                     hello.node_id,
                     height,
                 ))
+            })
+            .collect()
+    }
+
+    /// What an operator wants to know of each ready peer.
+    pub fn peer_summaries(&self) -> Vec<PeerSummary> {
+        self.peers
+            .iter()
+            .filter_map(|(id, peer)| {
+                let hello = peer.hello.as_ref()?;
+                let tip = peer.tip.unwrap_or(hello.tip);
+                Some(PeerSummary {
+                    id: *id,
+                    address: peer.info.address.clone(),
+                    direction: peer.info.direction,
+                    node_id: hello.node_id,
+                    agent: hello.agent.clone(),
+                    tip_height: tip.height,
+                    tip_hash: tip.hash,
+                    rtt_ms: peer.rtt_ms,
+                    feeler: peer.feeler,
+                    connected_at: peer.connected_at,
+                })
             })
             .collect()
     }
@@ -751,8 +799,11 @@ impl<S: Store> Node<S> {
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
-        if state.ping.is_some_and(|(sent, _)| sent == nonce) {
+        if let Some((sent_nonce, sent_at)) = state.ping
+            && sent_nonce == nonce
+        {
             state.ping = None;
+            state.rtt_ms = Some(now.ms_since(sent_at));
         }
         state.tip = Some(tip);
         self.maybe_sync_headers(peer, tip, now);

@@ -222,6 +222,8 @@ pub(crate) struct Peer {
     /// An outbound connection opened to test its address and compare tips, closed once it
     /// has nothing more to give; it does not count toward the outbound target.
     pub feeler: bool,
+    /// The last ping's round trip, in milliseconds.
+    pub rtt_ms: Option<u64>,
 }
 
 impl Peer {
@@ -242,6 +244,7 @@ impl Peer {
             addresses_requested: None,
             window: (now, 0),
             feeler: false,
+            rtt_ms: None,
         }
     }
 

@@ -1,0 +1,400 @@
+//! The routes of `/api/v1` and their handlers. Each handler asks the node one question through
+//! `Handle::inspect` (or sends one command) and turns the answer into a view or an error.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use futures_util::Stream;
+use json_body::ApiJson;
+use powchain_chain::{Address, BlockHash, Height, Store, Transfer, TxId};
+use powchain_node::driver::now;
+use powchain_protocol::Command;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::error::ApiError;
+use crate::views::{AccountView, BlockView, MempoolView, PeerView, StatusView, TxView};
+use crate::{ApiState, BLOCKS_PER_PAGE_MAX, BODY_BYTES_MAX};
+
+/// Every route, for the OpenAPI check: (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/status"),
+    ("get", "/api/v1/blocks"),
+    ("get", "/api/v1/blocks/{id}"),
+    ("get", "/api/v1/tx/{id}"),
+    ("post", "/api/v1/tx"),
+    ("get", "/api/v1/accounts/{who}"),
+    ("get", "/api/v1/mempool"),
+    ("get", "/api/v1/peers"),
+    ("post", "/api/v1/peers"),
+    ("delete", "/api/v1/peers/{id}"),
+    ("post", "/api/v1/mine"),
+    ("post", "/api/v1/automine"),
+    ("get", "/api/v1/events"),
+];
+
+/// The API's router over `state`'s node.
+pub fn router<S: Store + Send + 'static>(state: ApiState<S>) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status::<S>))
+        .route("/api/v1/blocks", get(blocks::<S>))
+        .route("/api/v1/blocks/{id}", get(block::<S>))
+        .route("/api/v1/tx/{id}", get(transaction::<S>))
+        .route("/api/v1/tx", post(submit::<S>))
+        .route("/api/v1/accounts/{who}", get(account::<S>))
+        .route("/api/v1/mempool", get(mempool::<S>))
+        .route("/api/v1/peers", get(peers::<S>).post(connect::<S>))
+        .route("/api/v1/peers/{id}", delete(disconnect::<S>))
+        .route("/api/v1/mine", post(mine::<S>))
+        .route("/api/v1/automine", post(automine::<S>))
+        .route("/api/v1/events", get(events::<S>))
+        .fallback(|| async { ApiError::not_found("no such route; the API lives under /api/v1") })
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn ok(value: impl serde::Serialize) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+/// Refuses a change without the cookie's token.
+fn authorize<S: Store>(state: &ApiState<S>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compared in constant time: the token is a secret.
+    let expected = state.token.as_bytes();
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+async fn status<S: Store + Send + 'static>(State(state): State<ApiState<S>>) -> Answer {
+    let view = state
+        .handle
+        .inspect(|node| StatusView::of(node))
+        .await
+        .ok_or_else(ApiError::stopped)?;
+    ok(view)
+}
+
+#[derive(Deserialize)]
+struct Page {
+    /// The highest height listed (default: the tip).
+    top: Option<u64>,
+    /// How many, newest first (default 20, at most 100).
+    count: Option<u64>,
+}
+
+async fn blocks<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(page) = query?;
+    let count = page.count.unwrap_or(20);
+    if count == 0 || count > BLOCKS_PER_PAGE_MAX {
+        return Err(ApiError::bad_request(format!(
+            "count is 1 to {BLOCKS_PER_PAGE_MAX}"
+        )));
+    }
+    let views = state
+        .handle
+        .inspect(move |node| {
+            let chain = node.chain();
+            let tip = chain.tip().height.0;
+            let top = page.top.unwrap_or(tip).min(tip);
+            let mut views = Vec::new();
+            for height in (top.saturating_sub(count - 1)..=top).rev() {
+                match chain.block_at(Height(height)) {
+                    Ok(Some(block)) => views.push(BlockView::new(node, &block, false)),
+                    Ok(None) => {}
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+            Ok(views)
+        })
+        .await
+        .ok_or_else(ApiError::stopped)?
+        .map_err(ApiError::internal)?;
+    ok(json!({ "blocks": views }))
+}
+
+async fn block<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    Path(id): Path<String>,
+) -> Answer {
+    enum Which {
+        Height(u64),
+        Hash(BlockHash),
+    }
+    let which = match id.parse::<u64>() {
+        Ok(height) => Which::Height(height),
+        Err(_) => Which::Hash(id.parse::<BlockHash>().map_err(|e| {
+            ApiError::bad_request(format!(
+                "{id:?} is neither a height nor a block hash (128 hex digits): {e}"
+            ))
+        })?),
+    };
+    let view = state
+        .handle
+        .inspect(move |node| {
+            let chain = node.chain();
+            let block = match which {
+                Which::Height(height) => chain.block_at(Height(height)),
+                Which::Hash(hash) => chain.block(&hash),
+            };
+            block
+                .map(|found| found.map(|block| BlockView::new(node, &block, true)))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .ok_or_else(ApiError::stopped)?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no block {id} on this node")))?;
+    ok(view)
+}
+
+async fn transaction<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    Path(id): Path<String>,
+) -> Answer {
+    let tx_id: TxId = id.parse().map_err(|e| {
+        ApiError::bad_request(format!(
+            "{id:?} is not a transaction id (128 hex digits): {e}"
+        ))
+    })?;
+    let view = state
+        .handle
+        .inspect(move |node| TxView::find(node, &tx_id))
+        .await
+        .ok_or_else(ApiError::stopped)?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "transaction {id} is neither pending here nor in the last {} blocks",
+                crate::RECENT_BLOCKS_SCANNED
+            ))
+        })?;
+    ok(view)
+}
+
+async fn submit<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    headers: HeaderMap,
+    body: ApiJson<Transfer>,
+) -> Answer {
+    authorize(&state, &headers)?;
+    let ApiJson(transfer) = body;
+    let id = state
+        .handle
+        .inspect(move |node| node.submit_transfer(transfer, now()))
+        .await
+        .ok_or_else(ApiError::stopped)?
+        .map_err(|e| ApiError::refused(e.to_string()))?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id.to_string() }))).into_response())
+}
+
+async fn account<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    Path(who): Path<String>,
+) -> Answer {
+    let (address, dev_index) = match who.parse::<u64>() {
+        Ok(index) => {
+            let address = state.spec.dev_address(index).ok_or_else(|| {
+                ApiError::not_found(format!("there is no dev account {index} on this chain"))
+            })?;
+            (address, Some(index))
+        }
+        Err(_) => {
+            let address: Address = who.parse().map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{who:?} is neither a dev account number nor an address (64 hex digits): {e}"
+                ))
+            })?;
+            (address, None)
+        }
+    };
+    let view = state
+        .handle
+        .inspect(move |node| AccountView::of(node, address, dev_index))
+        .await
+        .ok_or_else(ApiError::stopped)?
+        .map_err(ApiError::internal)?;
+    ok(view)
+}
+
+async fn mempool<S: Store + Send + 'static>(State(state): State<ApiState<S>>) -> Answer {
+    let view = state
+        .handle
+        .inspect(|node| MempoolView::of(node))
+        .await
+        .ok_or_else(ApiError::stopped)?;
+    ok(view)
+}
+
+async fn peers<S: Store + Send + 'static>(State(state): State<ApiState<S>>) -> Answer {
+    let views = state
+        .handle
+        .inspect(|node| PeerView::all(node, now()))
+        .await
+        .ok_or_else(ApiError::stopped)?;
+    ok(json!({ "peers": views }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    address: String,
+}
+
+/// The longest peer address accepted.
+const ADDRESS_BYTES_MAX: usize = 256;
+
+async fn connect<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    headers: HeaderMap,
+    body: ApiJson<ConnectBody>,
+) -> Answer {
+    authorize(&state, &headers)?;
+    let ApiJson(ConnectBody { address }) = body;
+    if address.is_empty() || address.len() > ADDRESS_BYTES_MAX {
+        return Err(ApiError::bad_request(format!(
+            "address is 1 to {ADDRESS_BYTES_MAX} bytes"
+        )));
+    }
+    command(&state, Command::Connect(address.clone())).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "connecting": address }))).into_response())
+}
+
+async fn disconnect<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    authorize(&state, &headers)?;
+    let peer: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a peer id")))?;
+    let known = state
+        .handle
+        .inspect(move |node| node.peer_summaries().iter().any(|p| p.id == peer))
+        .await
+        .ok_or_else(ApiError::stopped)?;
+    if !known {
+        return Err(ApiError::not_found(format!("no peer {peer}")));
+    }
+    command(&state, Command::Disconnect(peer)).await?;
+    ok(json!({ "disconnected": peer }))
+}
+
+async fn mine<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    headers: HeaderMap,
+) -> Answer {
+    authorize(&state, &headers)?;
+    let pending = state
+        .handle
+        .inspect(|node| node.mempool().len())
+        .await
+        .ok_or_else(ApiError::stopped)?;
+    if pending == 0 {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "nothing_to_mine",
+            message: "the mempool is empty: nothing to mine (automine mines empty blocks)".into(),
+        });
+    }
+    command(&state, Command::MineOnce).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "mining": true, "pending": pending })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutomineBody {
+    on: bool,
+}
+
+async fn automine<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    headers: HeaderMap,
+    body: ApiJson<AutomineBody>,
+) -> Answer {
+    authorize(&state, &headers)?;
+    let ApiJson(AutomineBody { on }) = body;
+    command(&state, Command::Automine(on)).await?;
+    ok(json!({ "automine": on }))
+}
+
+async fn command<S: Store + Send + 'static>(
+    state: &ApiState<S>,
+    command: Command,
+) -> Result<(), ApiError> {
+    if state.handle.command(command).await {
+        Ok(())
+    } else {
+        Err(ApiError::stopped())
+    }
+}
+
+async fn events<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let receiver = state.events.subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let event = match receiver.recv().await {
+            Ok(event) => SseEvent::default()
+                .event(event.name())
+                .json_data(&event)
+                .unwrap_or_default(),
+            Err(broadcast::error::RecvError::Lagged(missed)) => SseEvent::default()
+                .event("lagged")
+                .data(json!({ "missed": missed }).to_string()),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(event), receiver))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// JSON bodies whose rejections answer in the API's error format.
+mod json_body {
+    use axum::extract::{FromRequest, Request};
+    use serde::de::DeserializeOwned;
+
+    use crate::error::ApiError;
+
+    /// `Json<T>`, but a bad or oversized body is an [`ApiError`].
+    pub struct ApiJson<T>(pub T);
+
+    impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+        type Rejection = ApiError;
+
+        async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+            let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+            Ok(ApiJson(value))
+        }
+    }
+}

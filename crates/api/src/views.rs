@@ -1,0 +1,382 @@
+//! The JSON the API answers with, built from the node inside `Handle::inspect` (so each
+//! answer is one consistent snapshot). Hashes, ids and addresses are lowercase hex, as in
+//! the chain export format; amounts, heights, nonces and times (ms since the epoch) are
+//! integers; chain work is a decimal string (it does not fit a JSON number).
+
+use powchain_chain::{Address, Block, BlockHash, Height, Store, Transaction, TxId};
+use powchain_protocol::{Direction, Node};
+use serde::Serialize;
+
+use crate::RECENT_BLOCKS_SCANNED;
+
+/// Blocks the network hash rate is estimated over.
+const HASH_RATE_WINDOW_BLOCKS: u64 = 20;
+
+/// Transfers an account view lists.
+const ACCOUNT_HISTORY_MAX: usize = 20;
+
+/// Transfers the mempool view lists.
+pub const MEMPOOL_LISTED_MAX: usize = 1_000;
+
+/// `GET /api/v1/status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusView {
+    /// The chain spec's name.
+    pub network: String,
+    /// The genesis hash, which names the rules.
+    pub genesis: String,
+    pub height: u64,
+    pub tip: String,
+    pub tip_time: u64,
+    /// The best chain's work, a decimal string.
+    pub total_work: String,
+    /// The tip's difficulty in leading zero bits.
+    pub difficulty_bits: f64,
+    /// Ready peers.
+    pub peers: usize,
+    pub mempool_count: usize,
+    pub mempool_bytes: usize,
+    /// Whether the node mines continuously.
+    pub automine: bool,
+    /// Hashes per second the whole network spends, estimated from the last blocks' work
+    /// and times (0 before there are two blocks).
+    pub network_hash_rate: f64,
+    /// Blocks waiting to be downloaded.
+    pub downloading: usize,
+}
+
+impl StatusView {
+    pub fn of<S: Store>(node: &Node<S>) -> StatusView {
+        let chain = node.chain();
+        let spec = chain.spec();
+        let tip = chain.tip();
+        StatusView {
+            network: spec.name.clone(),
+            genesis: spec.genesis_hash().to_string(),
+            height: tip.height.0,
+            tip: tip.hash.to_string(),
+            tip_time: tip.header.time.0,
+            total_work: tip.chain_work.0.to_string(),
+            difficulty_bits: tip.header.target.difficulty_bits(),
+            peers: node.peers().len(),
+            mempool_count: node.mempool().len(),
+            mempool_bytes: node.mempool().bytes(),
+            automine: node.is_automining(),
+            network_hash_rate: network_hash_rate(node),
+            downloading: node.download_queue_len(),
+        }
+    }
+}
+
+/// Work over time across the last [`HASH_RATE_WINDOW_BLOCKS`] blocks of the best chain.
+fn network_hash_rate<S: Store>(node: &Node<S>) -> f64 {
+    let chain = node.chain();
+    let tip = chain.tip();
+    let start = tip.height.0.saturating_sub(HASH_RATE_WINDOW_BLOCKS);
+    let Some(first) = chain.tree().best_at(Height(start)) else {
+        return 0.0;
+    };
+    let Some(first) = chain.tree().get(&first) else {
+        return 0.0;
+    };
+    let work = tip.chain_work.0.saturating_sub(first.chain_work.0) as f64;
+    let seconds = tip.header.time.ms_since(first.header.time) as f64 / 1e3;
+    if seconds > 0.0 { work / seconds } else { 0.0 }
+}
+
+/// A transaction, with where it is.
+#[derive(Clone, Debug, Serialize)]
+pub struct TxView {
+    pub id: String,
+    /// `coinbase` or `transfer`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
+    pub amount: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<u64>,
+    /// The memo as hex (transfers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+    /// The block holding it, on the best chain (`None`: pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<BlockRef>,
+    /// Blocks on top of and including its block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmations: Option<u64>,
+    /// Waiting in this node's mempool.
+    pub pending: bool,
+}
+
+/// Where a transaction was confirmed.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockRef {
+    pub height: u64,
+    pub hash: String,
+}
+
+impl TxView {
+    /// `tx`, confirmed in `block` at `height` under a tip at `tip_height`, or pending.
+    pub fn new(tx: &Transaction, confirmed: Option<(Height, BlockHash)>, tip: Height) -> TxView {
+        let (from, to, amount, fee, nonce, memo) = match tx {
+            Transaction::Coinbase(c) => (None, c.to, c.amount, None, None, None),
+            Transaction::Transfer(t) => (
+                Some(t.from.to_string()),
+                t.to,
+                t.amount,
+                Some(t.fee.0),
+                Some(t.nonce),
+                Some(hex(t.memo.as_bytes())),
+            ),
+        };
+        TxView {
+            id: tx.id().to_string(),
+            kind: match tx {
+                Transaction::Coinbase(_) => "coinbase",
+                Transaction::Transfer(_) => "transfer",
+            },
+            from,
+            to: to.to_string(),
+            amount: amount.0,
+            fee,
+            nonce,
+            memo,
+            block: confirmed.map(|(height, hash)| BlockRef {
+                height: height.0,
+                hash: hash.to_string(),
+            }),
+            confirmations: confirmed.map(|(height, _)| tip.0.saturating_sub(height.0) + 1),
+            pending: confirmed.is_none(),
+        }
+    }
+
+    /// Looks `id` up in the mempool, then in the recent best chain.
+    pub fn find<S: Store>(node: &Node<S>, id: &TxId) -> Result<Option<TxView>, String> {
+        let tip = node.chain().tip().height;
+        if let Some(transfer) = node.mempool().get(id) {
+            let tx = Transaction::Transfer(transfer.clone());
+            return Ok(Some(TxView::new(&tx, None, tip)));
+        }
+        // No transaction index: look through the recent best chain, newest first.
+        for (height, block) in recent_blocks(node)? {
+            if let Some(tx) = block.txs.iter().find(|tx| tx.id() == *id) {
+                return Ok(Some(TxView::new(tx, Some((height, block.hash())), tip)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The best chain's last [`RECENT_BLOCKS_SCANNED`] blocks, newest first.
+fn recent_blocks<S: Store>(
+    node: &Node<S>,
+) -> Result<impl Iterator<Item = (Height, std::sync::Arc<Block>)> + '_, String> {
+    let chain = node.chain();
+    let tip = chain.tip().height.0;
+    let oldest = tip.saturating_sub(RECENT_BLOCKS_SCANNED - 1);
+    Ok((oldest..=tip).rev().filter_map(move |height| {
+        let block = chain.block_at(Height(height)).ok().flatten()?;
+        Some((Height(height), block))
+    }))
+}
+
+/// A block with its place in the chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockView {
+    pub hash: String,
+    pub height: u64,
+    pub prev_hash: String,
+    pub time: u64,
+    /// The target's first 128 bits, 32 hex digits.
+    pub target: String,
+    pub difficulty_bits: f64,
+    pub nonce: u64,
+    pub tx_root: String,
+    pub tx_count: usize,
+    /// Whether it is on this node's best chain.
+    pub on_best_chain: bool,
+    /// Blocks on top of and including it (best chain only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmations: Option<u64>,
+    /// Its transactions (left out of listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txs: Option<Vec<TxView>>,
+}
+
+impl BlockView {
+    /// `block` as seen from `node`, with its transactions when `with_txs`.
+    pub fn new<S: Store>(node: &Node<S>, block: &Block, with_txs: bool) -> BlockView {
+        let chain = node.chain();
+        let hash = block.hash();
+        let header = &block.header;
+        let tip = chain.tip().height;
+        let on_best = chain.tree().is_on_best(&hash);
+        let confirmed = on_best.then_some((header.height, hash));
+        BlockView {
+            hash: hash.to_string(),
+            height: header.height.0,
+            prev_hash: header.prev_hash.to_string(),
+            time: header.time.0,
+            target: format!("{:032x}", header.target.0),
+            difficulty_bits: header.target.difficulty_bits(),
+            nonce: header.nonce,
+            tx_root: header.tx_root.to_string(),
+            tx_count: block.txs.len(),
+            on_best_chain: on_best,
+            confirmations: on_best.then(|| tip.0.saturating_sub(header.height.0) + 1),
+            txs: with_txs.then(|| {
+                block
+                    .txs
+                    .iter()
+                    .map(|tx| TxView::new(tx, confirmed, tip))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// An account.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountView {
+    pub address: String,
+    /// Its dev account number, when it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_index: Option<u64>,
+    /// Whether the best chain knows it.
+    pub exists: bool,
+    pub balance: u64,
+    pub nonce: u64,
+    /// The balance once this node's pending transfers are mined.
+    pub pending_balance: u64,
+    /// The nonce its next transfer should carry.
+    pub next_nonce: u64,
+    /// Its latest transfers and coinbases, pending first, then newest first (at most 20, from
+    /// the last 10,000 blocks).
+    pub recent: Vec<TxView>,
+}
+
+impl AccountView {
+    pub fn of<S: Store>(
+        node: &Node<S>,
+        address: Address,
+        dev_index: Option<u64>,
+    ) -> Result<AccountView, String> {
+        let chain = node.chain();
+        let account = chain.account(&address).map_err(|e| e.to_string())?;
+        let confirmed = account.unwrap_or_default();
+        let tip = chain.tip().height;
+        let mut recent: Vec<TxView> = node
+            .mempool()
+            .transfers()
+            .into_iter()
+            .filter(|(_, t)| t.from == address || t.to == address)
+            .take(ACCOUNT_HISTORY_MAX)
+            .map(|(_, t)| TxView::new(&Transaction::Transfer(t.clone()), None, tip))
+            .collect();
+        for (height, block) in recent_blocks(node)? {
+            if recent.len() >= ACCOUNT_HISTORY_MAX {
+                break;
+            }
+            for tx in block.txs.iter().rev() {
+                let involved = match tx {
+                    Transaction::Coinbase(c) => c.to == address,
+                    Transaction::Transfer(t) => t.from == address || t.to == address,
+                };
+                if involved && recent.len() < ACCOUNT_HISTORY_MAX {
+                    recent.push(TxView::new(tx, Some((height, block.hash())), tip));
+                }
+            }
+        }
+        Ok(AccountView {
+            address: address.to_string(),
+            dev_index,
+            exists: account.is_some(),
+            balance: confirmed.balance.0,
+            nonce: confirmed.nonce,
+            pending_balance: node
+                .mempool()
+                .pending_balance(&address, confirmed.balance)
+                .0,
+            next_nonce: node.next_nonce(&address),
+            recent,
+        })
+    }
+}
+
+/// A peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerView {
+    /// The connection's id on this node (what `DELETE /api/v1/peers/{id}` takes).
+    pub id: u64,
+    pub address: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// Its node id, 16 hex digits.
+    pub node_id: String,
+    pub agent: String,
+    pub tip_height: u64,
+    pub tip: String,
+    /// The last ping's round trip (absent before the first pong).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u64>,
+    /// A short connection that tests an address (see the protocol's feelers).
+    pub feeler: bool,
+    /// Seconds since it connected.
+    pub connected_seconds: u64,
+}
+
+impl PeerView {
+    pub fn all<S: Store>(node: &Node<S>, now: powchain_chain::Timestamp) -> Vec<PeerView> {
+        node.peer_summaries()
+            .into_iter()
+            .map(|p| PeerView {
+                id: p.id,
+                address: p.address,
+                direction: match p.direction {
+                    Direction::Inbound => "inbound",
+                    Direction::Outbound => "outbound",
+                },
+                node_id: format!("{:016x}", p.node_id),
+                agent: p.agent,
+                tip_height: p.tip_height.0,
+                tip: p.tip_hash.to_string(),
+                rtt_ms: p.rtt_ms,
+                feeler: p.feeler,
+                connected_seconds: now.ms_since(p.connected_at) / 1_000,
+            })
+            .collect()
+    }
+}
+
+/// The mempool.
+#[derive(Clone, Debug, Serialize)]
+pub struct MempoolView {
+    pub count: usize,
+    pub bytes: usize,
+    /// Highest fee first, at most 1,000.
+    pub txs: Vec<TxView>,
+}
+
+impl MempoolView {
+    pub fn of<S: Store>(node: &Node<S>) -> MempoolView {
+        let tip = node.chain().tip().height;
+        MempoolView {
+            count: node.mempool().len(),
+            bytes: node.mempool().bytes(),
+            txs: node
+                .mempool()
+                .transfers()
+                .into_iter()
+                .take(MEMPOOL_LISTED_MAX)
+                .map(|(_, t)| TxView::new(&Transaction::Transfer(t.clone()), None, tip))
+                .collect(),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,389 @@
+//! Every route of `/api/v1` against a real node driver (in memory, one mining thread at a low
+//! difficulty), called through the router without sockets.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use powchain_api::{ApiEvent, ApiState, BODY_BYTES_MAX, router};
+use powchain_chain::{
+    Amount, Chain, ChainConfig, ChainSpec, DifficultyBits, Keypair, MemStore, Memo,
+    UnsignedTransfer,
+};
+use powchain_node::driver::{self, DriverConfig};
+use powchain_node::miner::MinerConfig;
+use powchain_protocol::{Node, NodeConfig};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-token";
+
+fn spec() -> ChainSpec {
+    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(8).unwrap());
+    spec.name = "api-test".into();
+    spec
+}
+
+struct Api {
+    router: Router,
+    events: broadcast::Sender<ApiEvent>,
+    /// The driver runs while this lives.
+    _shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// A node with a miner, its events forwarded to the stream as the binary does.
+fn start() -> Api {
+    let spec = spec();
+    let chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default()).unwrap();
+    let node = Node::new(NodeConfig::new(7), chain, 7);
+    let mut config = DriverConfig::new();
+    let mut miner = MinerConfig::detect();
+    miner.threads = 1;
+    config.miner = Some(miner);
+    let (handle, mut node_events, shutdown, _task) = driver::spawn(node, config);
+    let (events, _) = broadcast::channel(64);
+    let forward = events.clone();
+    tokio::spawn(async move {
+        while let Some(event) = node_events.recv().await {
+            if let Some(event) = ApiEvent::from_event(&event) {
+                let _ = forward.send(event);
+            }
+        }
+    });
+    let state = ApiState {
+        handle,
+        spec: Arc::new(spec),
+        token: TOKEN.into(),
+        events: events.clone(),
+    };
+    Api {
+        router: router(state),
+        events,
+        _shutdown: shutdown,
+    }
+}
+
+impl Api {
+    async fn call(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
+        (status, value)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.call(request.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    /// Polls the status until `done` holds (or fails after 20 s).
+    async fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, status) = self.get("/api/v1/status").await;
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn error_code(value: &Value) -> &str {
+    value["error"]["code"].as_str().unwrap_or("")
+}
+
+/// A signed transfer of `amount` from dev account `from` to `to`, as JSON.
+fn transfer(from: u64, to: u64, amount: u64, nonce: u64) -> Value {
+    let spec = spec();
+    let transfer = UnsignedTransfer {
+        to: Keypair::dev(to).address(),
+        amount: Amount(amount),
+        fee: spec.fee_min,
+        nonce,
+        memo: Memo::default(),
+    }
+    .sign(&Keypair::dev(from), &spec.genesis_hash());
+    serde_json::to_value(transfer).unwrap()
+}
+
+#[tokio::test]
+async fn status_blocks_and_accounts_describe_the_chain() {
+    let api = start();
+    let (code, status) = api.get("/api/v1/status").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(status["network"], "api-test");
+    assert_eq!(status["height"], 0);
+    assert_eq!(status["genesis"], spec().genesis_hash().to_string());
+    assert_eq!(status["tip"], status["genesis"]);
+    assert_eq!(status["automine"], false);
+
+    let (code, genesis) = api.get("/api/v1/blocks/0").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(genesis["height"], 0);
+    assert_eq!(genesis["on_best_chain"], true);
+    assert_eq!(genesis["confirmations"], 1);
+    assert!(genesis["txs"].as_array().is_some_and(|txs| !txs.is_empty()));
+    let hash = genesis["hash"].as_str().unwrap();
+    let (code, by_hash) = api.get(&format!("/api/v1/blocks/{hash}")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(by_hash["hash"], genesis["hash"]);
+
+    let (code, account) = api.get("/api/v1/accounts/1").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(account["dev_index"], 1);
+    assert_eq!(account["exists"], true);
+    let balance = account["balance"].as_u64().unwrap();
+    assert!(balance > 0);
+    let address = account["address"].as_str().unwrap();
+    let (_, same) = api.get(&format!("/api/v1/accounts/{address}")).await;
+    assert_eq!(same["balance"], balance);
+    // The genesis allocation is its history.
+    assert_eq!(account["recent"][0]["kind"], "coinbase");
+
+    let (code, listing) = api.get("/api/v1/blocks?count=5").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(listing["blocks"].as_array().unwrap().len(), 1);
+    assert!(
+        listing["blocks"][0].get("txs").is_none(),
+        "listings leave out txs"
+    );
+}
+
+#[tokio::test]
+async fn a_submitted_transfer_is_pending_then_mined_and_found() {
+    let api = start();
+    let mut stream = api.events.subscribe();
+    let body = transfer(1, 2, 25, 0);
+    // Changes need the token.
+    let (code, refused) = api.post("/api/v1/tx", &body, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&refused), "unauthorized");
+    let (code, _) = api.post("/api/v1/tx", &body, Some("wrong-token")).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+
+    let (code, accepted) = api.post("/api/v1/tx", &body, Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let (_, pending) = api.get(&format!("/api/v1/tx/{id}")).await;
+    assert_eq!(pending["pending"], true);
+    assert_eq!(pending["amount"], 25);
+    let (_, pool) = api.get("/api/v1/mempool").await;
+    assert_eq!(pool["count"], 1);
+    assert_eq!(pool["txs"][0]["id"], id.as_str());
+    let (_, sender) = api.get("/api/v1/accounts/1").await;
+    assert_eq!(sender["next_nonce"], 1);
+    assert_eq!(sender["recent"][0]["pending"], true);
+
+    // The same transfer again is refused by the node, with its reason.
+    let (code, again) = api.post("/api/v1/tx", &body, Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&again), "refused");
+
+    let (code, mining) = api.post("/api/v1/mine", &json!({}), Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{mining}");
+    api.wait_for("the block", |s| s["height"] == 1).await;
+    let (_, mined) = api.get(&format!("/api/v1/tx/{id}")).await;
+    assert_eq!(mined["pending"], false);
+    assert_eq!(mined["block"]["height"], 1);
+    assert_eq!(mined["confirmations"], 1);
+    let (_, receiver) = api.get("/api/v1/accounts/2").await;
+    assert_eq!(receiver["recent"][0]["id"], id.as_str());
+
+    // The stream told of the transaction and the new tip.
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.recv())
+            .await
+            .expect("an event")
+            .unwrap();
+        kinds.push(event.name());
+    }
+    assert!(
+        kinds.contains(&"transaction") && kinds.contains(&"tip"),
+        "{kinds:?}"
+    );
+
+    // Nothing left to mine.
+    let (code, empty) = api.post("/api/v1/mine", &json!({}), Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(error_code(&empty), "nothing_to_mine");
+}
+
+#[tokio::test]
+async fn automine_and_peers_are_controlled_with_the_token() {
+    let api = start();
+    let (code, _) = api
+        .post("/api/v1/automine", &json!({ "on": true }), None)
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, on) = api
+        .post("/api/v1/automine", &json!({ "on": true }), Some(TOKEN))
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(on["automine"], true);
+    api.wait_for("automined blocks", |s| s["height"].as_u64() >= Some(2))
+        .await;
+    let (_, off) = api
+        .post("/api/v1/automine", &json!({ "on": false }), Some(TOKEN))
+        .await;
+    assert_eq!(off["automine"], false);
+    api.wait_for("automine off", |s| s["automine"] == false)
+        .await;
+    let (_, listing) = api.get("/api/v1/blocks?count=2").await;
+    let heights: Vec<u64> = listing["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["height"].as_u64().unwrap())
+        .collect();
+    assert_eq!(heights.len(), 2);
+    assert!(heights[0] > heights[1], "newest first: {heights:?}");
+
+    let (code, peers) = api.get("/api/v1/peers").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(peers["peers"], json!([]));
+    let (code, _) = api
+        .post("/api/v1/peers", &json!({ "address": "127.0.0.1:1" }), None)
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, connecting) = api
+        .post(
+            "/api/v1/peers",
+            &json!({ "address": "127.0.0.1:1" }),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert_eq!(connecting["connecting"], "127.0.0.1:1");
+    let request = |token: Option<&str>| {
+        let mut request = Request::delete("/api/v1/peers/99");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let (code, _) = api.call(request(None)).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, missing) = api.call(request(Some(TOKEN))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&missing), "not_found");
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_with_the_right_status() {
+    let api = start();
+    let unknown_hash = "ab".repeat(64);
+    for (path, status, code) in [
+        ("/api/v1/blocks/999", StatusCode::NOT_FOUND, "not_found"),
+        (
+            &format!("/api/v1/blocks/{unknown_hash}") as &str,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "/api/v1/blocks/nonsense",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/api/v1/blocks?count=0",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/api/v1/blocks?count=101",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/api/v1/blocks?count=many",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            &format!("/api/v1/tx/{unknown_hash}"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        ("/api/v1/tx/zz", StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            "/api/v1/accounts/999999",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "/api/v1/accounts/not-hex",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        ("/api/v2/status", StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let (got, body) = api.get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert_eq!(error_code(&body), code, "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+
+    // Bad JSON, a wrong shape, a wrong content type, an oversized body.
+    let post = |body: Body, content_type: &str| {
+        Request::post("/api/v1/tx")
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(body)
+            .unwrap()
+    };
+    let (code, body) = api
+        .call(post(Body::from("{not json"), "application/json"))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "bad_json");
+    let (code, body) = api
+        .call(post(Body::from(r#"{"amount": 5}"#), "application/json"))
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&body), "bad_json");
+    let (code, body) = api.call(post(Body::from("{}"), "text/plain")).await;
+    assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error_code(&body), "unsupported_media_type");
+    let huge = format!(r#"{{"memo": "{}"}}"#, "a".repeat(BODY_BYTES_MAX + 1));
+    let (code, body) = api.call(post(Body::from(huge), "application/json")).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(&body), "too_large");
+
+    // A transfer signed for another chain is refused by the node.
+    let mut forged = transfer(1, 2, 5, 0);
+    forged["amount"] = json!(6);
+    let (code, body) = api.post("/api/v1/tx", &forged, Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{body}"
+    );
+}
