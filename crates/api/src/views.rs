@@ -161,7 +161,8 @@ impl TxView {
             return Ok(Some(TxView::new(&tx, None, tip)));
         }
         // No transaction index: look through the recent best chain, newest first.
-        for (height, block) in recent_blocks(node)? {
+        for item in recent_blocks(node) {
+            let (height, block) = item?;
             if let Some(tx) = block.txs.iter().find(|tx| tx.id() == *id) {
                 return Ok(Some(TxView::new(tx, Some((height, block.hash())), tip)));
             }
@@ -170,17 +171,20 @@ impl TxView {
     }
 }
 
-/// The best chain's last [`RECENT_BLOCKS_SCANNED`] blocks, newest first.
+/// The best chain's last [`RECENT_BLOCKS_SCANNED`] blocks, newest first, or the store's
+/// error.
 fn recent_blocks<S: Store>(
     node: &Node<S>,
-) -> Result<impl Iterator<Item = (Height, std::sync::Arc<Block>)> + '_, String> {
+) -> impl Iterator<Item = Result<(Height, std::sync::Arc<Block>), String>> + '_ {
     let chain = node.chain();
     let tip = chain.tip().height.0;
     let oldest = tip.saturating_sub(RECENT_BLOCKS_SCANNED - 1);
-    Ok((oldest..=tip).rev().filter_map(move |height| {
-        let block = chain.block_at(Height(height)).ok().flatten()?;
-        Some((Height(height), block))
-    }))
+    (oldest..=tip)
+        .rev()
+        .filter_map(move |height| match chain.block_at(Height(height)) {
+            Ok(block) => block.map(|block| Ok((Height(height), block))),
+            Err(error) => Some(Err(error.to_string())),
+        })
 }
 
 /// A block with its place in the chain.
@@ -276,10 +280,11 @@ impl AccountView {
             .take(ACCOUNT_HISTORY_MAX)
             .map(|(_, t)| TxView::new(&Transaction::Transfer(t.clone()), None, tip))
             .collect();
-        for (height, block) in recent_blocks(node)? {
+        for item in recent_blocks(node) {
             if recent.len() >= ACCOUNT_HISTORY_MAX {
                 break;
             }
+            let (height, block) = item?;
             for tx in block.txs.iter().rev() {
                 let involved = match tx {
                     Transaction::Coinbase(c) => c.to == address,

@@ -21,7 +21,9 @@ use powchain_node::driver::{self, DriverConfig, Handle, bind_unix, now};
 use powchain_node::miner::MinerConfig;
 use powchain_node::store::RedbStore;
 use powchain_protocol::{Command, Event, Node, NodeConfig};
-use powchain_sim::report::{Report, TipReport, TreeBlock, percentiles, round3, tree_svg};
+use powchain_sim::report::{
+    Report, TipReport, TreeBlock, percentiles, round3, stale_rate, tree_svg,
+};
 use powchain_sim::scenario::{Span, parse_span};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -459,11 +461,7 @@ impl Metrics {
             seconds: round3(seconds),
             blocks_mined,
             stale_blocks: stale,
-            stale_rate: if blocks_mined == 0 {
-                0.0
-            } else {
-                stale as f64 / blocks_mined as f64
-            },
+            stale_rate: stale_rate(stale, blocks_mined),
             reorgs: self.reorgs,
             deepest_reorg: self.deepest_reorg,
             propagation_ms: percentiles(&mut delays),

@@ -21,6 +21,13 @@ struct Entry {
     next_try: Timestamp,
 }
 
+impl Entry {
+    /// Worth dialling at `now`: not this node, not waiting out a backoff.
+    fn is_dialable(&self, now: Timestamp) -> bool {
+        !self.is_self && self.next_try <= now
+    }
+}
+
 /// Failed connections in a row after which a kept address is forgotten.
 pub const KEPT_FAILURES_MAX: u32 = 8;
 
@@ -174,7 +181,7 @@ impl AddressBook {
         let mut candidates: Vec<(&String, &Entry)> = self
             .entries
             .iter()
-            .filter(|(address, entry)| !entry.is_self && entry.next_try <= now && !skip(address))
+            .filter(|(address, entry)| entry.is_dialable(now) && !skip(address))
             .collect();
         candidates.shuffle(rng);
         candidates.sort_by_key(|(_, entry)| (!entry.verified, entry.failures));
@@ -189,9 +196,7 @@ impl AddressBook {
         rng: &mut impl Rng,
         skip: impl Fn(&str) -> bool,
     ) -> Option<String> {
-        let eligible = |address: &str, entry: &Entry| {
-            !entry.is_self && entry.next_try <= now && !skip(address)
-        };
+        let eligible = |address: &str, entry: &Entry| entry.is_dialable(now) && !skip(address);
         // Most addresses are eligible: a few random draws find one, each checked once.
         if !self.entries.is_empty() {
             for _ in 0..RANDOM_DRAWS {

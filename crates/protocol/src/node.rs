@@ -449,19 +449,9 @@ impl<S: Store> Node<S> {
 
     /// Ready peers: id, address, direction, node id and reported tip height.
     pub fn peers(&self) -> Vec<(PeerId, String, Direction, u64, Height)> {
-        self.peers
-            .iter()
-            .filter_map(|(id, peer)| {
-                let hello = peer.hello.as_ref()?;
-                let height = peer.tip.map_or(hello.tip.height, |tip| tip.height);
-                Some((
-                    *id,
-                    peer.info.address.clone(),
-                    peer.info.direction,
-                    hello.node_id,
-                    height,
-                ))
-            })
+        self.peer_summaries()
+            .into_iter()
+            .map(|p| (p.id, p.address, p.direction, p.node_id, p.tip_height))
             .collect()
     }
 

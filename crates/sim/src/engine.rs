@@ -929,10 +929,11 @@ impl Simulation {
             && self.honest_tips().len() == 1
         {
             let now = self.now;
+            let mut after = 0.0;
             if let Some(heal) = self.metrics.heals.last_mut() {
                 heal.agreed = Some(now);
+                after = (now - heal.at) as f64 / 1e6;
             }
-            let after = (now - heal_at(&self.metrics)) as f64 / 1e6;
             self.note(format_args!(
                 "every honest node is on one tip, {after:.3} s after the heal"
             ));
@@ -1127,11 +1128,6 @@ impl Simulation {
             _ => {}
         }
     }
-}
-
-/// When the last heal happened.
-fn heal_at(metrics: &Metrics) -> u64 {
-    metrics.heals.last().map_or(0, |h| h.at)
 }
 
 /// Heights of the headers in a message that honest nodes mined.

@@ -20,7 +20,9 @@ use powchain_protocol::Node;
 use serde::Serialize;
 
 use crate::engine::Simulation;
-use crate::report::{Percentiles, Report, Slice, TipReport, TreeBlock, percentiles, round3};
+use crate::report::{
+    Percentiles, Report, Slice, TipReport, TreeBlock, percentiles, round3, stale_rate,
+};
 
 /// Points on the plot over time.
 const SLICES: u64 = 24;
@@ -159,11 +161,7 @@ pub fn finish(sim: &Simulation) -> Outcome {
         seconds: round3(seconds),
         blocks_mined: mined,
         stale_blocks: stale,
-        stale_rate: round3(if mined == 0 {
-            0.0
-        } else {
-            stale as f64 / mined as f64
-        }),
+        stale_rate: round3(stale_rate(stale, mined)),
         reorgs: metrics.reorgs,
         deepest_reorg: metrics.deepest_reorg,
         propagation_ms: percentiles(&mut delays),

@@ -36,6 +36,15 @@ pub fn percentiles(values: &mut [f64]) -> Percentiles {
     }
 }
 
+/// Stale blocks per block mined (0 when none was mined).
+pub fn stale_rate(stale: usize, mined: usize) -> f64 {
+    if mined == 0 {
+        0.0
+    } else {
+        stale as f64 / mined as f64
+    }
+}
+
 /// Rounds to three decimals (a microsecond, for milliseconds).
 pub fn round3(value: f64) -> f64 {
     (value * 1_000.0).round() / 1_000.0
