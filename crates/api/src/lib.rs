@@ -17,6 +17,7 @@
 //! disconnect) needs the token the node wrote to its cookie file at start.
 
 mod error;
+mod metrics;
 mod routes;
 mod views;
 
@@ -30,7 +31,7 @@ use tokio::sync::broadcast;
 
 pub use error::ApiError;
 pub use routes::{ROUTES, router};
-pub use views::{AccountView, BlockView, PeerView, StatusView, TxView};
+pub use views::{AccountView, BlockView, ForkBlock, ForksView, PeerView, StatusView, TxView};
 
 /// The largest request body accepted, in bytes (a signed transfer is well under 1 KiB).
 pub const BODY_BYTES_MAX: usize = 64 * 1024;

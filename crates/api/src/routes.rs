@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::error::ApiError;
-use crate::views::{AccountView, BlockView, MempoolView, PeerView, StatusView, TxView};
+use crate::views::{AccountView, BlockView, ForksView, MempoolView, PeerView, StatusView, TxView};
 use crate::{ApiState, BLOCKS_PER_PAGE_MAX, BODY_BYTES_MAX};
 
 /// Every route, for the OpenAPI check: (method, path).
@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/mine"),
     ("post", "/api/v1/automine"),
     ("get", "/api/v1/events"),
+    ("get", "/api/v1/forks"),
+    ("get", "/metrics"),
 ];
 
 /// The API's router over `state`'s node.
@@ -55,6 +57,8 @@ pub fn router<S: Store + Send + 'static>(state: ApiState<S>) -> Router {
         .route("/api/v1/mine", post(mine::<S>))
         .route("/api/v1/automine", post(automine::<S>))
         .route("/api/v1/events", get(events::<S>))
+        .route("/api/v1/forks", get(forks::<S>))
+        .route("/metrics", get(metrics::<S>))
         .fallback(|| async { ApiError::not_found("no such route; the API lives under /api/v1") })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
@@ -89,9 +93,46 @@ fn authorize<S: Store>(state: &ApiState<S>, headers: &HeaderMap) -> Result<(), A
 }
 
 async fn status<S: Store + Send + 'static>(State(state): State<ApiState<S>>) -> Answer {
+    let mining = state.handle.mining().await.ok_or_else(ApiError::stopped)?;
     let view = state
         .handle
-        .inspect(|node| StatusView::of(node))
+        .inspect(move |node| StatusView::of(node, mining))
+        .await
+        .ok_or_else(ApiError::stopped)?;
+    ok(view)
+}
+
+async fn metrics<S: Store + Send + 'static>(State(state): State<ApiState<S>>) -> Answer {
+    let mining = state.handle.mining().await.ok_or_else(ApiError::stopped)?;
+    let page = state
+        .handle
+        .inspect(move |node| crate::metrics::render(node, mining))
+        .await
+        .ok_or_else(ApiError::stopped)?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], page).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Heights {
+    /// How many recent heights (default 20, at most 100).
+    count: Option<u64>,
+}
+
+async fn forks<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    query: Result<Query<Heights>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(heights) = query?;
+    let count = heights.count.unwrap_or(20);
+    if count == 0 || count > BLOCKS_PER_PAGE_MAX {
+        return Err(ApiError::bad_request(format!(
+            "count is 1 to {BLOCKS_PER_PAGE_MAX}"
+        )));
+    }
+    let view = state
+        .handle
+        .inspect(move |node| ForksView::of(node, count))
         .await
         .ok_or_else(ApiError::stopped)?;
     ok(view)

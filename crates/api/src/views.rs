@@ -3,7 +3,9 @@
 //! the chain export format; amounts, heights, nonces and times (ms since the epoch) are
 //! integers; chain work is a decimal string (it does not fit a JSON number).
 
+use powchain_chain::store::BlockStatus;
 use powchain_chain::{Address, Block, BlockHash, Height, Store, Transaction, TxId};
+use powchain_node::driver::MiningStatus;
 use powchain_protocol::{Direction, Node};
 use serde::Serialize;
 
@@ -38,6 +40,12 @@ pub struct StatusView {
     pub mempool_bytes: usize,
     /// Whether the node mines continuously.
     pub automine: bool,
+    /// Whether the miner is working on a block now (automine, or one `mine` request).
+    pub mining: bool,
+    /// Mining threads (0: this node has no miner).
+    pub miner_threads: usize,
+    /// Hashes per second this node's miner tried over the last few seconds.
+    pub miner_hash_rate: f64,
     /// Hashes per second the whole network spends, estimated from the last blocks' work
     /// and times (0 before there are two blocks).
     pub network_hash_rate: f64,
@@ -46,7 +54,7 @@ pub struct StatusView {
 }
 
 impl StatusView {
-    pub fn of<S: Store>(node: &Node<S>) -> StatusView {
+    pub fn of<S: Store>(node: &Node<S>, mining: MiningStatus) -> StatusView {
         let chain = node.chain();
         let spec = chain.spec();
         let tip = chain.tip();
@@ -62,6 +70,13 @@ impl StatusView {
             mempool_count: node.mempool().len(),
             mempool_bytes: node.mempool().bytes(),
             automine: node.is_automining(),
+            mining: mining.working,
+            miner_threads: mining.threads,
+            miner_hash_rate: if mining.working {
+                mining.hash_rate
+            } else {
+                0.0
+            },
             network_hash_rate: network_hash_rate(node),
             downloading: node.download_queue_len(),
         }
@@ -69,7 +84,7 @@ impl StatusView {
 }
 
 /// Work over time across the last [`HASH_RATE_WINDOW_BLOCKS`] blocks of the best chain.
-fn network_hash_rate<S: Store>(node: &Node<S>) -> f64 {
+pub(crate) fn network_hash_rate<S: Store>(node: &Node<S>) -> f64 {
     let chain = node.chain();
     let tip = chain.tip();
     let start = tip.height.0.saturating_sub(HASH_RATE_WINDOW_BLOCKS);
@@ -331,6 +346,9 @@ pub struct PeerView {
     pub feeler: bool,
     /// Seconds since it connected.
     pub connected_seconds: u64,
+    /// Frame bytes received from it and sent to it.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl PeerView {
@@ -351,6 +369,8 @@ impl PeerView {
                 rtt_ms: p.rtt_ms,
                 feeler: p.feeler,
                 connected_seconds: now.ms_since(p.connected_at) / 1_000,
+                bytes_in: p.bytes_in,
+                bytes_out: p.bytes_out,
             })
             .collect()
     }
@@ -378,6 +398,65 @@ impl MempoolView {
                 .take(MEMPOOL_LISTED_MAX)
                 .map(|(_, t)| TxView::new(&Transaction::Transfer(t.clone()), None, tip))
                 .collect(),
+        }
+    }
+}
+
+/// `GET /api/v1/forks`: every block the node knows at recent heights, to draw the tree.
+#[derive(Clone, Debug, Serialize)]
+pub struct ForksView {
+    pub tip_height: u64,
+    /// Lowest height first; at each height the best-chain block first.
+    pub blocks: Vec<ForkBlock>,
+}
+
+/// One block of [`ForksView`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ForkBlock {
+    pub hash: String,
+    pub parent: String,
+    pub height: u64,
+    pub time: u64,
+    /// On the best chain.
+    pub best: bool,
+    /// `connected` (was on the best chain once), `checked` (valid as far as checked without
+    /// its parent's state) or `invalid`.
+    pub status: &'static str,
+}
+
+impl ForksView {
+    /// The blocks at the last `heights` heights.
+    pub fn of<S: Store>(node: &Node<S>, heights: u64) -> ForksView {
+        let tree = node.chain().tree();
+        let tip = tree.height();
+        let from = Height(tip.0.saturating_sub(heights.saturating_sub(1)));
+        let view = |hash: BlockHash, best: bool| {
+            let entry = tree.get(&hash)?;
+            Some(ForkBlock {
+                hash: hash.to_string(),
+                parent: entry.header.prev_hash.to_string(),
+                height: entry.header.height.0,
+                time: entry.header.time.0,
+                best,
+                status: match entry.status {
+                    BlockStatus::Connected => "connected",
+                    BlockStatus::Checked => "checked",
+                    BlockStatus::Invalid => "invalid",
+                },
+            })
+        };
+        let mut blocks: Vec<ForkBlock> = (from.0..=tip.0)
+            .filter_map(|height| view(tree.best_at(Height(height))?, true))
+            .chain(
+                tree.side_blocks_from(from)
+                    .filter_map(|hash| view(hash, false)),
+            )
+            .collect();
+        // Stable: the best-chain block stays first at its height.
+        blocks.sort_by_key(|block| block.height);
+        ForksView {
+            tip_height: tip.0,
+            blocks,
         }
     }
 }

@@ -30,6 +30,7 @@ fn spec() -> ChainSpec {
 
 struct Api {
     router: Router,
+    handle: driver::Handle<MemStore>,
     events: broadcast::Sender<ApiEvent>,
     /// The driver runs while this lives.
     _shutdown: tokio::sync::watch::Sender<bool>,
@@ -37,9 +38,14 @@ struct Api {
 
 /// A node with a miner, its events forwarded to the stream as the binary does.
 fn start() -> Api {
+    start_node(7)
+}
+
+/// A node with id `id` (nodes that meet need different ids).
+fn start_node(id: u64) -> Api {
     let spec = spec();
     let chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default()).unwrap();
-    let node = Node::new(NodeConfig::new(7), chain, 7);
+    let node = Node::new(NodeConfig::new(id), chain, id);
     let mut config = DriverConfig::new();
     let mut miner = MinerConfig::detect();
     miner.threads = 1;
@@ -55,13 +61,14 @@ fn start() -> Api {
         }
     });
     let state = ApiState {
-        handle,
+        handle: handle.clone(),
         spec: Arc::new(spec),
         token: TOKEN.into(),
         events: events.clone(),
     };
     Api {
         router: router(state),
+        handle,
         events,
         _shutdown: shutdown,
     }
@@ -91,6 +98,38 @@ impl Api {
             .await
     }
 
+    /// A page that is not JSON (the metrics), with its content type.
+    async fn get_text(&self, path: &str) -> (StatusCode, String, String) {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            content_type,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    /// Mines one block holding a transfer of `amount` from dev account 0 with `nonce`.
+    async fn mine_one(&self, amount: u64, nonce: u64) {
+        let (_, before) = self.get("/api/v1/status").await;
+        let height = before["height"].as_u64().unwrap();
+        let (code, _) = self
+            .post("/api/v1/tx", &transfer(0, 1, amount, nonce), Some(TOKEN))
+            .await;
+        assert_eq!(code, StatusCode::ACCEPTED);
+        let (code, _) = self.post("/api/v1/mine", &json!({}), Some(TOKEN)).await;
+        assert_eq!(code, StatusCode::ACCEPTED);
+        self.wait_for("the block", |s| s["height"].as_u64() > Some(height))
+            .await;
+    }
+
     /// Polls the status until `done` holds (or fails after 20 s).
     async fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -106,6 +145,15 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The value of the sample `series` in a Prometheus page.
+fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{page}"))
+        .parse()
+        .unwrap()
 }
 
 fn error_code(value: &Value) -> &str {
@@ -287,6 +335,92 @@ async fn automine_and_peers_are_controlled_with_the_token() {
     let (code, missing) = api.call(request(Some(TOKEN))).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&missing), "not_found");
+}
+
+/// Two nodes mine apart, then meet: the shorter one reorganises, and its forks, peers and
+/// metrics show the side branch, the traffic and the reorg.
+#[tokio::test]
+async fn forks_peers_and_metrics_show_a_reorg_between_two_nodes() {
+    let long = start_node(1);
+    let short = start_node(2);
+    short.mine_one(5, 0).await;
+    long.mine_one(7, 0).await;
+    long.mine_one(7, 1).await;
+    let (short_height, long_height) = (1, 2);
+    let (_, status) = long.get("/api/v1/status").await;
+    assert_eq!(status["height"], long_height);
+    assert_eq!(status["mining"], false);
+    assert!(status["miner_threads"].as_u64() == Some(1), "{status}");
+    assert_eq!(status["miner_hash_rate"], 0.0);
+
+    assert!(driver::memory_link(&short.handle, &long.handle, "long", 1 << 20).await);
+    let long_tip = status["tip"].clone();
+    short
+        .wait_for("the short node to take the longer chain", |s| {
+            s["tip"] == long_tip
+        })
+        .await;
+
+    let (code, forks) = short.get("/api/v1/forks?count=100").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(forks["tip_height"], long_height);
+    let blocks = forks["blocks"].as_array().unwrap();
+    let side: Vec<&Value> = blocks.iter().filter(|b| b["best"] == false).collect();
+    let best: Vec<&Value> = blocks.iter().filter(|b| b["best"] == true).collect();
+    assert_eq!(
+        best.len() as u64,
+        long_height + 1,
+        "genesis to tip: {forks}"
+    );
+    assert_eq!(
+        side.len() as u64,
+        short_height,
+        "the abandoned branch: {forks}"
+    );
+    assert_eq!(side[0]["height"], 1);
+    assert_eq!(side[0]["parent"], best[0]["hash"], "it forks at genesis");
+    let heights: Vec<u64> = blocks
+        .iter()
+        .map(|b| b["height"].as_u64().unwrap())
+        .collect();
+    assert!(heights.is_sorted(), "lowest first: {heights:?}");
+    let (code, recent) = short.get("/api/v1/forks?count=1").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(recent["blocks"].as_array().unwrap().len(), 1, "{recent}");
+    let (code, _) = short.get("/api/v1/forks?count=101").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+
+    let (_, peers) = short.get("/api/v1/peers").await;
+    let peer = &peers["peers"][0];
+    assert_eq!(peer["address"], "long");
+    assert!(peer["bytes_in"].as_u64() > Some(0), "{peer}");
+    assert!(peer["bytes_out"].as_u64() > Some(0), "{peer}");
+
+    let (code, content_type, page) = short.get_text("/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(content_type.starts_with("text/plain; version=0.0.4"));
+    assert_eq!(metric(&page, "powchain_height"), long_height as f64);
+    assert_eq!(metric(&page, "powchain_reorgs_total"), 1.0);
+    assert_eq!(metric(&page, "powchain_peers{direction=\"outbound\"}"), 1.0);
+    assert_eq!(
+        metric(&page, "powchain_blocks_accepted_total"),
+        long_height as f64
+    );
+    assert_eq!(metric(&page, "powchain_blocks_rejected_total"), 0.0);
+    assert_eq!(
+        metric(&page, "powchain_blocks_mined_total"),
+        short_height as f64
+    );
+    assert!(metric(&page, "powchain_peer_bytes_received_total") > 0.0);
+    assert!(metric(&page, "powchain_miner_hashes_total") > 0.0);
+    // Every sample has its help and type.
+    for line in page.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        assert!(
+            page.contains(&format!("# TYPE {name} ")),
+            "{name} has no TYPE"
+        );
+    }
 }
 
 #[tokio::test]

@@ -162,6 +162,13 @@ impl BlockTree {
         Height(self.best.len().saturating_sub(1) as u64)
     }
 
+    /// Blocks off the best chain at `from` and above, lowest first (for a view of forks).
+    pub fn side_blocks_from(&self, from: Height) -> impl Iterator<Item = BlockHash> + '_ {
+        self.side
+            .range((from, BlockHash::ZERO)..)
+            .map(|(_, hash)| *hash)
+    }
+
     /// The best-chain block at `height`.
     pub fn best_at(&self, height: Height) -> Option<BlockHash> {
         usize::try_from(height.0)
@@ -580,6 +587,21 @@ mod tests {
         assert_eq!(tree.path(&a[4], &a[2]), (vec![a[4], a[3]], vec![]));
         assert_eq!(tree.path(&a[1], &b[1]), (vec![], vec![a[2], b[0], b[1]]));
         assert_eq!(tree.path(&a[4], &a[4]), (vec![], vec![]));
+    }
+
+    #[test]
+    fn side_blocks_from_lists_the_branch_off_the_best_chain_lowest_first() {
+        let (blocks, a, b) = forked();
+        let tree = blocks.tree(a[4]);
+        assert_eq!(tree.side_blocks_from(Height(0)).collect::<Vec<_>>(), b);
+        assert_eq!(tree.side_blocks_from(Height(4)).collect::<Vec<_>>(), b[1..]);
+        assert_eq!(tree.side_blocks_from(Height(6)).count(), 0);
+        // Seen from the other tip, the side branch is the a branch above the fork.
+        let tree = blocks.tree(b[2]);
+        assert_eq!(
+            tree.side_blocks_from(Height(0)).collect::<Vec<_>>(),
+            [a[3], a[4]]
+        );
     }
 
     #[test]

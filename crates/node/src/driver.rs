@@ -19,7 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -89,7 +89,25 @@ pub enum Request<S: Store> {
     Inspect(Query<S>),
     /// A connection over an in-memory pipe (a test or simulated transport).
     Attach(DuplexStream, PeerInfo),
+    /// What the miner is doing.
+    Mining(oneshot::Sender<MiningStatus>),
 }
+
+/// What the driver's miner is doing, for status pages and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MiningStatus {
+    /// Mining threads (0: no miner).
+    pub threads: usize,
+    /// Whether the miner has a block to work on now.
+    pub working: bool,
+    /// Hashes tried since the node started.
+    pub hashes: u64,
+    /// Hashes per second over the last measuring window (a few seconds).
+    pub hash_rate: f64,
+}
+
+/// How long the miner's hash rate is measured over.
+const HASH_RATE_WINDOW: Duration = Duration::from_secs(2);
 
 /// The way to talk to a running driver.
 pub struct Handle<S: Store> {
@@ -129,6 +147,13 @@ impl<S: Store + 'static> Handle<S> {
             let _ = answer.send(query(node));
         }));
         self.requests.send(request).await.ok()?;
+        receive.await.ok()
+    }
+
+    /// What the miner is doing; `None` if the driver has stopped.
+    pub async fn mining(&self) -> Option<MiningStatus> {
+        let (answer, receive) = oneshot::channel();
+        self.requests.send(Request::Mining(answer)).await.ok()?;
         receive.await.ok()
     }
 }
@@ -190,11 +215,27 @@ pub async fn memory_link<S: Store + 'static, T: Store + 'static>(
 }
 
 enum Input {
-    Connected { stream: Stream, info: PeerInfo },
-    DialFailed { address: String, reason: String },
-    Message { peer: PeerId, message: Message },
-    BadFrame { peer: PeerId, error: MessageError },
-    Closed { peer: PeerId },
+    Connected {
+        stream: Stream,
+        info: PeerInfo,
+    },
+    DialFailed {
+        address: String,
+        reason: String,
+    },
+    Message {
+        peer: PeerId,
+        message: Message,
+        bytes: usize,
+    },
+    BadFrame {
+        peer: PeerId,
+        error: MessageError,
+        bytes: usize,
+    },
+    Closed {
+        peer: PeerId,
+    },
 }
 
 enum Outgoing {
@@ -272,6 +313,8 @@ pub async fn run<S: Store + Send + 'static>(
         connect_timeout: config.connect_timeout,
         miner,
         mining_generation: None,
+        working: false,
+        rate: (Instant::now(), 0, 0.0),
         events,
     };
     let mut ticker = tokio::time::interval(config.tick);
@@ -281,8 +324,14 @@ pub async fn run<S: Store + Send + 'static>(
             Some(input) = input_queue.recv() => match input {
                 Input::Connected { stream, info } => io.connect(&mut node, stream, info),
                 Input::DialFailed { address, reason } => node.connect_failed(&address, &reason, now()),
-                Input::Message { peer, message } => node.message_received(peer, message, now()),
-                Input::BadFrame { peer, error } => node.bad_frame(peer, &error, now()),
+                Input::Message { peer, message, bytes } => {
+                    node.frame_received(peer, bytes);
+                    node.message_received(peer, message, now());
+                }
+                Input::BadFrame { peer, error, bytes } => {
+                    node.frame_received(peer, bytes);
+                    node.bad_frame(peer, &error, now());
+                }
                 Input::Closed { peer } => {
                     io.drop_connection(peer);
                     node.peer_disconnected(peer, now());
@@ -292,13 +341,19 @@ pub async fn run<S: Store + Send + 'static>(
                 Request::Command(command) => node.command(command, now()),
                 Request::Inspect(query) => query(&mut node),
                 Request::Attach(pipe, info) => io.connect(&mut node, Stream::Memory(pipe), info),
+                Request::Mining(answer) => {
+                    let _ = answer.send(io.mining_status());
+                }
             },
             Some(solution) = solutions.recv() => {
                 if Some(solution.generation) == io.mining_generation {
                     node.block_mined(solution.block, now());
                 }
             }
-            _ = ticker.tick() => node.tick(now()),
+            _ = ticker.tick() => {
+                io.measure_hash_rate();
+                node.tick(now());
+            }
             _ = shutdown.changed() => break,
         }
         io.carry_out(&mut node);
@@ -340,7 +395,38 @@ struct Io {
     connect_timeout: Duration,
     miner: Option<Miner>,
     mining_generation: Option<u64>,
+    /// Whether the miner was last given a block (not paused).
+    working: bool,
+    /// The hash rate's window: when it started, the hash count then, the last rate.
+    rate: (Instant, u64, f64),
     events: mpsc::Sender<Event>,
+}
+
+impl Io {
+    fn measure_hash_rate(&mut self) {
+        let Some(miner) = &self.miner else {
+            return;
+        };
+        let (since, hashes_then, _) = self.rate;
+        let elapsed = since.elapsed();
+        if elapsed >= HASH_RATE_WINDOW {
+            let hashes = miner.hashes();
+            let rate = hashes.saturating_sub(hashes_then) as f64 / elapsed.as_secs_f64();
+            self.rate = (Instant::now(), hashes, rate);
+        }
+    }
+
+    fn mining_status(&self) -> MiningStatus {
+        match &self.miner {
+            Some(miner) => MiningStatus {
+                threads: miner.config().threads,
+                working: self.working,
+                hashes: miner.hashes(),
+                hash_rate: self.rate.2,
+            },
+            None => MiningStatus::default(),
+        }
+    }
 }
 
 impl Io {
@@ -390,6 +476,7 @@ impl Io {
                     && connection.outgoing.try_send(Outgoing::Frame(bytes)).is_ok();
                 if fits {
                     connection.queued.fetch_add(size, Ordering::Relaxed);
+                    node.frame_sent(peer, size);
                 } else {
                     // Too slow to keep up (or gone): let it go rather than buffer.
                     if let Some(connection) = self.connections.remove(&peer) {
@@ -405,6 +492,7 @@ impl Io {
             Output::Disconnect { peer, .. } => self.drop_connection(peer),
             Output::Mine(template) => {
                 if let Some(miner) = &self.miner {
+                    self.working = template.is_some();
                     self.mining_generation = Some(match template {
                         Some(block) => miner.mine(block),
                         None => miner.pause(),
@@ -516,14 +604,23 @@ async fn read_frames<R: AsyncRead + Unpin>(peer: PeerId, read: R, inputs: mpsc::
     let mut frames = FramedRead::new(read, codec());
     while let Some(frame) = frames.next().await {
         let input = match frame {
-            Ok(bytes) => match Message::decode(&bytes) {
-                Ok(message) => Input::Message { peer, message },
-                Err(error) => Input::BadFrame { peer, error },
+            Ok(frame) => match Message::decode(&frame) {
+                Ok(message) => Input::Message {
+                    peer,
+                    message,
+                    bytes: frame.len(),
+                },
+                Err(error) => Input::BadFrame {
+                    peer,
+                    error,
+                    bytes: frame.len(),
+                },
             },
             // The codec refuses a length over the maximum before allocating for it.
             Err(error) if error.kind() == io::ErrorKind::InvalidData => Input::BadFrame {
                 peer,
                 error: MessageError::Undecodable(format!("frame: {error}")),
+                bytes: 0,
             },
             Err(_) => break,
         };

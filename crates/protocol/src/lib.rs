@@ -14,5 +14,5 @@ pub mod node;
 pub mod peer;
 
 pub use message::{Hello, Message, MessageError, PROTOCOL_VERSION, TipSummary};
-pub use node::{Command, Event, Node, NodeConfig, Output, PeerSummary};
+pub use node::{Command, Event, Node, NodeConfig, NodeStats, Output, PeerSummary};
 pub use peer::{Direction, DisconnectReason, PeerId, PeerInfo};

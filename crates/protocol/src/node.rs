@@ -337,6 +337,29 @@ pub struct PeerSummary {
     pub feeler: bool,
     /// When it connected.
     pub connected_at: Timestamp,
+    /// Frame bytes received from it.
+    pub bytes_in: u64,
+    /// Frame bytes sent to it.
+    pub bytes_out: u64,
+}
+
+/// What the node has done since it started, for `/metrics` and the status line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Blocks from peers that were valid and stored (best chain, side branch or orphan).
+    pub blocks_accepted: u64,
+    /// Blocks from peers that failed validation.
+    pub blocks_rejected: u64,
+    /// Blocks this node's miner found that joined the best chain.
+    pub blocks_mined: u64,
+    /// Tip changes that took blocks off the best chain.
+    pub reorgs: u64,
+    /// Frame bytes received from peers (messages that decoded or not).
+    pub bytes_in: u64,
+    /// Frame bytes handed to peers' connections.
+    pub bytes_out: u64,
+    /// Transfers accepted into the mempool (from users and from peers).
+    pub transfers_accepted: u64,
 }
 
 /// The node.
@@ -368,6 +391,7 @@ pub struct Node<S: Store> {
     saved_revision: Option<u64>,
     rng: ChaCha8Rng,
     outputs: VecDeque<Output>,
+    stats: NodeStats,
 }
 
 impl<S: Store> Node<S> {
@@ -397,6 +421,7 @@ impl<S: Store> Node<S> {
             saved_revision: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
             outputs: VecDeque::new(),
+            stats: NodeStats::default(),
         };
         for address in kept {
             node.addresses.add_kept(&address);
@@ -473,9 +498,33 @@ impl<S: Store> Node<S> {
                     rtt_ms: peer.rtt_ms,
                     feeler: peer.feeler,
                     connected_at: peer.connected_at,
+                    bytes_in: peer.bytes_in,
+                    bytes_out: peer.bytes_out,
                 })
             })
             .collect()
+    }
+
+    /// What the node has done since it started.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// The transport received a frame of `bytes` from `peer` (counted before decoding, so
+    /// garbage counts too).
+    pub fn frame_received(&mut self, peer: PeerId, bytes: usize) {
+        self.stats.bytes_in += bytes as u64;
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.bytes_in += bytes as u64;
+        }
+    }
+
+    /// The transport queued a frame of `bytes` for `peer`.
+    pub fn frame_sent(&mut self, peer: PeerId, bytes: usize) {
+        self.stats.bytes_out += bytes as u64;
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.bytes_out += bytes as u64;
+        }
     }
 
     /// The ready peer with node id `node_id` (the seed's `ConnectTo N` names nodes by id).
@@ -1174,6 +1223,7 @@ impl<S: Store> Node<S> {
             self.download.remove(&hash);
             match self.chain.import_block(block, now) {
                 Ok(outcome) => {
+                    self.stats.blocks_accepted += 1;
                     if let Placement::Orphan { missing } = outcome.placement
                         && !self.download.contains(&missing)
                         && self.header_sync.is_none()
@@ -1190,9 +1240,11 @@ impl<S: Store> Node<S> {
                 Err(ImportError::Invalid { error, .. }) if !error.binds_hash() => {
                     // Not the block's fault for sure (our clock, a body we could not check):
                     // drop it without blaming the peer.
+                    self.stats.blocks_rejected += 1;
                     self.download.remove_with_descendants(&hash);
                 }
                 Err(error) => {
+                    self.stats.blocks_rejected += 1;
                     self.download.remove_with_descendants(&hash);
                     return self.disconnect(
                         peer,
@@ -1293,6 +1345,7 @@ impl<S: Store> Node<S> {
             {
                 Ok((_, evicted)) => {
                     self.report_dropped(evicted);
+                    self.stats.transfers_accepted += 1;
                     self.event(Event::TransferAccepted {
                         id,
                         from: Some(peer),
@@ -1346,6 +1399,9 @@ impl<S: Store> Node<S> {
     // ---- the chain moved ----------------------------------------------------------------
 
     fn on_tip_change(&mut self, change: &TipChange, from: Option<PeerId>, now: Timestamp) {
+        if !change.disconnected.is_empty() {
+            self.stats.reorgs += 1;
+        }
         let spec = self.chain.spec().clone();
         match self
             .mempool
@@ -1447,6 +1503,7 @@ impl<S: Store> Node<S> {
         match self.chain.import_block(block, now) {
             Ok(outcome) => {
                 if outcome.placement == Placement::BestChain {
+                    self.stats.blocks_mined += 1;
                     self.event(Event::Mined {
                         hash,
                         height: self.chain.tip().height,
@@ -1548,6 +1605,7 @@ impl<S: Store> Node<S> {
             self.mempool
                 .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)?;
         self.report_dropped(evicted);
+        self.stats.transfers_accepted += 1;
         self.event(Event::TransferAccepted { id, from: None });
         self.relay(vec![transfer]);
         self.remine_soon(now);

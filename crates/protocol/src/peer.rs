@@ -224,6 +224,9 @@ pub(crate) struct Peer {
     pub feeler: bool,
     /// The last ping's round trip, in milliseconds.
     pub rtt_ms: Option<u64>,
+    /// Frame bytes received from the peer and sent to it.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl Peer {
@@ -245,6 +248,8 @@ impl Peer {
             window: (now, 0),
             feeler: false,
             rtt_ms: None,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
