@@ -17,6 +17,7 @@
 //! disconnect) needs the token the node wrote to its cookie file at start.
 
 mod error;
+mod explorer;
 mod metrics;
 mod routes;
 mod views;

@@ -20,6 +20,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::error::ApiError;
+use crate::explorer;
 use crate::views::{AccountView, BlockView, ForksView, MempoolView, PeerView, StatusView, TxView};
 use crate::{ApiState, BLOCKS_PER_PAGE_MAX, BODY_BYTES_MAX};
 
@@ -40,6 +41,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/events"),
     ("get", "/api/v1/forks"),
     ("get", "/metrics"),
+    ("get", "/"),
+    ("get", "/explorer.js"),
+    ("get", "/explorer.css"),
 ];
 
 /// The API's router over `state`'s node.
@@ -59,7 +63,17 @@ pub fn router<S: Store + Send + 'static>(state: ApiState<S>) -> Router {
         .route("/api/v1/events", get(events::<S>))
         .route("/api/v1/forks", get(forks::<S>))
         .route("/metrics", get(metrics::<S>))
+        .route("/", get(explorer::index))
+        .route("/explorer.js", get(explorer::script))
+        .route("/explorer.css", get(explorer::style))
         .fallback(|| async { ApiError::not_found("no such route; the API lives under /api/v1") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "this route does not take that method (see docs/api.md)".into(),
+            }
+        })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
 }
@@ -241,10 +255,11 @@ async fn transaction<S: Store + Send + 'static>(
 async fn submit<S: Store + Send + 'static>(
     State(state): State<ApiState<S>>,
     headers: HeaderMap,
-    body: ApiJson<Transfer>,
+    body: Result<ApiJson<Transfer>, ApiError>,
 ) -> Answer {
+    // The token first: a caller without it learns nothing of what the body should be.
     authorize(&state, &headers)?;
-    let ApiJson(transfer) = body;
+    let ApiJson(transfer) = body?;
     let id = state
         .handle
         .inspect(move |node| node.submit_transfer(transfer, now()))
@@ -313,10 +328,11 @@ const ADDRESS_BYTES_MAX: usize = 256;
 async fn connect<S: Store + Send + 'static>(
     State(state): State<ApiState<S>>,
     headers: HeaderMap,
-    body: ApiJson<ConnectBody>,
+    body: Result<ApiJson<ConnectBody>, ApiError>,
 ) -> Answer {
+    // The token first: a caller without it learns nothing of what the body should be.
     authorize(&state, &headers)?;
-    let ApiJson(ConnectBody { address }) = body;
+    let ApiJson(ConnectBody { address }) = body?;
     if address.is_empty() || address.len() > ADDRESS_BYTES_MAX {
         return Err(ApiError::bad_request(format!(
             "address is 1 to {ADDRESS_BYTES_MAX} bytes"
@@ -381,10 +397,11 @@ struct AutomineBody {
 async fn automine<S: Store + Send + 'static>(
     State(state): State<ApiState<S>>,
     headers: HeaderMap,
-    body: ApiJson<AutomineBody>,
+    body: Result<ApiJson<AutomineBody>, ApiError>,
 ) -> Answer {
+    // The token first: a caller without it learns nothing of what the body should be.
     authorize(&state, &headers)?;
-    let ApiJson(AutomineBody { on }) = body;
+    let ApiJson(AutomineBody { on }) = body?;
     command(&state, Command::Automine(on)).await?;
     ok(json!({ "automine": on }))
 }
@@ -426,6 +443,7 @@ mod json_body {
     use serde::de::DeserializeOwned;
 
     use crate::error::ApiError;
+    use crate::explorer;
 
     /// `Json<T>`, but a bad or oversized body is an [`ApiError`].
     pub struct ApiJson<T>(pub T);

@@ -116,7 +116,7 @@ pub struct TxView {
     /// The memo as hex (transfers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memo: Option<String>,
-    /// The block holding it, on the best chain (`None`: pending).
+    /// The block holding it, on the best chain (`None`: pending, or only in a side branch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block: Option<BlockRef>,
     /// Blocks on top of and including its block.
@@ -250,7 +250,14 @@ impl BlockView {
                 block
                     .txs
                     .iter()
-                    .map(|tx| TxView::new(tx, confirmed, tip))
+                    .map(|tx| {
+                        let mut view = TxView::new(tx, confirmed, tip);
+                        // Off the best chain: pending only if this node's mempool has it.
+                        if confirmed.is_none() {
+                            view.pending = node.mempool().get(&tx.id()).is_some();
+                        }
+                        view
+                    })
                     .collect()
             }),
         }

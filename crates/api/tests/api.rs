@@ -384,6 +384,16 @@ async fn forks_peers_and_metrics_show_a_reorg_between_two_nodes() {
         .map(|b| b["height"].as_u64().unwrap())
         .collect();
     assert!(heights.is_sorted(), "lowest first: {heights:?}");
+    // The abandoned block's coinbase is neither confirmed nor pending.
+    let (_, abandoned) = short
+        .get(&format!(
+            "/api/v1/blocks/{}",
+            side[0]["hash"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(abandoned["on_best_chain"], false);
+    assert_eq!(abandoned["txs"][0]["kind"], "coinbase");
+    assert_eq!(abandoned["txs"][0]["pending"], false, "{abandoned}");
     let (code, recent) = short.get("/api/v1/forks?count=1").await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(recent["blocks"].as_array().unwrap().len(), 1, "{recent}");
@@ -508,6 +518,24 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(&body), "too_large");
 
+    // Without the token a caller learns nothing about the body: the refusal comes first.
+    let (code, body) = api
+        .call(
+            Request::post("/api/v1/tx")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "unauthorized");
+    // A known route with the wrong method answers in JSON too.
+    let (code, body) = api
+        .call(Request::put("/api/v1/status").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(&body), "method_not_allowed");
+
     // A transfer signed for another chain is refused by the node.
     let mut forged = transfer(1, 2, 5, 0);
     forged["amount"] = json!(6);
@@ -520,4 +548,32 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
             .contains("signature"),
         "{body}"
     );
+}
+
+/// Every route of `ROUTES` (which the OpenAPI test compares with docs/openapi.json) is one the
+/// router serves: none answers "no such route" or "wrong method".
+#[tokio::test]
+async fn every_listed_route_is_served() {
+    let api = start();
+    for (method, path) in powchain_api::ROUTES {
+        let uri = path.replace("{id}", "0").replace("{who}", "0");
+        let request = Request::builder()
+            .method(method.to_uppercase().as_str())
+            .uri(&uri)
+            .body(Body::empty())
+            .unwrap();
+        let response = api.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}: {status}"
+        );
+        if *method != "get" {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        }
+    }
+    let (code, content_type, page) = api.get_text("/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"));
+    assert!(page.contains("explorer.js"), "the page loads its script");
 }
