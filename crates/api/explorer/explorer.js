@@ -338,12 +338,13 @@ const fields = (pairs) => h('dl', { class: 'fields' },
   pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
 const yes = (ok, a, b) => h('span', { class: 'tag ' + (ok ? 'ok' : 'warn') }, ok ? a : b);
 
-function txTable(txs, self) {
+// `self`: the account whose history this is; `inBlock`: the block's own table (no Block column).
+function txTable(txs, self, inBlock) {
   if (!txs.length) return h('p', { class: 'muted' }, 'None.');
   // In an account's history, its own address is plain text and the direction is shown.
   const who = (a) => (a && a === self ? h('span', { class: 'muted' }, 'this account') : accountLink(a));
   return h('div', { class: 'scroll' }, h('table', { class: 'list' },
-    h('thead', null, h('tr', null, ['Id', 'Kind', 'From', 'To', 'Amount', 'Fee', 'Block'].map((c, i) =>
+    h('thead', null, h('tr', null, ['Id', 'Kind', 'From', 'To', 'Amount', 'Fee', !inBlock && 'Block'].filter(Boolean).map((c, i) =>
       h('th', { class: i > 3 && i < 6 ? 'num' : null }, c)))),
     h('tbody', null, txs.map((t) => h('tr', null,
       h('td', null, txLink(t.id)),
@@ -351,7 +352,7 @@ function txTable(txs, self) {
       h('td', null, t.from ? who(t.from) : h('span', { class: 'muted' }, 'new coins')),
       h('td', null, who(t.to)),
       h('td', { class: 'num' }, num(t.amount)), h('td', { class: 'num' }, num(t.fee)),
-      h('td', null, t.block ? blockLink(t.block.hash, '#' + t.block.height) : yes(false, '', 'pending')))))));
+      !inBlock && h('td', null, t.block ? blockLink(t.block.hash, '#' + t.block.height) : yes(false, '', 'pending')))))));
 }
 
 async function showBlock(id) {
@@ -373,7 +374,7 @@ async function showBlock(id) {
       ['Tx root', mono(b.tx_root)],
     ]),
     h('h3', null, 'Transactions (' + b.tx_count + ')'),
-    txTable(b.txs || [])];
+    txTable(b.txs || [], null, true)];
 }
 
 async function showTx(id) {
@@ -454,14 +455,14 @@ async function route(quiet) {
   const r = parseRoute();
   const token = ++state.token;
   const [sectionId, load] = r ? VIEWS[r.kind] : [null, null];
-  for (const id of ['block-view', 'tx-view', 'account-view']) $(id).hidden = id !== sectionId;
+  for (const id of ['block-view', 'tx-view', 'account-view']) {
+    // Empty the views not shown, so no stale element (say #account-balance) lingers.
+    if (id !== sectionId) { $(id).hidden = true; $(id).replaceChildren(); }
+  }
+  if (sectionId) $(sectionId).hidden = false;
   $('home').hidden = !!r;
   state.route = r;
-  if (!r) {
-    // Charts drawn while the dashboard was hidden had no width: redraw them.
-    if (!quiet) { renderIntervals(); renderForks(); }
-    return;
-  }
+  if (!r) return;
   const box = $(sectionId);
   if (!quiet) { fill(box, h('p', { class: 'muted' }, 'Loading…')); window.scrollTo(0, 0); }
   let content;
@@ -487,7 +488,9 @@ function search(ev) {
   else if (/^[0-9a-f]{128}$/i.test(q)) target = 'find/' + q.toLowerCase();
   err.hidden = !!target || !q;
   err.textContent = 'Not a height, dev:N, address (64 hex digits) or block hash / transaction id (128 hex digits).';
-  if (target) location.hash = '#/' + target;
+  if (!target) return;
+  if (location.hash === '#/' + target) route(false); // same view again: reload it
+  else location.hash = '#/' + target;
 }
 
 // ---- live updates ----------------------------------------------------------------------
@@ -556,11 +559,19 @@ function connect() {
 
 $('search-form').addEventListener('submit', search);
 window.addEventListener('hashchange', () => route(false));
-let resizeTimer = null;
-window.addEventListener('resize', () => {
-  clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(() => { if (!state.route) { renderIntervals(); renderForks(); } }, 150);
+// Charts are drawn at their box's pixel width (crisp text); redraw when that width changes.
+// This also covers the dashboard coming back into view after a detail view hid it.
+const drawnWidth = new Map();
+const resized = new ResizeObserver((entries) => {
+  for (const e of entries) {
+    const w = Math.round(e.contentRect.width);
+    if (!w || drawnWidth.get(e.target) === w) continue;
+    drawnWidth.set(e.target, w);
+    (e.target.id === 'fork-tree' ? renderForks : renderIntervals)();
+  }
 });
+resized.observe($('interval-chart'));
+resized.observe($('fork-tree'));
 // Ages ("12 s ago") tick without refetching anything.
 setInterval(() => {
   for (const el of document.querySelectorAll('[data-t]')) el.textContent = ago(+el.dataset.t);

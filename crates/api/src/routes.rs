@@ -443,7 +443,6 @@ mod json_body {
     use serde::de::DeserializeOwned;
 
     use crate::error::ApiError;
-    use crate::explorer;
 
     /// `Json<T>`, but a bad or oversized body is an [`ApiError`].
     pub struct ApiJson<T>(pub T);

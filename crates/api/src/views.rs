@@ -51,6 +51,8 @@ pub struct StatusView {
     pub network_hash_rate: f64,
     /// Blocks waiting to be downloaded.
     pub downloading: usize,
+    /// The smallest fee a transfer may pay on this chain.
+    pub fee_min: u64,
 }
 
 impl StatusView {
@@ -79,6 +81,7 @@ impl StatusView {
             },
             network_hash_rate: network_hash_rate(node),
             downloading: node.download_queue_len(),
+            fee_min: spec.fee_min.0,
         }
     }
 }

@@ -33,16 +33,32 @@ pub struct DbArgs {
     chain: Option<String>,
 }
 
-/// Flags of `powchain mine`.
+/// Flags of `powchain mine`: with --db, mine into a database file (no node needed);
+/// without, ask the running node to mine one block of its pending transactions.
 #[derive(Args, Debug)]
 pub struct MineArgs {
-    #[command(flatten)]
-    db: DbArgs,
-    /// Blocks to mine; without it, mine until stopped.
+    /// Mine into this chain database (created with genesis when absent) instead of asking a
+    /// running node.
     #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// With --db: `dev`, `seed`, or a TOML spec file (default: the preset the database
+    /// holds, or `dev` for a new database).
+    #[arg(long, requires = "db")]
+    chain: Option<String>,
+    /// With --db: blocks to mine; without it, mine until stopped.
+    #[arg(long, requires = "db")]
     blocks: Option<u64>,
     #[command(flatten)]
     producer: ProducerArgs,
+    /// The running node to ask (without --db).
+    #[command(flatten)]
+    pub client: crate::client::ClientArgs,
+    /// Without --db: return once the node has started, rather than wait for the block.
+    #[arg(long, conflicts_with = "db")]
+    pub no_wait: bool,
+    /// Without --db: how long to wait for the block, in seconds.
+    #[arg(long, default_value_t = 120, conflicts_with = "db")]
+    pub timeout: u64,
 }
 
 /// Flags of `powchain export`.
@@ -110,13 +126,20 @@ fn open(args: &DbArgs, expected: Option<BlockHash>) -> anyhow::Result<Chain<Redb
 
 /// `powchain mine`.
 pub fn mine(args: &MineArgs) -> anyhow::Result<()> {
-    let chain = open(&args.db, None)?;
+    let Some(path) = &args.db else {
+        bail!("powchain mine without --db asks a running node (see `powchain mine --help`)");
+    };
+    let db = DbArgs {
+        db: path.clone(),
+        chain: args.chain.clone(),
+    };
+    let chain = open(&db, None)?;
     let mut out = std::io::stdout().lock();
     let tip = chain.tip();
     writeln!(
         out,
         "database {}: chain {:?}, tip {} at height {}",
-        args.db.db.display(),
+        db.db.display(),
         chain.spec().name,
         tip.hash.short(16),
         tip.height

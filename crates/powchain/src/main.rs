@@ -9,6 +9,7 @@
 //! - `spec`: prints a chain spec as TOML with its genesis hash (a start for custom specs).
 
 mod bench;
+mod client;
 mod database;
 mod demo;
 mod devnet;
@@ -48,8 +49,34 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run a node: peers over TCP or unix sockets, the seed's session on stdin.
     Node(Box<node::NodeArgs>),
-    /// Mine blocks of random transfers into a database file, announcing each after its commit.
-    Mine(database::MineArgs),
+    /// Ask the running node to mine a block of its pending transactions; with --db, mine
+    /// blocks of random transfers into a database file instead.
+    Mine(Box<database::MineArgs>),
+    /// The running node's chain, peers, mempool and mining, in a few lines.
+    Status(client::ClientArgs),
+    /// A block of the running node's chain, by height or hash (default: the tip).
+    Block {
+        /// A height or a block hash.
+        which: Option<String>,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// An account's balance, nonce and recent transactions, by dev number or address.
+    Balance {
+        /// A dev account number (or dev:N) or an address.
+        who: String,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Sign a transfer here and submit it to the running node.
+    Send {
+        #[command(flatten)]
+        send: client::SendArgs,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// The running node's peers: address, direction, tip, round trip, traffic.
+    Peers(client::ClientArgs),
     /// Write a database's best chain as JSON.
     Export(database::ExportArgs),
     /// Read a JSON chain into a database, validating every block as if from a peer.
@@ -83,7 +110,17 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(&args),
         Command::Node(args) => node::run(*args),
         Command::Bench(args) => bench::run(&args),
-        Command::Mine(args) => database::mine(&args),
+        Command::Mine(args) if args.db.is_some() => database::mine(&args),
+        Command::Mine(args) => client::mine(
+            &args.client,
+            std::time::Duration::from_secs(args.timeout),
+            args.no_wait,
+        ),
+        Command::Status(client) => client::status(&client),
+        Command::Block { which, client } => client::block(&client, which.as_deref()),
+        Command::Balance { who, client } => client::balance(&client, &who),
+        Command::Send { send, client } => client::send(&client, &send),
+        Command::Peers(client) => client::peers(&client),
         Command::Export(args) => database::export(&args),
         Command::Import(args) => database::import(&args),
         Command::Wallet { action, wallet } => run_wallet(action, &wallet),

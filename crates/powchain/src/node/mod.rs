@@ -1,11 +1,14 @@
 //! `powchain node`: a node started the way either seed starts one, with the seed's
-//! interactive session on stdin.
+//! interactive session on stdin and the HTTP API (with the explorer page) on loopback.
 //!
 //! ```text
 //!   stdin ──(thread: rustyline on a terminal, plain lines otherwise)──> session ──> Handle
-//!   driver events ──> one printed line each; every 10 s: "N peers known, M connected"
+//!   HTTP ──> rpc.rs (axum, powchain-api) ─────────────────────────────────────────> Handle
+//!   driver events ──> one printed line each, and the API's event stream;
+//!                     every 10 s: "N peers known, M connected"
 //! ```
 
+pub(crate) mod rpc;
 mod session;
 
 use std::io::IsTerminal;
@@ -24,8 +27,10 @@ use powchain_node::store::RedbStore;
 use powchain_node::wallet::Wallet;
 use powchain_protocol::{Command, Event, Node, NodeConfig, PeerId};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use powchain_api::ApiEvent;
+use tokio::sync::{broadcast, mpsc};
 
+use rpc::{Rpc, RpcSetting};
 use session::{AccountRef, HELP, Line, PeerRef};
 
 /// How many recent blocks `tx` looks through for a confirmed transaction.
@@ -79,6 +84,13 @@ pub struct NodeArgs {
     /// Log level for stderr (error, warn, info, debug, trace).
     #[arg(long, default_value = "warn")]
     log: String,
+    /// The HTTP API and explorer: `ip:port`, or `off` (default: 127.0.0.1:8645, or a free
+    /// port when that one is taken).
+    #[arg(long, value_name = "ADDR|off")]
+    rpc: Option<String>,
+    /// Allow --rpc to bind an address other than loopback.
+    #[arg(long)]
+    rpc_allow_remote: bool,
 }
 
 /// Runs `powchain node`.
@@ -93,6 +105,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     if args.ephemeral && (args.db.is_some() || args.datadir.is_some()) {
         bail!("--ephemeral keeps nothing on disk: leave out --db and --datadir");
     }
+    let rpc = RpcSetting::parse(args.rpc.as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .with_context(|| format!("--log {:?} is not a log level", args.log))?;
     let _ = tracing_subscriber::fmt()
@@ -106,7 +119,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     if args.ephemeral {
         let chain = Chain::open(spec, MemStore::new(), ChainConfig::default())?;
-        runtime.block_on(serve(args, chain, None))
+        runtime.block_on(serve(args, rpc, chain, None))
     } else {
         // The wallet lives next to the database: in --datadir, beside --db, or in powchain-data.
         let beside_db = args.db.as_ref().and_then(|db| db.parent()).map(|dir| {
@@ -136,7 +149,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             db.display(),
             datadir.join("wallet.keys").display()
         );
-        runtime.block_on(serve(args, chain, Some(datadir)))
+        runtime.block_on(serve(args, rpc, chain, Some(datadir)))
     }
 }
 
@@ -167,6 +180,7 @@ fn resolve_account(spec: &ChainSpec, who: &AccountRef) -> Result<Address, String
 
 async fn serve<S: Store + Send + 'static>(
     args: NodeArgs,
+    rpc: RpcSetting,
     chain: Chain<S>,
     datadir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
@@ -227,10 +241,46 @@ async fn serve<S: Store + Send + 'static>(
         println!("others connect with: {}", where_to_connect.join(", or "));
     }
     let (handle, events, shutdown, task) = driver::spawn(node, driver_config);
+    // An ephemeral node keeps its cookie in a private directory of its own, gone at exit.
+    let ephemeral_dir = match (&datadir, rpc) {
+        (None, RpcSetting::Default | RpcSetting::At(_)) => Some(private_temp_dir()?),
+        _ => None,
+    };
+    let rpc_dir = datadir.clone().or_else(|| ephemeral_dir.clone());
+    let api = match &rpc_dir {
+        Some(dir) => {
+            Rpc::start(
+                rpc,
+                args.rpc_allow_remote,
+                dir,
+                handle.clone(),
+                spec.clone(),
+            )
+            .await?
+        }
+        None => None,
+    };
+    if let Some(api) = &api {
+        println!(
+            "API and explorer on http://{} (token in {})",
+            api.address,
+            api.cookie.display()
+        );
+        if let Some(dir) = &ephemeral_dir {
+            println!(
+                "clients reach this node with --datadir {}",
+                dir.display()
+            );
+        }
+    }
     if args.mine {
         handle.command(Command::Automine(true)).await;
     }
-    tokio::spawn(print_events(events, handle.clone()));
+    tokio::spawn(print_events(
+        events,
+        handle.clone(),
+        api.as_ref().map(|api| api.events.clone()),
+    ));
     let serving = args.id.is_some() || args.listen.is_some() || !args.peers.is_empty();
     let lines = if args.no_repl {
         None
@@ -270,6 +320,12 @@ async fn serve<S: Store + Send + 'static>(
         stop.await;
     }
     println!("shutting down: saying goodbye to peers");
+    if let Some(api) = api {
+        api.stop();
+    }
+    if let Some(dir) = ephemeral_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let _ = shutdown.send(true);
     let _ = task.await;
     if let Some(id) = args.id {
@@ -277,6 +333,25 @@ async fn serve<S: Store + Send + 'static>(
         let _ = std::fs::remove_file(socket_path(&sockets, id));
     }
     Ok(())
+}
+
+/// A new directory only this user can enter, for an ephemeral node's cookie.
+fn private_temp_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "powchain-node-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
@@ -367,7 +442,11 @@ fn read_stdin() -> mpsc::Receiver<String> {
 
 /// Prints each event as one line, and seed 003's peer report every 10 s. While far behind
 /// on a terminal, sync progress is a progress bar instead of lines.
-async fn print_events<S: Store + 'static>(mut events: mpsc::Receiver<Event>, handle: Handle<S>) {
+async fn print_events<S: Store + 'static>(
+    mut events: mpsc::Receiver<Event>,
+    handle: Handle<S>,
+    api: Option<broadcast::Sender<ApiEvent>>,
+) {
     let mut report = tokio::time::interval(Duration::from_secs(10));
     report.tick().await;
     let terminal = std::io::stdout().is_terminal();
@@ -391,6 +470,12 @@ async fn print_events<S: Store + 'static>(mut events: mpsc::Receiver<Event>, han
                     bar.set_message(format!("{blocks_per_sec:.0} blocks/s"));
                 }
                 Some(event) => {
+                    if let Some(api) = &api
+                        && let Some(api_event) = ApiEvent::from_event(&event)
+                    {
+                        // No subscribers is not an error.
+                        let _ = api.send(api_event);
+                    }
                     if let (Some(done), Event::TipChanged { .. }) = (&bar, &event) {
                         let caught_up = handle
                             .inspect(|node| node.download_queue_len() == 0)
