@@ -207,7 +207,10 @@ pub fn status(args: &ClientArgs) -> anyhow::Result<()> {
     let status = api.get("/api/v1/status")?;
     print(args, &status, |s| {
         let mining = if s["mining"] == true {
-            format!("mining at {}", rate(s["miner_hash_rate"].as_f64().unwrap_or(0.0)))
+            format!(
+                "mining at {}",
+                rate(s["miner_hash_rate"].as_f64().unwrap_or(0.0))
+            )
         } else {
             "not mining".to_owned()
         };
@@ -311,10 +314,7 @@ pub fn balance(args: &ClientArgs, who: &str) -> anyhow::Result<()> {
             Some(index) => format!("dev account {index} ({})", str_of(a, "address")),
             None => str_of(a, "address").to_owned(),
         };
-        let mut text = format!(
-            "{name}\n  balance {}, nonce {}",
-            a["balance"], a["nonce"]
-        );
+        let mut text = format!("{name}\n  balance {}, nonce {}", a["balance"], a["nonce"]);
         if a["pending_balance"] != a["balance"] {
             text.push_str(&format!(
                 "\n  with pending transactions: balance {}, next nonce {}",
@@ -339,7 +339,12 @@ pub fn balance(args: &ClientArgs, who: &str) -> anyhow::Result<()> {
 /// `powchain send`: signs here, submits there.
 pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
     let api = args.connect()?;
-    let key = match send.from.strip_prefix("dev:").unwrap_or(&send.from).parse::<u64>() {
+    let key = match send
+        .from
+        .strip_prefix("dev:")
+        .unwrap_or(&send.from)
+        .parse::<u64>()
+    {
         Ok(index) => {
             let account = api.get(&account_path(&index.to_string())?)?;
             let key = Keypair::dev(index);
@@ -363,7 +368,9 @@ pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
                 .iter()
                 .find(|key| key.address() == address)
                 .cloned()
-                .with_context(|| format!("the wallet {} has no key for {address}", path.display()))?
+                .with_context(|| {
+                    format!("the wallet {} has no key for {address}", path.display())
+                })?
         }
     };
     let to: Address = api.get(&account_path(&send.to)?)?["address"]
@@ -426,7 +433,11 @@ pub fn peers(args: &ClientArgs) -> anyhow::Result<()> {
                     peer["bytes_in"],
                     peer["bytes_out"],
                     peer["connected_seconds"],
-                    if peer["feeler"] == true { " (feeler)" } else { "" }
+                    if peer["feeler"] == true {
+                        " (feeler)"
+                    } else {
+                        ""
+                    }
                 )
             })
             .collect::<Vec<_>>()

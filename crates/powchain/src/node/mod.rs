@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use powchain_api::ApiEvent;
 use powchain_chain::{
     Address, Amount, BlockHash, Chain, ChainConfig, ChainSpec, Height, Keypair, MemStore, Memo,
     Store, TxId, UnsignedTransfer,
@@ -27,7 +28,6 @@ use powchain_node::store::RedbStore;
 use powchain_node::wallet::Wallet;
 use powchain_protocol::{Command, Event, Node, NodeConfig, PeerId};
 use tokio::net::TcpListener;
-use powchain_api::ApiEvent;
 use tokio::sync::{broadcast, mpsc};
 
 use rpc::{Rpc, RpcSetting};
@@ -267,10 +267,7 @@ async fn serve<S: Store + Send + 'static>(
             api.cookie.display()
         );
         if let Some(dir) = &ephemeral_dir {
-            println!(
-                "clients reach this node with --datadir {}",
-                dir.display()
-            );
+            println!("clients reach this node with --datadir {}", dir.display());
         }
     }
     if args.mine {

@@ -1,0 +1,181 @@
+//! `powchain node` serving its API, and the command-line clients that use it, as the README's
+//! walkthrough does: real processes, loopback, a scratch data directory.
+
+mod common;
+
+use std::process::Command;
+
+use common::{NodeProcess, Scratch};
+use serde_json::Value;
+
+/// Runs `powchain ARGS`; returns whether it succeeded, its stdout and its stderr.
+fn powchain(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_powchain"))
+        .args(args)
+        .output()
+        .expect("powchain runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A client command against the node of `datadir` that must succeed; its stdout.
+fn client(datadir: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--datadir", datadir]);
+    let (ok, out, err) = powchain(&all);
+    assert!(ok, "powchain {all:?} failed: {err}{out}");
+    out
+}
+
+fn client_json(datadir: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = client(datadir, &all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} --json: {e}: {out}"))
+}
+
+/// The address the node printed for its API.
+fn api_address(node: &mut NodeProcess) -> String {
+    let line = node.expect("API and explorer on http://");
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an address after http://")
+        .to_owned()
+}
+
+#[test]
+fn the_clients_send_mine_and_read_through_the_nodes_api() {
+    let dir = Scratch::new("clients");
+    let datadir = dir.path();
+    let mut node = NodeProcess::start(&[
+        "--datadir",
+        datadir,
+        "--difficulty",
+        "8",
+        "--miner-threads",
+        "1",
+        "--rpc",
+        "127.0.0.1:0",
+    ]);
+    let address = api_address(&mut node);
+    let cookie = dir.0.join("api.cookie");
+    let written = std::fs::read_to_string(dir.0.join("api.address")).unwrap();
+    assert_eq!(written.trim(), address, "the address file names the API");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cookie).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "only the node's user may read the token");
+    }
+
+    let status = client(datadir, &["status"]);
+    assert!(status.contains("chain dev"), "{status}");
+    assert!(status.contains("height 0,"), "{status}");
+    let status = client_json(datadir, &["status"]);
+    assert_eq!(status["height"], 0);
+    assert_eq!(status["fee_min"], 1);
+
+    let before = client_json(datadir, &["balance", "3"])["balance"]
+        .as_u64()
+        .unwrap();
+    let sent = client(
+        datadir,
+        &["send", "--from", "0", "--to", "3", "--amount", "25"],
+    );
+    assert!(sent.contains("is pending"), "{sent}");
+    let sent = client_json(
+        datadir,
+        &[
+            "send", "--from", "dev:0", "--to", "3", "--amount", "5", "--fee", "2", "--memo", "hi",
+        ],
+    );
+    let second = sent["id"].as_str().unwrap().to_owned();
+    let mined = client(datadir, &["mine"]);
+    assert!(mined.contains("mined: block 1"), "{mined}");
+    let balance = client_json(datadir, &["balance", "3"]);
+    assert_eq!(balance["balance"].as_u64().unwrap(), before + 30);
+    let block = client_json(datadir, &["block", "1"]);
+    assert_eq!(block["txs"].as_array().unwrap().len(), 3, "{block}");
+    assert!(
+        block["txs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|tx| tx["id"] == second)
+    );
+    let tip = client(datadir, &["block"]);
+    assert!(tip.starts_with("block 1 "), "the tip by default: {tip}");
+    assert_eq!(client(datadir, &["peers"]).trim(), "no peers");
+
+    // Refusals come with the node's reason, on stderr, with a failing exit.
+    let (ok, _, err) = powchain(&["mine", "--datadir", datadir]);
+    assert!(!ok && err.contains("nothing to mine"), "{err}");
+    let (ok, _, err) = powchain(&[
+        "send",
+        "--from",
+        "0",
+        "--to",
+        "3",
+        "--amount",
+        "2000000000",
+        "--datadir",
+        datadir,
+    ]);
+    assert!(!ok && err.contains("not enough"), "{err}");
+    let (ok, _, err) = powchain(&["balance", "../status", "--datadir", datadir]);
+    assert!(!ok && err.contains("neither a dev account"), "{err}");
+    // Reads need only the address; changes need the cookie of the node's data directory.
+    let elsewhere = Scratch::new("clients-elsewhere");
+    let (ok, out, err) = powchain(&["status", "--rpc", &address, "--datadir", elsewhere.path()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("height 1,"), "{out}");
+    let (ok, _, err) = powchain(&[
+        "send",
+        "--from",
+        "0",
+        "--to",
+        "1",
+        "--amount",
+        "1",
+        "--rpc",
+        &address,
+        "--datadir",
+        elsewhere.path(),
+    ]);
+    assert!(!ok && err.contains("api.cookie"), "{err}");
+    let (ok, _, err) = powchain(&["status", "--datadir", elsewhere.path()]);
+    assert!(!ok && err.contains("no running node found"), "{err}");
+
+    node.quit();
+    assert!(!cookie.exists(), "the cookie goes when the node stops");
+    assert!(!dir.0.join("api.address").exists());
+    let (ok, _, err) = powchain(&["status", "--rpc", &address]);
+    assert!(!ok && err.contains("cannot reach"), "{err}");
+}
+
+#[test]
+fn nodes_on_one_machine_get_their_own_api_and_remote_binding_needs_a_flag() {
+    let first = Scratch::new("clients-first");
+    let second = Scratch::new("clients-second");
+    // Both ask for the usual port; at most one gets it, the other a free one.
+    let mut a = NodeProcess::start(&["--datadir", first.path()]);
+    let mut b = NodeProcess::start(&["--datadir", second.path()]);
+    let (address_a, address_b) = (api_address(&mut a), api_address(&mut b));
+    assert_ne!(address_a, address_b);
+    for (dir, address) in [(&first, &address_a), (&second, &address_b)] {
+        let status = client_json(dir.path(), &["status"]);
+        assert_eq!(status["height"], 0, "{address}");
+    }
+    a.quit();
+    b.quit();
+
+    let (ok, _, err) = powchain(&["node", "--ephemeral", "--no-repl", "--rpc", "0.0.0.0:0"]);
+    assert!(!ok, "a public API needs --rpc-allow-remote");
+    assert!(err.contains("--rpc-allow-remote"), "{err}");
+    let (ok, _, err) = powchain(&["node", "--ephemeral", "--no-repl", "--rpc", "nowhere"]);
+    assert!(!ok && err.contains("neither `off` nor an address"), "{err}");
+}
