@@ -4,7 +4,7 @@
 'use strict';
 
 const API = 'api/v1/'; // relative, so the page also works behind a proxy under a sub-path
-const ROWS = 20; // latest-blocks rows
+const ROWS = 15; // latest-blocks rows: about the height of the charts beside them
 const CHART = 100; // blocks behind the interval chart: the API's page maximum
 const FORK_HEIGHTS = 20;
 
@@ -18,7 +18,7 @@ function build(el, attrs, kids) {
 }
 const h = (tag, attrs, ...kids) => build(document.createElement(tag), attrs, kids);
 const s = (tag, attrs, ...kids) => build(document.createElementNS('http://www.w3.org/2000/svg', tag), attrs, kids);
-const fill = (el, ...kids) => build(el, null, [kids], el.replaceChildren());
+const fill = (el, ...kids) => (el.replaceChildren(), build(el, null, kids));
 const row = (n, ...kids) => h('tr', null, h('td', { colspan: n }, ...kids));
 
 // ---- formatting
@@ -49,7 +49,8 @@ function duration(sec) {
   if (sec < 86400) return two(Math.floor(sec / 3600), 'h', Math.floor(sec / 60) % 60, 'min');
   return two(Math.floor(sec / 86400), 'd', Math.floor(sec / 3600) % 24, 'h');
 }
-const secs = (ms) => (ms / 1000).toFixed(2) + ' s';
+// A duration in ms: milliseconds below a second (a fast devnet mines many blocks a second).
+const secs = (ms) => (Math.abs(ms) < 1000 ? +ms.toFixed(1) + ' ms' : (ms / 1000).toFixed(2) + ' s');
 const ago = (ms) => duration((Date.now() - ms) / 1000) + ' ago';
 // The one-second ticker keeps the text of every [data-t] element current.
 const age = (ms) => h('span', { 'data-t': ms, title: new Date(ms).toLocaleString() }, ago(ms));
@@ -73,7 +74,14 @@ async function api(path) {
 }
 // Listings come wrapped ({"blocks": […]}) so they can grow fields; a bare array works too.
 const list = (body, key) => (Array.isArray(body) ? body : body[key] || []);
-const errorBox = (e) => h('p', { class: 'error' }, e instanceof ApiError ? e.message : 'error: ' + e);
+// Anything else is a bug in this page: shown, and kept in window.explorerErrors for tests.
+window.explorerErrors = [];
+function msg(e) {
+  if (e instanceof ApiError) return e.message;
+  explorerErrors.push(String(e?.stack || e));
+  return 'error: ' + e;
+}
+const errorBox = (e) => h('p', { class: 'error' }, msg(e));
 
 const state = {
   tip: null, // the status' height
@@ -92,21 +100,21 @@ async function loadStatus() {
   try {
     const st = await api('status');
     state.tip = st.height;
-    $('network').textContent = st.network;
-    $('network').title = 'genesis ' + st.genesis;
-    $('tip-height').textContent = String(st.height);
-    fill($('stat-tip-age'), age(st.tip_time), st.downloading ? ' · ' + st.downloading + ' to fetch' : '');
-    $('stat-difficulty').textContent = st.difficulty_bits.toFixed(2) + ' bits';
-    $('stat-net-rate').textContent = rate(st.network_hash_rate);
+    const set = (id, ...x) => fill($(id), ...x);
+    set('network', st.network).title = 'genesis ' + st.genesis;
+    set('tip-height', String(st.height)); // exactly the decimal height: scripts read it
+    set('stat-tip-age', age(st.tip_time), st.downloading ? ` · ${st.downloading} to fetch` : '');
+    set('stat-difficulty', st.difficulty_bits.toFixed(2) + ' bits');
+    set('stat-net-rate', rate(st.network_hash_rate));
     // `mining` and `miner_hash_rate` are newer than `automine`: use them when present.
     const mining = st.mining ?? st.automine;
-    fill($('stat-miner'), h('span', { class: mining ? 'on' : 'muted' }, mining ? 'mining' : 'idle'),
+    set('stat-miner', h('span', { class: mining ? 'on' : 'muted' }, mining ? 'mining' : 'idle'),
       mining && st.miner_hash_rate != null ? ' · ' + rate(st.miner_hash_rate) : '');
-    $('stat-peers').textContent = String(st.peers);
-    $('stat-mempool').textContent = st.mempool_count + ' tx · ' + bytes(st.mempool_bytes);
+    set('stat-peers', String(st.peers));
+    set('stat-mempool', st.mempool_count + ' tx · ' + bytes(st.mempool_bytes));
     err.hidden = true;
   } catch (e) {
-    fill(err, 'Status: ', errorBox(e).textContent);
+    fill(err, 'Status: ', msg(e));
     err.hidden = false;
   }
 }
@@ -134,7 +142,7 @@ async function loadBlocks() {
       h('td', null, blockLink(b.hash)),
       h('td', { class: 'num' }, num(b.tx_count)),
       h('td', { class: 'num' }, age(b.time)),
-      h('td', { class: 'num' }, bs[i + 1] ? secs(b.time - bs[i + 1].time) : '—')));
+      h('td', { class: 'num' }, bs[i + 1] && bs[i + 1].height > 0 ? secs(b.time - bs[i + 1].time) : '—')));
   }
   fill($('latest-blocks'), rows.length ? rows : row(5, muted('No blocks.')));
   state.shown = new Set(bs.map((b) => b.hash));
@@ -147,7 +155,8 @@ async function loadBlocks() {
 
 // A round axis top: 1, 2 or 5 times a power of ten, at least v.
 function niceCeil(v) {
-  const p = 10 ** Math.floor(Math.log10(v || 1));
+  v = Math.max(v, 0.0001); // clocks may step back: intervals can be 0 or negative
+  const p = 10 ** Math.floor(Math.log10(v));
   return [1, 2, 5, 10].map((m) => m * p).find((n) => n >= v);
 }
 
@@ -155,9 +164,13 @@ function niceCeil(v) {
 function drawIntervals() {
   const box = $('interval-chart'), bs = state.blocks;
   if (!bs) return;
-  const iv = bs.slice(0, -1).map((b, i) => ({ b, sec: (b.time - bs[i + 1].time) / 1000 })).reverse();
+  // Genesis's time is a constant of the chain's rules, not a moment anyone mined at: the gap
+  // after it says nothing about block intervals, so it is left out.
+  const iv = bs.slice(0, -1)
+    .map((b, i) => ({ b, parent: bs[i + 1], sec: (b.time - bs[i + 1].time) / 1000 }))
+    .filter((d) => d.parent.height > 0).reverse();
   if (iv.length < 2) return fill(box, muted('Not enough blocks yet.'));
-  const W = Math.max(280, box.clientWidth || 460), H = 170, L = 40, R = 8, T = 10, B = 24;
+  const W = Math.max(280, box.clientWidth || 460), H = 190, L = 56, R = 8, T = 10, B = 24;
   const sorted = iv.map((d) => d.sec).sort((a, b) => a - b);
   const mean = sorted.reduce((a, b) => a + b, 0) / iv.length;
   // Scale to the 95th percentile, so one long gap does not flatten the rest; it is drawn
@@ -169,18 +182,18 @@ function drawIntervals() {
   for (let k = 0; k <= 4; k++) {
     const v = (top * k) / 4;
     svg.append(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'gl' }),
-      s('text', { x: L - 5, y: y(v) + 4, 'text-anchor': 'end' }, +v.toFixed(2) + ' s'));
+      s('text', { x: L - 5, y: y(v) + 4, 'text-anchor': 'end' }, secs(v * 1000)));
   }
   iv.forEach(({ b, sec }, i) => svg.append(s('a', { href: '#/block/' + b.hash },
-    s('rect', { x: L + (i + 0.1) * bw, y: y(sec), width: Math.max(1, bw * 0.8), height: y(0) - y(sec), class: sec > top ? 'bar clip' : 'bar' },
-      s('title', null, `block ${b.height}: ${sec.toFixed(2)} s after its parent`)))));
+    s('rect', { x: L + (i + 0.1) * bw, y: y(sec), width: Math.max(1, bw * 0.8), height: y(0) - y(sec), class: sec > top ? 'bar over' : 'bar' },
+      s('title', null, `block ${b.height}: ${secs(sec * 1000)} after its parent`)))));
   for (const i of new Set([0, iv.length >> 1, iv.length - 1])) {
     svg.append(s('text', { x: L + (i + 0.5) * bw, y: H - 6, 'text-anchor': 'middle' }, String(iv[i].b.height)));
   }
   svg.append(s('line', { x1: L, x2: W - R, y1: y(mean), y2: y(mean), class: 'mean' }),
-    s('text', { x: W - R - 2, y: y(mean) - 4, 'text-anchor': 'end', class: 'mean-label' }, 'mean ' + mean.toFixed(2) + ' s'));
+    s('text', { x: W - R - 2, y: y(mean) - 4, 'text-anchor': 'end', class: 'mean-label' }, 'mean ' + secs(mean * 1000)));
   fill(box, svg);
-  $('interval-note').textContent = `last ${iv.length} · median ${sorted[iv.length >> 1].toFixed(2)} s`;
+  $('interval-note').textContent = `last ${iv.length} · median ${secs(sorted[iv.length >> 1] * 1000)}`;
 }
 
 // ---- fork tree
@@ -262,7 +275,7 @@ function txTable(txs, self, inBlock) {
   if (!txs.length) return muted('None.');
   const who = (a) => (a === self ? muted('this account') : acctLink(a));
   const cols = ['Id', 'Kind', 'From', 'To', 'Amount', 'Fee', !inBlock && 'Block'].filter(Boolean);
-  return h('div', { class: 'scroll' }, h('table', { class: 'list' },
+  return h('div', { class: 'scroll' }, h('table', null,
     h('thead', null, h('tr', null, cols.map((c, i) => h('th', { class: i == 4 || i == 5 ? 'num' : null }, c)))),
     h('tbody', null, txs.map((t) => h('tr', null,
       h('td', null, txLink(t.id)),
@@ -270,7 +283,7 @@ function txTable(txs, self, inBlock) {
       h('td', null, t.from ? who(t.from) : muted('new coins')),
       h('td', null, who(t.to)),
       h('td', { class: 'num' }, num(t.amount)), h('td', { class: 'num' }, num(t.fee)),
-      !inBlock && h('td', null, t.block ? blockLink(t.block.hash, '#' + t.block.height) : tag('warn', 'pending')))))));
+      !inBlock && h('td', null, t.block ? blockLink(t.block.hash, '#' + t.block.height) : t.pending ? tag('warn', 'pending') : '—'))))));
 }
 
 async function showBlock(id) {
@@ -305,7 +318,7 @@ async function showTx(id) {
   const t = await api('tx/' + encodeURIComponent(id));
   return [h('h2', null, 'Transaction'), fields([
     ['Id', mono(t.id)],
-    ['Status', t.pending ? tag('warn', 'pending in the mempool')
+    ['Status', t.pending ? tag('warn', 'pending in the mempool') : !t.block ? muted('only in a side branch')
       : [tag('ok', t.confirmations + (t.confirmations === 1 ? ' confirmation' : ' confirmations')), ' in block ',
         blockLink(t.block.hash, '#' + t.block.height)]],
     ['Kind', t.kind],
@@ -362,7 +375,7 @@ async function route(quiet) {
   state.route = m;
   if (!m) return wasHome || schedule(0); // back on the dashboard: bring it up to date
   const box = $(id);
-  if (!quiet) { fill(box, muted('Loading…')); scrollTo(0, 0); }
+  if (!quiet) { fill(box, muted('Loading…')); scrollTo(0, 0); $('search-error').hidden = true; }
   let content;
   try {
     content = await load(decodeURIComponent(m[2]));
@@ -374,16 +387,19 @@ async function route(quiet) {
 
 // The search rule (the placeholder says it too): digits are a block height; dev:N is dev
 // account N; 64 hex digits an address; 128 hex digits a block hash or a transaction id.
-function search(ev) {
-  ev.preventDefault();
-  const q = $('search').value.trim().replace(/^0x/i, '').toLowerCase();
+function target(text) {
+  const q = text.trim().replace(/^0x/i, '').toLowerCase();
   const dev = /^dev:\s*(\d+)$/.exec(q);
   const to = /^\d+$/.test(q) ? 'block/' + q : dev ? 'account/dev:' + dev[1]
     : /^[0-9a-f]{64}$/.test(q) ? 'account/' + q : /^[0-9a-f]{128}$/.test(q) ? 'find/' + q : null;
   $('search-error').hidden = !!to || !q;
-  if (!to) return;
-  if (location.hash === '#/' + to) route(); // the same view again: reload it
-  else location.hash = '#/' + to;
+  return to && '#/' + to;
+}
+function search(ev) {
+  ev.preventDefault();
+  const to = target($('search').value);
+  if (to === location.hash) route(); // the same view again: reload it
+  else if (to) location.hash = to;
 }
 
 // ---- live updates
@@ -398,7 +414,7 @@ function schedule(delay = 250, what = 2) {
 }
 async function refresh() {
   timer = null;
-  if (running) return schedule();
+  if (running) return schedule(250, 0); // keeps what was asked for
   const what = need;
   need = 0;
   running = true;
@@ -439,17 +455,30 @@ function connect() {
 
 $('search-form').addEventListener('submit', search);
 addEventListener('hashchange', () => route());
-// Charts are drawn at the pixel width of their box, for crisp text: redraw when it changes.
+// Charts are drawn at the pixel width of their box, for crisp text: redraw when it changes
+// (in the next frame: redrawing inside the callback resizes the box again, a layout loop).
 let drawnWidth = 0;
 new ResizeObserver(([e]) => {
   const w = Math.round(e.contentRect.width);
-  if (w && w !== drawnWidth) { drawnWidth = w; drawIntervals(); drawForks(); }
+  if (w && w !== drawnWidth) { drawnWidth = w; requestAnimationFrame(() => { drawIntervals(); drawForks(); }); }
 }).observe($('interval-chart'));
 setInterval(() => { for (const el of document.querySelectorAll('[data-t]')) el.textContent = ago(+el.dataset.t); }, 1000);
 // Peer traffic and round trips change without any event.
 setInterval(() => document.hidden || state.route || loadPeers(), 10000);
-// Nothing should throw; should something do so anyway, the page says it.
-addEventListener('unhandledrejection', (ev) => fill($('global-error'), String(ev.reason)).removeAttribute('hidden'));
+// Nothing should throw; should something do so anyway, the page says it (and msg records it).
+for (const kind of ['error', 'unhandledrejection']) {
+  addEventListener(kind, (ev) => {
+    if (/^ResizeObserver loop/.test(ev.message)) return; // a browser notice, not an error
+    fill($('global-error'), msg(ev.error || ev.reason || ev.message)).hidden = false;
+  });
+}
+// A form submitted without this script's handler (before it loaded, say) arrives as /?q=…:
+// turn it into the view it asks for.
+const asked = new URLSearchParams(location.search).get('q');
+if (asked != null) {
+  $('search').value = asked;
+  history.replaceState(null, '', location.pathname + (target(asked) || location.hash));
+}
 
 route();
 schedule(0);

@@ -102,7 +102,8 @@ pub struct MiningStatus {
     pub working: bool,
     /// Hashes tried since the node started.
     pub hashes: u64,
-    /// Hashes per second over the last measuring window (a few seconds).
+    /// Hashes per second while working: over the last measuring window (a few seconds), or
+    /// over the time since work began when that is shorter.
     pub hash_rate: f64,
 }
 
@@ -314,7 +315,7 @@ pub async fn run<S: Store + Send + 'static>(
         miner,
         mining_generation: None,
         working: false,
-        rate: (Instant::now(), 0, 0.0),
+        rate: HashRate::new(),
         events,
     };
     let mut ticker = tokio::time::interval(config.tick);
@@ -397,22 +398,16 @@ struct Io {
     mining_generation: Option<u64>,
     /// Whether the miner was last given a block (not paused).
     working: bool,
-    /// The hash rate's window: when it started, the hash count then, the last rate.
-    rate: (Instant, u64, f64),
+    rate: HashRate,
     events: mpsc::Sender<Event>,
 }
 
 impl Io {
     fn measure_hash_rate(&mut self) {
-        let Some(miner) = &self.miner else {
-            return;
-        };
-        let (since, hashes_then, _) = self.rate;
-        let elapsed = since.elapsed();
-        if elapsed >= HASH_RATE_WINDOW {
-            let hashes = miner.hashes();
-            let rate = hashes.saturating_sub(hashes_then) as f64 / elapsed.as_secs_f64();
-            self.rate = (Instant::now(), hashes, rate);
+        if let Some(miner) = &self.miner
+            && self.working
+        {
+            self.rate.measure(miner.hashes());
         }
     }
 
@@ -422,10 +417,63 @@ impl Io {
                 threads: miner.config().threads,
                 working: self.working,
                 hashes: miner.hashes(),
-                hash_rate: self.rate.2,
+                hash_rate: if self.working {
+                    self.rate.current(miner.hashes())
+                } else {
+                    0.0
+                },
             },
             None => MiningStatus::default(),
         }
+    }
+}
+
+/// The miner's hash rate, measured only while it works (idle time would dilute it).
+struct HashRate {
+    /// When the current window began, and the hash count then.
+    since: Instant,
+    hashes_then: u64,
+    /// The last whole window's rate (`None` until one has passed since work began).
+    last: Option<f64>,
+}
+
+impl HashRate {
+    fn new() -> HashRate {
+        HashRate {
+            since: Instant::now(),
+            hashes_then: 0,
+            last: None,
+        }
+    }
+
+    /// Work begins (again) with the miner's count at `hashes`.
+    fn restart(&mut self, hashes: u64) {
+        self.since = Instant::now();
+        self.hashes_then = hashes;
+        self.last = None;
+    }
+
+    /// Closes the window once it is long enough.
+    fn measure(&mut self, hashes: u64) {
+        let elapsed = self.since.elapsed();
+        if elapsed >= HASH_RATE_WINDOW {
+            self.last =
+                Some(hashes.saturating_sub(self.hashes_then) as f64 / elapsed.as_secs_f64());
+            self.since = Instant::now();
+            self.hashes_then = hashes;
+        }
+    }
+
+    /// The last window's rate, or the open window's while no window has closed yet.
+    fn current(&self, hashes: u64) -> f64 {
+        self.last.unwrap_or_else(|| {
+            let elapsed = self.since.elapsed().as_secs_f64();
+            if elapsed > 0.0 {
+                hashes.saturating_sub(self.hashes_then) as f64 / elapsed
+            } else {
+                0.0
+            }
+        })
     }
 }
 
@@ -492,6 +540,9 @@ impl Io {
             Output::Disconnect { peer, .. } => self.drop_connection(peer),
             Output::Mine(template) => {
                 if let Some(miner) = &self.miner {
+                    if template.is_some() && !self.working {
+                        self.rate.restart(miner.hashes());
+                    }
                     self.working = template.is_some();
                     self.mining_generation = Some(match template {
                         Some(block) => miner.mine(block),
