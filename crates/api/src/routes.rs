@@ -138,12 +138,7 @@ async fn forks<S: Store + Send + 'static>(
     query: Result<Query<Heights>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     let Query(heights) = query?;
-    let count = heights.count.unwrap_or(20);
-    if count == 0 || count > BLOCKS_PER_PAGE_MAX {
-        return Err(ApiError::bad_request(format!(
-            "count is 1 to {BLOCKS_PER_PAGE_MAX}"
-        )));
-    }
+    let count = listing_count(heights.count)?;
     let view = state
         .handle
         .inspect(move |node| ForksView::of(node, count))
@@ -152,7 +147,19 @@ async fn forks<S: Store + Send + 'static>(
     ok(view)
 }
 
+/// A listing's `count`: 20 unless given, 1 to [`BLOCKS_PER_PAGE_MAX`].
+fn listing_count(count: Option<u64>) -> Result<u64, ApiError> {
+    let count = count.unwrap_or(20);
+    if count == 0 || count > BLOCKS_PER_PAGE_MAX {
+        return Err(ApiError::bad_request(format!(
+            "count is 1 to {BLOCKS_PER_PAGE_MAX}"
+        )));
+    }
+    Ok(count)
+}
+
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Page {
     /// The highest height listed (default: the tip).
     top: Option<u64>,
@@ -165,12 +172,7 @@ async fn blocks<S: Store + Send + 'static>(
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     let Query(page) = query?;
-    let count = page.count.unwrap_or(20);
-    if count == 0 || count > BLOCKS_PER_PAGE_MAX {
-        return Err(ApiError::bad_request(format!(
-            "count is 1 to {BLOCKS_PER_PAGE_MAX}"
-        )));
-    }
+    let count = listing_count(page.count)?;
     let views = state
         .handle
         .inspect(move |node| {

@@ -460,6 +460,11 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
             "bad_request",
         ),
         (
+            "/api/v1/blocks?cuont=5",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
             "/api/v1/blocks?count=many",
             StatusCode::BAD_REQUEST,
             "bad_request",

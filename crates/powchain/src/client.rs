@@ -266,6 +266,7 @@ fn describe_block(b: &Value) -> String {
             b["difficulty_bits"].as_f64().unwrap_or(0.0)
         ),
         match b["confirmations"].as_u64() {
+            Some(1) => "  on the best chain, 1 confirmation".to_owned(),
             Some(n) => format!("  on the best chain, {n} confirmations"),
             None => "  not on the best chain".to_owned(),
         },

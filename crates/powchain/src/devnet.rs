@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use powchain_api::ApiEvent;
 use powchain_chain::{
     Amount, BlockHash, Chain, ChainConfig, Height, Keypair, Memo, UnsignedTransfer,
 };
@@ -29,6 +30,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+
+use crate::node::rpc::{Rpc, RpcSetting};
 
 /// Flags of `powchain devnet`.
 #[derive(Args, Debug)]
@@ -60,6 +63,10 @@ pub struct DevnetArgs {
     /// Seed for the topology and the transfers.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Serve no HTTP API (by default each node serves one on loopback: node 0 on port 8645
+    /// when it is free, the others on free ports; the explorer page is at `/`).
+    #[arg(long)]
+    no_api: bool,
 }
 
 /// Parses `90`, `90s`, `5m`, `1h` (the simulator's duration syntax), up to a week.
@@ -139,6 +146,7 @@ pub fn run(args: &DevnetArgs) -> anyhow::Result<()> {
 
 struct Running {
     handle: Handle<RedbStore>,
+    api: Option<Rpc>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<Node<RedbStore>>,
 }
@@ -196,21 +204,58 @@ async fn devnet(
             node.add_address(&addresses[*target]);
         }
         let (handle, mut events, stop, task) = driver::spawn(node, driver_config);
+        // Each node's API keeps its cookie and address files in a directory of its own, which
+        // the clients take as --datadir.
+        let api = if args.no_api {
+            None
+        } else {
+            let dir = datadir.join(format!("node-{index}"));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            Rpc::start(
+                RpcSetting::Default,
+                false,
+                &dir,
+                handle.clone(),
+                spec.clone(),
+            )
+            .await?
+        };
         let sender = stamped_sender.clone();
+        let api_events = api.as_ref().map(|api| api.events.clone());
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
+                if let Some(api) = &api_events
+                    && let Some(api_event) = ApiEvent::from_event(&event)
+                {
+                    let _ = api.send(api_event);
+                }
                 if sender.send((index, Instant::now(), event)).is_err() {
                     return;
                 }
             }
         });
-        println!(
-            "  node {index}: {}   (attach: powchain node --ephemeral --peers {})",
-            addresses[index], addresses[index]
-        );
-        nodes.push(Running { handle, stop, task });
+        match &api {
+            Some(api) => println!(
+                "  node {index}: {}   explorer http://{}/   (clients: --datadir {})",
+                addresses[index],
+                api.address,
+                datadir.join(format!("node-{index}")).display()
+            ),
+            None => println!("  node {index}: {}", addresses[index]),
+        }
+        nodes.push(Running {
+            handle,
+            api,
+            stop,
+            task,
+        });
     }
     drop(stamped_sender);
+    println!(
+        "  attach another node with: powchain node --ephemeral --peers {}",
+        addresses[0]
+    );
     for node in &nodes {
         node.handle.command(Command::Automine(true)).await;
     }
@@ -285,6 +330,9 @@ async fn devnet(
         println!("block tree drawn in {}", path.display());
     }
     for node in nodes {
+        if let Some(api) = node.api {
+            api.stop();
+        }
         let _ = node.stop.send(true);
         let _ = node.task.await;
     }

@@ -1,11 +1,14 @@
 //! The `powchain` command: parses flags, reads the clock and files, and calls the library.
 //!
-//! Subcommands so far:
+//! Subcommands:
+//! - `devnet`: a network of real nodes on this machine (`devnet.rs`); `sim`: one in
+//!   simulated time (`sim.rs`); `node`: one node, its session and its HTTP API (`node/`).
+//! - `status`, `block`, `balance`, `send`, `peers`, `mine`: clients of a running node's API
+//!   (`client.rs`); `mine --db`, `export`, `import`: a chain database file (`database.rs`).
 //! - `demo`: builds a chain in memory, mines blocks with random signed transfers between dev
 //!   accounts, and prints every block and the final balances.
-//! - `bench`: hashing and mining speed, as ratios to a reference measured in the same run.
-//! - `mine`, `export`, `import`: a chain database file (see `database.rs`).
-//! - `wallet new|list`: keys in their own file.
+//! - `bench`: speed, as ratios to a reference measured in the same run.
+//! - `wallet new|list|show`: keys in their own file.
 //! - `spec`: prints a chain spec as TOML with its genesis hash (a start for custom specs).
 
 mod bench;
