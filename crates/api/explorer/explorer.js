@@ -67,7 +67,9 @@ async function api(path) {
   } catch (e) {
     throw new ApiError('cannot reach the node');
   }
-  try { body = await res.json(); } catch (e) { /* reported below */ }
+  // Nonces are u64 and often above 2^53, where a JS number would round them: they are kept
+  // as their exact digits (the reviver's source text, where the browser gives it).
+  try { body = JSON.parse(await res.text(), (k, v, ctx) => (k === 'nonce' && ctx && ctx.source ? ctx.source : v)); } catch (e) { /* reported below */ }
   if (!res.ok) throw new ApiError(body?.error?.message || 'HTTP ' + res.status + ' for ' + path);
   if (body == null) throw new ApiError(path + ': the answer is not JSON');
   return body;
