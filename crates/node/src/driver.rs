@@ -255,7 +255,9 @@ struct Connection {
 /// How long writing one frame (or flushing at the end) may take before the peer is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn codec() -> LengthDelimitedCodec {
+/// The frame codec: a 4-byte big-endian length, then the payload; a length over
+/// `FRAME_BYTES_MAX` is an error before anything is allocated for it.
+pub fn frame_codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .length_field_length(4)
         .big_endian()
@@ -652,7 +654,7 @@ fn spawn_connection(
 }
 
 async fn read_frames<R: AsyncRead + Unpin>(peer: PeerId, read: R, inputs: mpsc::Sender<Input>) {
-    let mut frames = FramedRead::new(read, codec());
+    let mut frames = FramedRead::new(read, frame_codec());
     while let Some(frame) = frames.next().await {
         let input = match frame {
             Ok(frame) => match Message::decode(&frame) {
@@ -688,7 +690,7 @@ async fn write_frames<W: AsyncWrite + Unpin>(
     mut queue: mpsc::Receiver<Outgoing>,
     queued: Arc<AtomicUsize>,
 ) {
-    let mut frames = FramedWrite::new(write, codec());
+    let mut frames = FramedWrite::new(write, frame_codec());
     while let Some(outgoing) = queue.recv().await {
         match outgoing {
             Outgoing::Frame(bytes) => {
