@@ -263,6 +263,18 @@ impl BlockError {
                 | BlockError::WrongParent { .. }
         )
     }
+
+    /// Whether the peer that sent the block is at fault, so that it is dropped and refused.
+    /// Wider than [`BlockError::binds_hash`]: a body that does not match its header, or is too
+    /// big, condemns no hash (another body could be the right one) but is the doing of whoever
+    /// sent it. Not at fault: a time ahead of our clock (the clock may be ours that is wrong)
+    /// and a parent other than the one the block was checked against (our bookkeeping).
+    pub fn blames_sender(&self) -> bool {
+        !matches!(
+            self,
+            BlockError::TimeTooNew { .. } | BlockError::WrongParent { .. }
+        )
+    }
 }
 
 /// The rules every transfer must meet whatever the state: amount, self-transfer, fee, size.
@@ -504,6 +516,26 @@ mod tests {
     fn rejects(spec: &ChainSpec, block: Block) -> BlockError {
         let chain_id = spec.genesis_hash();
         check_block(block, spec, &chain_id, &context(spec)).unwrap_err()
+    }
+
+    #[test]
+    fn a_sender_is_blamed_for_bodies_that_condemn_no_hash() {
+        let unbound = [
+            BlockError::BadTxRoot,
+            BlockError::TooManyTxs { count: 9, max: 8 },
+            BlockError::TooLarge { bytes: 9, max: 8 },
+        ];
+        for error in unbound {
+            assert!(!error.binds_hash(), "{error}");
+            assert!(error.blames_sender(), "{error}");
+        }
+        let clock = BlockError::TimeTooNew {
+            time: Timestamp(2),
+            now: Timestamp(1),
+            max_ms: 0,
+        };
+        assert!(!clock.binds_hash() && !clock.blames_sender());
+        assert!(BlockError::DuplicateTx(TxId::ZERO).blames_sender());
     }
 
     #[test]

@@ -1237,9 +1237,11 @@ impl<S: Store> Node<S> {
                 Err(ImportError::Store(error)) => {
                     return self.event(Event::StoreFailed(error.to_string()));
                 }
-                Err(ImportError::Invalid { error, .. }) if !error.binds_hash() => {
-                    // Not the block's fault for sure (our clock, a body we could not check):
-                    // drop it without blaming the peer.
+                Err(ImportError::Invalid { error, .. }) if !error.blames_sender() => {
+                    // Not the sender's fault for sure (our clock, our bookkeeping): drop the
+                    // block without blaming the peer. A body too big or not matching its
+                    // header is the sender's doing: that falls to the arm below (the hostile
+                    // peer suite found such a peer kept, and asked again and again).
                     self.stats.blocks_rejected += 1;
                     self.download.remove_with_descendants(&hash);
                 }
