@@ -133,13 +133,19 @@ struct Hostile {
     stream: TcpStream,
     /// How the node names this connection (its address and ban key on loopback).
     key: String,
+    /// Every payload the node sent, in order.
+    seen: Vec<u8>,
 }
 
 impl Hostile {
     async fn connect(scene: &Scene) -> Hostile {
         let stream = TcpStream::connect(&scene.node.address).await.unwrap();
         let key = stream.local_addr().unwrap().to_string();
-        Hostile { stream, key }
+        Hostile {
+            stream,
+            key,
+            seen: Vec::new(),
+        }
     }
 
     async fn raw(&mut self, bytes: &[u8]) {
@@ -183,6 +189,7 @@ impl Hostile {
             .ok()?;
         let mut payload = vec![0u8; u32::from_be_bytes(length) as usize];
         self.stream.read_exact(&mut payload).await.ok()?;
+        self.seen.extend_from_slice(&payload);
         Message::decode(&payload).ok()
     }
 
@@ -795,6 +802,64 @@ async fn a_flood_of_valid_transfers_beyond_the_mempools_bounds() {
     }
     assert_eq!(snapshot(&scene.node).await.tip, scene.before.tip);
     println!("the node pooled {bound} of {} and kept the peer", all.len());
+}
+
+/// What a peer receives carries no private key: a transfer the honest peer signs crosses the
+/// node to the listener, and the bytes are searched for every dev account's secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_private_key_crosses_the_wire() {
+    let scene = scene().await;
+    let mut listener = Hostile::connect(&scene).await;
+    listener.hello(|_| {}).await;
+    // Relay goes to ready peers: wait until the node counts the listener as one.
+    let key = listener.key.clone();
+    let start = tokio::time::Instant::now();
+    while !scene
+        .node
+        .handle
+        .inspect({
+            let key = key.clone();
+            move |node| node.peer_summaries().iter().any(|p| p.address == key)
+        })
+        .await
+        .unwrap()
+    {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the listener never became a peer"
+        );
+        listener.stay_alive(Duration::from_millis(10)).await;
+    }
+    let transfer = transfers(2, 0, 1).remove(0);
+    // The transfer as it travels: a one-transfer message is its variant, a count, then it.
+    let on_the_wire = Message::Transactions(vec![transfer.clone()]).encode()[2..].to_vec();
+    scene
+        .honest
+        .handle
+        .command(Command::SubmitTransfer(transfer))
+        .await;
+    let start = tokio::time::Instant::now();
+    loop {
+        listener.stay_alive(Duration::from_millis(50)).await;
+        let seen = &listener.seen;
+        if seen
+            .windows(on_the_wire.len())
+            .any(|w| w == on_the_wire.as_slice())
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the transfer never reached the listener"
+        );
+    }
+    for index in 0..6 {
+        let secret = Keypair::dev(index).secret();
+        assert!(
+            !listener.seen.windows(32).any(|w| w == secret.as_slice()),
+            "dev account {index}'s key crossed the wire"
+        );
+    }
 }
 
 // ---- variants of the end checks --------------------------------------------------------------

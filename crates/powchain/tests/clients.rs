@@ -179,3 +179,120 @@ fn nodes_on_one_machine_get_their_own_api_and_remote_binding_needs_a_flag() {
     let (ok, _, err) = powchain(&["node", "--ephemeral", "--no-repl", "--rpc", "nowhere"]);
     assert!(!ok && err.contains("neither `off` nor an address"), "{err}");
 }
+
+/// No private key reaches the database, the logs, the API's files or its answers: a node run
+/// at the most verbose log level, with a wallet key and dev keys spending, is searched for
+/// every secret, as hex and as raw bytes. The key files themselves are 0600.
+#[test]
+fn no_private_key_is_written_anywhere_but_the_wallet() {
+    use powchain_chain::Keypair;
+
+    let dir = Scratch::new("clients-secrets");
+    let datadir = dir.path();
+    let wallet = dir.0.join("wallet.keys");
+    let (ok, address, err) = powchain(&["wallet", "new", "--wallet", wallet.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let address = address.trim().to_owned();
+    let text = std::fs::read_to_string(&wallet).unwrap();
+    let wallet_secret = text
+        .lines()
+        .find(|line| line.ends_with(&address))
+        .and_then(|line| line.split_whitespace().next())
+        .expect("the wallet holds the key")
+        .to_owned();
+
+    let log = dir.0.join("node.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_powchain"))
+        .args([
+            "node",
+            "--datadir",
+            datadir,
+            "--difficulty",
+            "8",
+            "--miner-threads",
+            "1",
+            "--rpc",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-repl",
+            "--log",
+            "trace",
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.0.join("node.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !dir.0.join("api.address").exists() {
+        assert!(
+            start.elapsed() < common::DEADLINE,
+            "the node never served its API"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    client(
+        datadir,
+        &["send", "--from", "0", "--to", &address, "--amount", "500"],
+    );
+    client(datadir, &["mine"]);
+    client(
+        datadir,
+        &["send", "--from", &address, "--to", "1", "--amount", "7"],
+    );
+    client(datadir, &["mine"]);
+    let mut answers = String::new();
+    for question in [["status"], ["peers"]] {
+        answers.push_str(&client(datadir, &[question[0], "--json"]));
+    }
+    answers.push_str(&client(datadir, &["balance", &address, "--json"]));
+    answers.push_str(&client(datadir, &["block", "2", "--json"]));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["wallet.keys", "api.cookie"] {
+            let mode = std::fs::metadata(dir.0.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    let mut secrets: Vec<Vec<u8>> = (0..10).map(|i| Keypair::dev(i).secret().to_vec()).collect();
+    let wallet_bytes: Vec<u8> = (0..wallet_secret.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&wallet_secret[i..i + 2], 16).unwrap())
+        .collect();
+    secrets.push(wallet_bytes);
+    let mut searched = vec![("the API's answers".to_owned(), answers.into_bytes())];
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n == "wallet.keys") || path.is_dir() {
+            continue;
+        }
+        searched.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    assert!(
+        searched
+            .iter()
+            .any(|(name, _)| name.ends_with("chain.redb"))
+    );
+    assert!(
+        searched
+            .iter()
+            .any(|(name, bytes)| name.ends_with("node.err") && !bytes.is_empty())
+    );
+    for (name, bytes) in &searched {
+        for secret in &secrets {
+            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_slice())
+                || bytes.windows(hex.len()).any(|w| w == hex.as_bytes());
+            assert!(!found, "a private key is in {name}");
+        }
+    }
+}
