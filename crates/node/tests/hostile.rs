@@ -881,6 +881,7 @@ async fn outcome_allowing_block_one(scene: Scene, hostile: &Hostile, first: &Blo
         .await
         .unwrap();
     assert!(banned, "banned after {said}");
+    println!("the node said: {said}; banned: {banned}");
     said
 }
 
