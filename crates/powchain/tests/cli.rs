@@ -494,3 +494,33 @@ fn sim_refuses_bad_scenarios_with_a_clear_error() {
     assert!(!output.status.success());
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
 }
+
+/// The load bench against a real devnet, short: every accepted transfer is confirmed, every
+/// refusal has a reason, and the figures it reports are there.
+#[test]
+fn bench_load_confirms_every_accepted_transfer() {
+    let output = powchain(&["bench", "load", "--load-seconds", "10", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let load: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(load["nodes"].as_u64(), Some(4));
+    let accepted = load["accepted"].as_u64().unwrap();
+    assert!(accepted > 0, "{load}");
+    assert_eq!(load["unconfirmed"].as_u64(), Some(0), "{load}");
+    assert_eq!(load["confirmed"].as_u64(), Some(accepted));
+    let refused = load["refused"].as_u64().unwrap();
+    let reasons: u64 = load["refusals"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(reasons, refused, "every refusal has a reason: {load}");
+    for key in [
+        "confirmed_per_sec",
+        "signature_verifications_per_sec",
+        "ratio_to_verification",
+        "peak_rss_mib",
+    ] {
+        assert!(load[key].as_f64().unwrap() > 0.0, "{key}: {load}");
+    }
+}

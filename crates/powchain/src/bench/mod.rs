@@ -9,8 +9,11 @@
 //!   crossing a loopback network.
 //! - `sim` ([`sim`]): the simulator at 1,000 nodes for a simulated day (not part of `all`:
 //!   it takes most of a minute).
+//! - `load` ([`load`]): signed transfers through the API of a 4-node devnet for a minute, as
+//!   a ratio to one core's signature verification (not part of `all`).
 
 mod hash;
+mod load;
 mod network;
 mod sim;
 mod store;
@@ -37,6 +40,8 @@ pub enum Suite {
     Propagation,
     /// The simulator: 1,000 nodes for a simulated day.
     Sim,
+    /// Transfers through the API of a 4-node devnet.
+    Load,
 }
 
 /// Flags of `powchain bench`.
@@ -66,6 +71,9 @@ pub struct BenchArgs {
     /// Simulated time of the simulator bench (`6h`, `1d`).
     #[arg(long, default_value = "1d")]
     sim_duration: String,
+    /// Seconds of load in the load bench (10..=3600).
+    #[arg(long, default_value_t = 60.0)]
+    load_seconds: f64,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
@@ -87,6 +95,8 @@ struct Report {
     propagation: Option<network::PropagationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sim: Option<sim::SimBenchReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load: Option<load::LoadReport>,
 }
 
 /// Runs the chosen benchmarks and prints the report.
@@ -145,6 +155,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let load = match args.suite {
+        Suite::Load => {
+            if !(10.0..=3_600.0).contains(&args.load_seconds) {
+                anyhow::bail!("--load-seconds must be between 10 and 3600");
+            }
+            Some(load::measure(args.load_seconds, &progress)?)
+        }
+        _ => None,
+    };
     let report = Report {
         cpu_backend: Backend::detect().name(),
         cores,
@@ -154,6 +173,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         sync,
         propagation,
         sim,
+        load,
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -165,6 +185,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             }
             (Suite::Sim, _, _) if report.sim.is_some() => {
                 serde_json::to_string_pretty(&report.sim)?
+            }
+            (Suite::Load, _, _) if report.load.is_some() => {
+                serde_json::to_string_pretty(&report.load)?
             }
             _ => serde_json::to_string_pretty(&report)?,
         };
@@ -190,6 +213,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(sim) = &report.sim {
         sim::print(sim, &mut out)?;
+    }
+    if let Some(load) = &report.load {
+        load::print(load, &mut out)?;
     }
     Ok(())
 }
