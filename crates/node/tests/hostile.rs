@@ -163,17 +163,12 @@ impl Hostile {
     /// A correct hello (this network, this version, a fresh id, genesis as tip), changed by
     /// `tweak`.
     async fn hello(&mut self, tweak: impl FnOnce(&mut Hello)) {
-        let genesis = spec().genesis_hash();
         let mut hello = Hello {
             version: PROTOCOL_VERSION,
-            genesis,
+            genesis: spec().genesis_hash(),
             node_id: 666,
             listen: None,
-            tip: TipSummary {
-                hash: genesis,
-                height: Height(0),
-                work: Work(1),
-            },
+            tip: genesis_tip(),
             agent: "hostile/1".into(),
         };
         tweak(&mut hello);
@@ -221,12 +216,7 @@ impl Hostile {
                     }
                 }
                 Message::Ping { nonce } => {
-                    let genesis = spec().genesis_hash();
-                    let tip = TipSummary {
-                        hash: genesis,
-                        height: Height(0),
-                        work: Work(1),
-                    };
+                    let tip = genesis_tip();
                     self.send(&Message::Pong { nonce, tip }).await;
                 }
                 _ => {}
@@ -239,12 +229,7 @@ impl Hostile {
         let end = tokio::time::Instant::now() + period;
         while let Ok(Some(message)) = tokio::time::timeout_at(end, self.receive()).await {
             if let Message::Ping { nonce } = message {
-                let genesis = spec().genesis_hash();
-                let tip = TipSummary {
-                    hash: genesis,
-                    height: Height(0),
-                    work: Work(1),
-                };
+                let tip = genesis_tip();
                 self.send(&Message::Pong { nonce, tip }).await;
             }
         }
@@ -256,6 +241,15 @@ impl Hostile {
         while self.receive().await.is_some() {
             assert!(start.elapsed() < DEADLINE, "the node never hung up");
         }
+    }
+}
+
+/// The tip of a peer that has nothing but genesis.
+fn genesis_tip() -> TipSummary {
+    TipSummary {
+        hash: spec().genesis_hash(),
+        height: Height(0),
+        work: Work(1),
     }
 }
 
@@ -468,17 +462,12 @@ async fn no_handshake_within_the_timeout() {
 async fn a_slowloris_handshake_one_byte_at_a_time() {
     let scene = scene().await;
     let mut hostile = Hostile::connect(&scene).await;
-    let genesis = spec().genesis_hash();
     let payload = Message::Hello(Hello {
         version: PROTOCOL_VERSION,
-        genesis,
+        genesis: spec().genesis_hash(),
         node_id: 666,
         listen: None,
-        tip: TipSummary {
-            hash: genesis,
-            height: Height(0),
-            work: Work(1),
-        },
+        tip: genesis_tip(),
         agent: "slow".into(),
     })
     .encode();
