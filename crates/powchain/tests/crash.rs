@@ -296,12 +296,11 @@ fn kill_9_while_syncing_and_reorganising_loses_nothing_announced() {
     let db = dir.0.join("node.redb");
     let mut kills = 0;
     let mut mid_way = 0;
-    let mut reorganised = false;
     // Rounds from an empty database: sync branch A under kills until caught up, then
     // reorganise onto B under kills until caught up; again until enough kills.
     while kills < iterations {
         let _ = std::fs::remove_file(&db);
-        reorganised = false;
+        let mut reorganised = false;
         for (phase, (_, address), length) in
             [("sync", &sources[0], 400u64), ("reorg", &sources[1], 600)]
         {
