@@ -309,7 +309,7 @@ fn kill_9_while_syncing_and_reorganising_loses_nothing_announced() {
             while !done {
                 iteration += 1;
                 assert!(iteration < 200, "{phase}: never caught up");
-                let tips = sync_and_kill(&db, &spec_file, &address, rng.random_range(30..400));
+                let tips = sync_and_kill(&db, &spec_file, address, rng.random_range(30..400));
                 kills += 1;
                 let store = RedbStore::open(&db).unwrap_or_else(|e| {
                     panic!("{phase} kill {iteration}: the database does not open: {e}")
