@@ -1,8 +1,13 @@
 //! Real network faults on a real kernel: three `powchain node` processes, each in its own Linux
 //! network namespace, in a line A — B — C over veth pairs. The B — C link is taken down (a
 //! partition); both sides mine; the link comes back; the nodes must agree on one tip and every
-//! transfer must be confirmed, the one mined only on the losing side included. Where the kernel
-//! has `netem`, the links also get delay and loss.
+//! transfer must be confirmed, the one mined only on the losing side included.
+//!
+//! Delay and loss: where the kernel has `netem`, on the A and C ends of the links. Where it
+//! does not, C reaches B through a delaying proxy in B's namespace (this test binary, run again
+//! as `netns_proxy`): every chunk waits 20 ms ± 5 ms, and 1% of them 200 ms more, the stall a
+//! lost segment costs TCP before its retransmission (a proxy inside a TCP stream cannot drop
+//! bytes, only delay them).
 //!
 //! Needs root and `ip netns` (iproute2). Without them the test says it was skipped, and why.
 
@@ -26,6 +31,61 @@ fn run(program: &str, args: &[&str]) -> (bool, String) {
     }
 }
 
+/// The delaying proxy: when `POWCHAIN_NETNS_PROXY` is `LISTEN>TARGET`, forwards every
+/// connection to LISTEN on to TARGET, delaying each chunk as the module docs say, until killed.
+/// Run as a test of its own so the test binary can start it inside a namespace; without the
+/// variable it does nothing.
+#[test]
+fn netns_proxy() {
+    let Ok(route) = std::env::var("POWCHAIN_NETNS_PROXY") else {
+        return;
+    };
+    let (listen, target) = route.split_once('>').expect("LISTEN>TARGET");
+    let listener = std::net::TcpListener::bind(listen).expect("the proxy listens");
+    println!("proxy listening");
+    let mut seed = 1u64;
+    for inbound in listener.incoming() {
+        let Ok(inbound) = inbound else { continue };
+        let Ok(outbound) = std::net::TcpStream::connect(target) else {
+            continue;
+        };
+        for (from, to) in [
+            (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+            (outbound, inbound),
+        ] {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut state = seed;
+            std::thread::spawn(move || pump(from, to, &mut state));
+        }
+    }
+}
+
+/// Copies `from` to `to` chunk by chunk, each after its delay.
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, state: &mut u64) {
+    use std::io::{Read, Write};
+    let mut buffer = vec![0u8; 64 * 1024];
+    while let Ok(read) = from.read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let draw = (*state >> 33) % 1_000;
+        let mut delay = 15 + draw % 11; // 20 ms ± 5 ms
+        if draw < 10 {
+            delay += 200; // 1%: a lost segment's retransmission stall
+        }
+        std::thread::sleep(Duration::from_millis(delay));
+        if to.write_all(&buffer[..read]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
 fn must(program: &str, args: &[&str]) {
     let (ok, err) = run(program, args);
     assert!(ok, "{program} {args:?}: {err}");
@@ -41,6 +101,16 @@ impl Drop for Net {
         for ns in &self.namespaces {
             let _ = run("ip", &["netns", "del", ns]);
         }
+    }
+}
+
+/// The proxy process, killed when dropped.
+struct KilledProxy(Child);
+
+impl Drop for KilledProxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -228,9 +298,38 @@ fn a_partition_between_namespaces_heals_and_loses_no_transfer() {
             break;
         }
     }
-    if netem {
+    // Without netem, C reaches B through the delaying proxy in B's namespace.
+    let mut c_dials = "10.77.2.1:9000".to_owned();
+    let _proxy = if netem {
         println!("netem: 20 ms ± 5 ms delay and 1% loss on the A and C ends");
-    }
+        None
+    } else {
+        let mut proxy = Command::new("ip")
+            .args(["netns", "exec", &b])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "netns_proxy",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("POWCHAIN_NETNS_PROXY", "10.77.2.1:9100>127.0.0.1:9000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the proxy starts");
+        let stdout = proxy.stdout.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        assert!(
+            lines.any(|l| l.is_ok_and(|l| l.contains("proxy listening"))),
+            "the proxy never listened"
+        );
+        std::thread::spawn(move || for _ in lines {});
+        println!("proxy: C reaches B with 20 ms ± 5 ms per chunk, 1% of chunks 200 ms more");
+        c_dials = "10.77.2.1:9100".to_owned();
+        Some(KilledProxy(proxy))
+    };
 
     let dir = Scratch::new("netns");
     let node_a = NsNode::start(&a, &dir.0.join("a"), &["--listen", "10.77.1.1:9000"]);
@@ -242,7 +341,7 @@ fn a_partition_between_namespaces_heals_and_loses_no_transfer() {
     let node_c = NsNode::start(
         &c,
         &dir.0.join("c"),
-        &["--listen", "10.77.2.2:9000", "--peers", "10.77.2.1:9000"],
+        &["--listen", "10.77.2.2:9000", "--peers", &c_dials],
     );
     let nodes = [&node_a, &node_b, &node_c];
     eventually("the line to connect", || {
