@@ -519,6 +519,8 @@ fn bench_load_confirms_every_accepted_transfer() {
         "confirmed_per_sec",
         "signature_verifications_per_sec",
         "ratio_to_verification",
+        "batch_verifications_per_sec",
+        "ratio_to_batch_verification",
         "peak_rss_mib",
     ] {
         assert!(load[key].as_f64().unwrap() > 0.0, "{key}: {load}");

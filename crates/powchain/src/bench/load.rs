@@ -3,10 +3,9 @@
 //! clients at once, then a wait until every accepted transfer is confirmed.
 //!
 //! Reported: transfers submitted, accepted, refused (with the node's reasons), confirmed, the
-//! sustained confirmed rate, the devnet's peak resident memory, and, measured in the same
-//! run, the rate at which one core verifies transfer signatures, the node's raw ceiling (the
-//! node verifies one signature at a time, so that is the reference; it has no batch
-//! verification). Each client owns some dev accounts and keeps at most `WINDOW` of each one's
+//! sustained confirmed rate, the devnet's peak resident memory, and two references measured
+//! on one core in the same run: batch signature verification (the machine's raw ceiling), and
+//! the one-at-a-time verification the node does. Each client owns some dev accounts and keeps at most `WINDOW` of each one's
 //! transfers pending, the mempool's bound on nonces ahead being 64. With the dev chain's ten
 //! accounts that caps the load at about 480 transfers per block interval (2 s once the
 //! difficulty has settled): the figure measures the node under that load, not its ceiling.
@@ -51,6 +50,11 @@ pub struct LoadReport {
     pub signature_verifications_per_sec: f64,
     /// `confirmed_per_sec / signature_verifications_per_sec`.
     pub ratio_to_verification: f64,
+    /// Signatures one core verifies per second in batches of 64 (ed25519-dalek's batch
+    /// verification), measured in this run: the machine's raw ceiling.
+    pub batch_verifications_per_sec: f64,
+    /// `confirmed_per_sec / batch_verifications_per_sec`.
+    pub ratio_to_batch_verification: f64,
     /// The devnet process's peak resident memory, MiB.
     pub peak_rss_mib: f64,
 }
@@ -78,6 +82,7 @@ pub fn measure(seconds: f64, progress: &dyn Fn(&str)) -> anyhow::Result<LoadRepo
     let chain_id = spec.genesis_hash();
     progress("signature verification (the reference)");
     let verify_rate = verification_rate(&chain_id);
+    let batch_rate = batch_verification_rate(&chain_id);
 
     progress("the API load on a 4-node devnet");
     let datadir = std::env::temp_dir().join(format!("powchain-load-{}", std::process::id()));
@@ -190,6 +195,8 @@ pub fn measure(seconds: f64, progress: &dyn Fn(&str)) -> anyhow::Result<LoadRepo
         confirmed_per_sec,
         signature_verifications_per_sec: verify_rate,
         ratio_to_verification: confirmed_per_sec / verify_rate,
+        batch_verifications_per_sec: batch_rate,
+        ratio_to_batch_verification: confirmed_per_sec / batch_rate,
         peak_rss_mib: peak_rss,
     })
 }
@@ -304,6 +311,48 @@ fn verification_rate(chain_id: &powchain_chain::BlockHash) -> f64 {
     verified as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Signatures of distinct transfers verified per second on one core in batches of 64.
+fn batch_verification_rate(chain_id: &powchain_chain::BlockHash) -> f64 {
+    const BATCH: usize = 64;
+    let transfers: Vec<_> = (0..BATCH as u64 * 16)
+        .map(|nonce| {
+            UnsignedTransfer {
+                to: Keypair::dev(1).address(),
+                amount: Amount(1),
+                fee: Amount(1),
+                nonce,
+                memo: Memo::default(),
+            }
+            .sign(&Keypair::dev(nonce % 10), chain_id)
+        })
+        .collect();
+    let messages: Vec<Vec<u8>> = transfers
+        .iter()
+        .map(|t| t.signing_bytes(chain_id))
+        .collect();
+    let signatures: Vec<ed25519_dalek::Signature> = transfers
+        .iter()
+        .map(|t| ed25519_dalek::Signature::from_bytes(&t.signature.0))
+        .collect();
+    let keys: Vec<ed25519_dalek::VerifyingKey> = transfers
+        .iter()
+        .filter_map(|t| ed25519_dalek::VerifyingKey::from_bytes(&t.from.0).ok())
+        .collect();
+    let start = Instant::now();
+    let mut verified = 0u64;
+    while start.elapsed() < Duration::from_secs(2) {
+        for chunk in 0..transfers.len() / BATCH {
+            let range = chunk * BATCH..(chunk + 1) * BATCH;
+            let batch: Vec<&[u8]> = messages[range.clone()].iter().map(Vec::as_slice).collect();
+            if ed25519_dalek::verify_batch(&batch, &signatures[range.clone()], &keys[range]).is_ok()
+            {
+                verified += BATCH as u64;
+            }
+        }
+    }
+    verified as f64 / start.elapsed().as_secs_f64()
+}
+
 /// The resident memory high-water mark of process `pid`, MiB (0 where /proc has none).
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -339,6 +388,11 @@ pub fn print(report: &LoadReport, out: &mut impl std::io::Write) -> std::io::Res
         report.confirmed_per_sec,
         report.ratio_to_verification,
         report.signature_verifications_per_sec
+    )?;
+    writeln!(
+        out,
+        "  = {:.4} x one core's batch verification ({:.0}/s, batches of 64)",
+        report.ratio_to_batch_verification, report.batch_verifications_per_sec
     )?;
     writeln!(out, "  devnet peak RSS {:.1} MiB", report.peak_rss_mib)
 }
