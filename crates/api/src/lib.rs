@@ -135,6 +135,14 @@ impl ApiEvent {
         })
     }
 
+    /// Sends the stream's view of `event` to its subscribers, if it carries such events
+    /// (having no subscriber is not an error).
+    pub fn publish(events: &broadcast::Sender<ApiEvent>, event: &Event) {
+        if let Some(api_event) = ApiEvent::from_event(event) {
+            let _ = events.send(api_event);
+        }
+    }
+
     /// The event's name in the stream.
     pub fn name(&self) -> &'static str {
         match self {

@@ -101,11 +101,7 @@ pub fn render<S: Store>(node: &Node<S>, mining: MiningStatus) -> String {
     page.gauge(
         "powchain_miner_hash_rate",
         "Hashes per second of this node's miner over the last seconds (0 when idle).",
-        if mining.working {
-            mining.hash_rate
-        } else {
-            0.0
-        },
+        mining.hash_rate,
     );
     page.counter(
         "powchain_miner_hashes_total",

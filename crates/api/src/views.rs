@@ -74,11 +74,7 @@ impl StatusView {
             automine: node.is_automining(),
             mining: mining.working,
             miner_threads: mining.threads,
-            miner_hash_rate: if mining.working {
-                mining.hash_rate
-            } else {
-                0.0
-            },
+            miner_hash_rate: mining.hash_rate,
             network_hash_rate: network_hash_rate(node),
             downloading: node.download_queue_len(),
             fee_min: spec.fee_min.0,

@@ -55,9 +55,7 @@ fn start_node(id: u64) -> Api {
     let forward = events.clone();
     tokio::spawn(async move {
         while let Some(event) = node_events.recv().await {
-            if let Some(event) = ApiEvent::from_event(&event) {
-                let _ = forward.send(event);
-            }
+            ApiEvent::publish(&forward, &event);
         }
     });
     let state = ApiState {

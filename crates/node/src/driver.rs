@@ -103,7 +103,7 @@ pub struct MiningStatus {
     /// Hashes tried since the node started.
     pub hashes: u64,
     /// Hashes per second while working: over the last measuring window (a few seconds), or
-    /// over the time since work began when that is shorter.
+    /// over the time since work began when that is shorter. 0 while not working.
     pub hash_rate: f64,
 }
 

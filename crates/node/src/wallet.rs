@@ -158,20 +158,33 @@ impl Wallet {
                 key.address()
             ));
         }
-        let temporary = self.path.with_extension("tmp");
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&temporary).map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&temporary, &self.path).map_err(io)
+        write_private(&self.path, text.as_bytes()).map_err(io)
     }
+}
+
+/// Writes `bytes` to `path`, readable by this user only (0600), replacing the file whole: they
+/// go to a temporary file beside it first, which is synced and renamed over it, so a crash
+/// leaves the old file or the new one. The mode is set even on a temporary file left behind
+/// with a looser one. The wallet and the API's cookie file are written this way.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temporary)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)
 }
 
 #[cfg(test)]

@@ -73,10 +73,9 @@ struct Api {
 
 impl ClientArgs {
     fn datadir(&self) -> PathBuf {
-        self.datadir.clone().unwrap_or_else(|| match self.id {
-            Some(id) => PathBuf::from("powchain-data").join(format!("node-{id}")),
-            None => PathBuf::from("powchain-data"),
-        })
+        self.datadir
+            .clone()
+            .unwrap_or_else(|| crate::node::default_datadir(self.id))
     }
 
     fn connect(&self) -> anyhow::Result<Api> {
@@ -340,7 +339,8 @@ pub fn balance(args: &ClientArgs, who: &str) -> anyhow::Result<()> {
 /// `powchain send`: signs here, submits there.
 pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
     let api = args.connect()?;
-    let key = match send
+    // The key, and the sender's account when it was already fetched.
+    let (key, sender) = match send
         .from
         .strip_prefix("dev:")
         .unwrap_or(&send.from)
@@ -352,7 +352,7 @@ pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
             if account["address"].as_str() != Some(key.address().to_string().as_str()) {
                 bail!("the node's dev account {index} is not this build's: different chains?");
             }
-            key
+            (key, Some(account))
         }
         Err(_) => {
             let address: Address = send
@@ -364,14 +364,15 @@ pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| args.datadir().join("wallet.keys"));
             let wallet = Wallet::open(&path)?;
-            wallet
+            let key = wallet
                 .keys()
                 .iter()
                 .find(|key| key.address() == address)
                 .cloned()
                 .with_context(|| {
                     format!("the wallet {} has no key for {address}", path.display())
-                })?
+                })?;
+            (key, None)
         }
     };
     let to: Address = api.get(&account_path(&send.to)?)?["address"]
@@ -386,7 +387,11 @@ pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
     let fee = send
         .fee
         .unwrap_or_else(|| status["fee_min"].as_u64().unwrap_or(0));
-    let nonce = api.get(&format!("/api/v1/accounts/{}", key.address()))?["next_nonce"]
+    let sender = match sender {
+        Some(account) => account,
+        None => api.get(&format!("/api/v1/accounts/{}", key.address()))?,
+    };
+    let nonce = sender["next_nonce"]
         .as_u64()
         .context("the node did not say the sender's next nonce")?;
     let memo = Memo::new(send.memo.clone().into_bytes())

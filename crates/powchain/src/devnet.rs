@@ -225,10 +225,8 @@ async fn devnet(
         let api_events = api.as_ref().map(|api| api.events.clone());
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if let Some(api) = &api_events
-                    && let Some(api_event) = ApiEvent::from_event(&event)
-                {
-                    let _ = api.send(api_event);
+                if let Some(api) = &api_events {
+                    ApiEvent::publish(api, &event);
                 }
                 if sender.send((index, Instant::now(), event)).is_err() {
                     return;

@@ -107,6 +107,39 @@ fn mine_and_kill(
     announced
 }
 
+/// Opens the database after a kill; it must open, as a chain.
+fn reopen(db: &Path, spec: &ChainSpec, when: &str) -> Chain<RedbStore> {
+    let store =
+        RedbStore::open(db).unwrap_or_else(|e| panic!("{when}: the database does not open: {e}"));
+    Chain::open(spec.clone(), store, ChainConfig::default())
+        .unwrap_or_else(|e| panic!("{when}: the chain does not open: {e}"))
+}
+
+/// The stored accounts must equal a replay of the best chain from genesis.
+fn assert_state_is_a_replay(chain: &Chain<RedbStore>, spec: &ChainSpec, when: &str) {
+    let empty = BTreeMap::new();
+    let mut replayed = StateOverlay::new(&empty);
+    for height in 0..=chain.tip().height.0 {
+        let block = chain
+            .block_at(Height(height))
+            .unwrap()
+            .expect("best-chain block");
+        replayed
+            .connect_block(&block.txs, spec)
+            .unwrap_or_else(|e| panic!("{when}: block {height} replays: {e}"));
+    }
+    let replayed: BTreeMap<_, _> = replayed
+        .into_changes()
+        .into_iter()
+        .filter_map(|(address, account)| account.map(|a| (address, a)))
+        .collect();
+    let stored: BTreeMap<_, _> = chain.store().all_accounts().unwrap().into_iter().collect();
+    assert_eq!(
+        stored, replayed,
+        "{when}: state is not a replay of the chain"
+    );
+}
+
 #[test]
 fn kill_9_loses_nothing_announced() {
     let iterations = env_number("POWCHAIN_CRASH_ITERATIONS", 20);
@@ -130,10 +163,7 @@ fn kill_9_loses_nothing_announced() {
         };
         announced.extend(mine_and_kill(&db, &spec_file, iteration, wanted, extra));
 
-        let store = RedbStore::open(&db)
-            .unwrap_or_else(|e| panic!("iteration {iteration}: the database does not open: {e}"));
-        let chain = Chain::open(spec.clone(), store, ChainConfig::default())
-            .unwrap_or_else(|e| panic!("iteration {iteration}: the chain does not open: {e}"));
+        let chain = reopen(&db, &spec, &format!("iteration {iteration}"));
         for (height, hash) in &announced {
             assert_eq!(
                 chain.tree().best_at(*height),
@@ -147,27 +177,7 @@ fn kill_9_loses_nothing_announced() {
         if tip.height > last_announced {
             committed_unannounced += 1;
         }
-        let empty = BTreeMap::new();
-        let mut replayed = StateOverlay::new(&empty);
-        for height in 0..=tip.height.0 {
-            let block = chain
-                .block_at(Height(height))
-                .unwrap()
-                .expect("best-chain block");
-            replayed
-                .connect_block(&block.txs, &spec)
-                .unwrap_or_else(|e| panic!("iteration {iteration}: block {height} replays: {e}"));
-        }
-        let replayed: BTreeMap<_, _> = replayed
-            .into_changes()
-            .into_iter()
-            .filter_map(|(address, account)| account.map(|a| (address, a)))
-            .collect();
-        let stored: BTreeMap<_, _> = chain.store().all_accounts().unwrap().into_iter().collect();
-        assert_eq!(
-            stored, replayed,
-            "iteration {iteration}: state is not a replay of the chain"
-        );
+        assert_state_is_a_replay(&chain, &spec, &format!("iteration {iteration}"));
     }
     eprintln!(
         "kill -9: {iterations} kills, {} blocks announced, 0 lost, state = replay every time; \
@@ -311,13 +321,7 @@ fn kill_9_while_syncing_and_reorganising_loses_nothing_announced() {
                 assert!(iteration < 200, "{phase}: never caught up");
                 let tips = sync_and_kill(&db, &spec_file, address, rng.random_range(30..400));
                 kills += 1;
-                let store = RedbStore::open(&db).unwrap_or_else(|e| {
-                    panic!("{phase} kill {iteration}: the database does not open: {e}")
-                });
-                let chain = Chain::open(spec.clone(), store, ChainConfig::default())
-                    .unwrap_or_else(|e| {
-                        panic!("{phase} kill {iteration}: the chain does not open: {e}")
-                    });
+                let chain = reopen(&db, &spec, &format!("{phase} kill {iteration}"));
                 let tip = chain.tip();
                 if let Some((height, short)) = tips.last() {
                     let on_best = chain
@@ -333,30 +337,7 @@ fn kill_9_while_syncing_and_reorganising_loses_nothing_announced() {
                 if phase == "reorg" && tips.iter().any(|(h, _)| *h > 400) {
                     reorganised = true;
                 }
-                let empty = BTreeMap::new();
-                let mut replayed = StateOverlay::new(&empty);
-                for height in 0..=tip.height.0 {
-                    let block = chain
-                        .block_at(Height(height))
-                        .unwrap()
-                        .expect("best-chain block");
-                    replayed
-                        .connect_block(&block.txs, &spec)
-                        .unwrap_or_else(|e| {
-                            panic!("{phase} kill {iteration}: block {height} replays: {e}")
-                        });
-                }
-                let replayed: BTreeMap<_, _> = replayed
-                    .into_changes()
-                    .into_iter()
-                    .filter_map(|(address, account)| account.map(|a| (address, a)))
-                    .collect();
-                let stored: BTreeMap<_, _> =
-                    chain.store().all_accounts().unwrap().into_iter().collect();
-                assert_eq!(
-                    stored, replayed,
-                    "{phase} kill {iteration}: state is not a replay"
-                );
+                assert_state_is_a_replay(&chain, &spec, &format!("{phase} kill {iteration}"));
                 // A kill that left the node short of the source's tip landed mid-sync (or
                 // mid-reorganisation).
                 if tip.height.0 < length {

@@ -133,10 +133,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             .datadir
             .clone()
             .or(beside_db)
-            .unwrap_or_else(|| match args.id {
-                Some(id) => PathBuf::from("powchain-data").join(format!("node-{id}")),
-                None => PathBuf::from("powchain-data"),
-            });
+            .unwrap_or_else(|| default_datadir(args.id));
         std::fs::create_dir_all(&datadir)
             .with_context(|| format!("cannot create {}", datadir.display()))?;
         let db = args
@@ -150,6 +147,15 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             datadir.join("wallet.keys").display()
         );
         runtime.block_on(serve(args, rpc, chain, Some(datadir)))
+    }
+}
+
+/// Where a node keeps its files without --datadir or --db: `powchain-data`, or
+/// `powchain-data/node-N` for node N (the clients look there too).
+pub(crate) fn default_datadir(id: Option<u32>) -> PathBuf {
+    match id {
+        Some(id) => PathBuf::from("powchain-data").join(format!("node-{id}")),
+        None => PathBuf::from("powchain-data"),
     }
 }
 
@@ -467,11 +473,8 @@ async fn print_events<S: Store + 'static>(
                     bar.set_message(format!("{blocks_per_sec:.0} blocks/s"));
                 }
                 Some(event) => {
-                    if let Some(api) = &api
-                        && let Some(api_event) = ApiEvent::from_event(&event)
-                    {
-                        // No subscribers is not an error.
-                        let _ = api.send(api_event);
+                    if let Some(api) = &api {
+                        ApiEvent::publish(api, &event);
                     }
                     if let (Some(done), Event::TipChanged { .. }) = (&bar, &event) {
                         let caught_up = handle

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use powchain_api::{ApiEvent, ApiState, EVENTS_BUFFERED};
 use powchain_chain::{ChainSpec, Store};
 use powchain_node::driver::Handle;
+use powchain_node::wallet;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -137,31 +138,10 @@ impl Rpc {
     }
 }
 
-/// Writes `text` to `path`, readable by this user only, replacing it whole (written to a
-/// temporary file first, then renamed over).
+/// Writes a private file of the node's data directory (see [`wallet::write_private`]).
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let temporary = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&temporary)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    #[cfg(unix)]
-    {
-        // An old file of that name keeps its mode through `open`: set it.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
+    wallet::write_private(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
