@@ -3,15 +3,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use powchain_protocol::Message;
+use powchain_protocol::Received;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(message) = Message::decode(data) else {
+    let Ok(message) = Received::decode(data).message else {
         return;
     };
     assert!(message.check_bounds().is_ok());
     let encoded = message.encode();
     assert_eq!(encoded.len(), message.encoded_len());
-    let again = Message::decode(&encoded).expect("our own encoding decodes");
+    let again = Received::decode(&encoded)
+        .message
+        .expect("our own encoding decodes");
     assert_eq!(again, message);
 });

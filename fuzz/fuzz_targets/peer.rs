@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use powchain_chain::Timestamp;
-use powchain_protocol::{Direction, Message, Node, NodeConfig, Output, PeerInfo};
+use powchain_protocol::{Direction, Node, NodeConfig, Output, PeerInfo, Received};
 
 fuzz_target!(|data: &[u8]| {
     let mut node = Node::new(NodeConfig::new(1), powchain_fuzz::chain(), 1);
@@ -24,11 +24,7 @@ fuzz_target!(|data: &[u8]| {
         let frame = &rest[2..(2 + length).min(rest.len())];
         rest = &rest[(2 + length).min(rest.len())..];
         now = Timestamp(now.0 + 250);
-        node.frame_received(7, frame.len());
-        match Message::decode(frame) {
-            Ok(message) => node.message_received(7, message, now),
-            Err(error) => node.bad_frame(7, &error, now),
-        }
+        node.frame_received(7, Received::decode(frame), now);
         node.tick(now);
         for output in node.outputs() {
             match output {

@@ -10,8 +10,9 @@
 //! ```
 //!
 //! One task owns the node and feeds it every input in order: the seed's single sequential
-//! main process. Frames are a u32 big-endian length and a postcard message; the length is
-//! checked against `FRAME_BYTES_MAX` before any buffer is allocated. A peer whose outbound
+//! main process. Frames are the protocol crate's (`powchain_protocol::frame`: a u32
+//! big-endian length and a postcard message, the length checked against `FRAME_BYTES_MAX`
+//! before any buffer is allocated); [`FrameCodec`] only moves them between sockets and it. A peer whose outbound
 //! queue is full is too slow and is disconnected rather than buffered without bound.
 
 use std::collections::HashMap;
@@ -21,18 +22,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use powchain_chain::{Store, Timestamp};
-use powchain_protocol::message::FRAME_BYTES_MAX;
-use powchain_protocol::{
-    Command, Direction, Event, Message, MessageError, Node, Output, PeerId, PeerInfo,
-};
+use powchain_protocol::frame::{self, Received};
+use powchain_protocol::{Command, Direction, Event, Node, Output, PeerId, PeerInfo};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 
 use crate::miner::{Miner, MinerConfig, Solution};
 
@@ -224,15 +223,10 @@ enum Input {
         address: String,
         reason: String,
     },
-    Message {
+    /// One frame, decoded or not.
+    Frame {
         peer: PeerId,
-        message: Message,
-        bytes: usize,
-    },
-    BadFrame {
-        peer: PeerId,
-        error: MessageError,
-        bytes: usize,
+        frame: Received,
     },
     Closed {
         peer: PeerId,
@@ -255,14 +249,48 @@ struct Connection {
 /// How long writing one frame (or flushing at the end) may take before the peer is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The frame codec: a 4-byte big-endian length, then the payload; a length over
-/// `FRAME_BYTES_MAX` is an error before anything is allocated for it.
-pub fn frame_codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .big_endian()
-        .max_frame_length(FRAME_BYTES_MAX)
-        .new_codec()
+/// The protocol's frames (`powchain_protocol::frame`) as a tokio codec: in, a
+/// [`Received`] per frame, the length checked against the maximum before anything is
+/// allocated for it; out, frames already encoded with their length.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FrameCodec;
+
+impl Decoder for FrameCodec {
+    type Item = Received;
+    type Error = io::Error;
+
+    fn decode(&mut self, buffer: &mut BytesMut) -> io::Result<Option<Received>> {
+        match frame::split(buffer) {
+            Ok(Some(end)) => {
+                let whole = buffer.split_to(end);
+                Ok(Some(Received::decode(&whole[frame::LENGTH_PREFIX_BYTES..])))
+            }
+            Ok(None) => {
+                // Room for the rest of this frame (its length was checked), or a prefix.
+                let wanted = buffer
+                    .first_chunk::<{ frame::LENGTH_PREFIX_BYTES }>()
+                    .map_or(frame::LENGTH_PREFIX_BYTES, |prefix| {
+                        frame::LENGTH_PREFIX_BYTES + u32::from_be_bytes(*prefix) as usize
+                    });
+                buffer.reserve(wanted.saturating_sub(buffer.len()));
+                Ok(None)
+            }
+            // The stream cannot be read past a bad length: hand the node the error, once.
+            Err(error) => {
+                buffer.clear();
+                Ok(Some(Received::error(error)))
+            }
+        }
+    }
+}
+
+impl Encoder<Bytes> for FrameCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, frame: Bytes, buffer: &mut BytesMut) -> io::Result<()> {
+        buffer.extend_from_slice(&frame);
+        Ok(())
+    }
 }
 
 /// Runs the node until `shutdown` turns true; returns it for inspection. Events go to
@@ -327,14 +355,7 @@ pub async fn run<S: Store + Send + 'static>(
             Some(input) = input_queue.recv() => match input {
                 Input::Connected { stream, info } => io.connect(&mut node, stream, info),
                 Input::DialFailed { address, reason } => node.connect_failed(&address, &reason, now()),
-                Input::Message { peer, message, bytes } => {
-                    node.frame_received(peer, bytes);
-                    node.message_received(peer, message, now());
-                }
-                Input::BadFrame { peer, error, bytes } => {
-                    node.frame_received(peer, bytes);
-                    node.bad_frame(peer, &error, now());
-                }
+                Input::Frame { peer, frame } => node.frame_received(peer, frame, now()),
                 Input::Closed { peer } => {
                     io.drop_connection(peer);
                     node.peer_disconnected(peer, now());
@@ -519,14 +540,15 @@ impl Io {
                 let Some(connection) = self.connections.get(&peer) else {
                     return;
                 };
-                let bytes = Bytes::from(message.encode());
+                let bytes = Bytes::from(frame::encode(&message));
                 let size = bytes.len();
                 let queued = connection.queued.load(Ordering::Relaxed);
                 let fits = queued + size <= self.queue_bytes_max
                     && connection.outgoing.try_send(Outgoing::Frame(bytes)).is_ok();
                 if fits {
                     connection.queued.fetch_add(size, Ordering::Relaxed);
-                    node.frame_sent(peer, size);
+                    // Payload bytes, as the node counts what it receives.
+                    node.frame_sent(peer, size - frame::LENGTH_PREFIX_BYTES);
                 } else {
                     // Too slow to keep up (or gone): let it go rather than buffer.
                     if let Some(connection) = self.connections.remove(&peer) {
@@ -624,24 +646,15 @@ fn spawn_connection(
     let (reader, writer) = match stream {
         Stream::Tcp(stream) => {
             let (read, write) = stream.into_split();
-            (
-                tokio::spawn(read_frames(peer, read, inputs)),
-                tokio::spawn(write_frames(write, queue, queued.clone())),
-            )
+            spawn_halves(peer, read, write, inputs, queue, &queued)
         }
         Stream::Unix(stream) => {
             let (read, write) = stream.into_split();
-            (
-                tokio::spawn(read_frames(peer, read, inputs)),
-                tokio::spawn(write_frames(write, queue, queued.clone())),
-            )
+            spawn_halves(peer, read, write, inputs, queue, &queued)
         }
         Stream::Memory(stream) => {
             let (read, write) = tokio::io::split(stream);
-            (
-                tokio::spawn(read_frames(peer, read, inputs)),
-                tokio::spawn(write_frames(write, queue, queued.clone())),
-            )
+            spawn_halves(peer, read, write, inputs, queue, &queued)
         }
     };
     let connection = Connection {
@@ -653,32 +666,30 @@ fn spawn_connection(
     (connection, writer)
 }
 
+/// The reader and writer tasks of one connection.
+fn spawn_halves<R, W>(
+    peer: PeerId,
+    read: R,
+    write: W,
+    inputs: mpsc::Sender<Input>,
+    queue: mpsc::Receiver<Outgoing>,
+    queued: &Arc<AtomicUsize>,
+) -> (JoinHandle<()>, JoinHandle<()>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    (
+        tokio::spawn(read_frames(peer, read, inputs)),
+        tokio::spawn(write_frames(write, queue, queued.clone())),
+    )
+}
+
 async fn read_frames<R: AsyncRead + Unpin>(peer: PeerId, read: R, inputs: mpsc::Sender<Input>) {
-    let mut frames = FramedRead::new(read, frame_codec());
-    while let Some(frame) = frames.next().await {
-        let input = match frame {
-            Ok(frame) => match Message::decode(&frame) {
-                Ok(message) => Input::Message {
-                    peer,
-                    message,
-                    bytes: frame.len(),
-                },
-                Err(error) => Input::BadFrame {
-                    peer,
-                    error,
-                    bytes: frame.len(),
-                },
-            },
-            // The codec refuses a length over the maximum before allocating for it.
-            Err(error) if error.kind() == io::ErrorKind::InvalidData => Input::BadFrame {
-                peer,
-                error: MessageError::Undecodable(format!("frame: {error}")),
-                bytes: 0,
-            },
-            Err(_) => break,
-        };
-        let stop = matches!(input, Input::BadFrame { .. });
-        if inputs.send(input).await.is_err() || stop {
+    let mut frames = FramedRead::new(read, FrameCodec);
+    while let Some(Ok(frame)) = frames.next().await {
+        let stop = frame.message.is_err();
+        if inputs.send(Input::Frame { peer, frame }).await.is_err() || stop {
             return;
         }
     }
@@ -690,7 +701,7 @@ async fn write_frames<W: AsyncWrite + Unpin>(
     mut queue: mpsc::Receiver<Outgoing>,
     queued: Arc<AtomicUsize>,
 ) {
-    let mut frames = FramedWrite::new(write, frame_codec());
+    let mut frames = FramedWrite::new(write, FrameCodec);
     while let Some(outgoing) = queue.recv().await {
         match outgoing {
             Outgoing::Frame(bytes) => {

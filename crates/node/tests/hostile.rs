@@ -15,6 +15,7 @@ use powchain_chain::{
 };
 use powchain_node::driver::{self, DriverConfig, Handle, now};
 use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
+use powchain_protocol::frame::{self, Received};
 use powchain_protocol::{Command, Event, Node, NodeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -154,10 +155,7 @@ impl Hostile {
     }
 
     async fn send(&mut self, message: &Message) {
-        let payload = message.encode();
-        let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
-        bytes.extend_from_slice(&payload);
-        self.raw(&bytes).await;
+        self.raw(&frame::encode(message)).await;
     }
 
     /// A correct hello (this network, this version, a fresh id, genesis as tip), changed by
@@ -185,7 +183,7 @@ impl Hostile {
         let mut payload = vec![0u8; u32::from_be_bytes(length) as usize];
         self.stream.read_exact(&mut payload).await.ok()?;
         self.seen.extend_from_slice(&payload);
-        Message::decode(&payload).ok()
+        Received::decode(&payload).message.ok()
     }
 
     /// Answers the node as a peer with `blocks` would (headers, blocks, pongs) until it hangs

@@ -13,6 +13,7 @@ use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
 use powchain_node::miner::MinerConfig;
 use powchain_node::sha512::Backend;
 use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
+use powchain_protocol::frame::{self, Received};
 use powchain_protocol::{Command, Event, Node, NodeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -304,19 +305,14 @@ async fn goodbye_of(stream: &mut TcpStream) -> Option<String> {
         if stream.read_exact(&mut payload).await.is_err() {
             return last;
         }
-        if let Ok(Message::Goodbye { reason }) = Message::decode(&payload) {
+        if let Ok(Message::Goodbye { reason }) = Received::decode(&payload).message {
             last = Some(reason);
         }
     }
 }
 
 async fn send_frame(stream: &mut TcpStream, message: &Message) {
-    let payload = message.encode();
-    stream
-        .write_all(&(payload.len() as u32).to_be_bytes())
-        .await
-        .unwrap();
-    stream.write_all(&payload).await.unwrap();
+    stream.write_all(&frame::encode(message)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,8 @@
 //! state machine that answers them.
 //!
 //! - [`message`]: every message, its bounds, and its postcard encoding.
+//! - [`frame`]: the wire boundary: frames in and out, every bound checked once, one
+//!   [`frame::Received`] per frame for the node.
 //! - [`peer`]: what the node keeps per connection, and the reasons it disconnects.
 //! - [`address_book`]: known peer addresses, verified before they are passed on.
 //! - [`node`]: the state machine. The tokio driver (node crate) and the simulator feed it
@@ -9,10 +11,12 @@
 
 pub mod address_book;
 mod download;
+pub mod frame;
 pub mod message;
 pub mod node;
 pub mod peer;
 
+pub use frame::Received;
 pub use message::{Hello, Message, MessageError, PROTOCOL_VERSION, TipSummary};
 pub use node::{Command, Event, Node, NodeConfig, NodeStats, Output, PeerSummary};
 pub use peer::{Direction, DisconnectReason, PeerId, PeerInfo};

@@ -1,8 +1,9 @@
 //! Peer messages: what nodes say to each other, and the bounds every message must keep.
 //!
 //! On the wire a message is postcard inside a frame (a u32 big-endian length, then the
-//! bytes; see `crate::frame`). Decoding checks the frame size first and every count after,
-//! so an oversized or overfull message is an error before it is acted on.
+//! bytes). `crate::frame` is the only way in: it checks the frame size first and then
+//! [`Message::check_bounds`], so an oversized or overfull message is an error before it is
+//! acted on.
 //!
 //! | message | seed name | purpose |
 //! |---|---|---|
@@ -186,17 +187,6 @@ impl Message {
             .unwrap_or_default()
     }
 
-    /// Decodes a frame's payload and checks every bound.
-    pub fn decode(payload: &[u8]) -> Result<Message, MessageError> {
-        if payload.len() > FRAME_BYTES_MAX {
-            return Err(MessageError::FrameTooLarge(payload.len()));
-        }
-        let message: Message =
-            postcard::from_bytes(payload).map_err(|e| MessageError::Undecodable(e.to_string()))?;
-        message.check_bounds()?;
-        Ok(message)
-    }
-
     /// Checks every count and length against its limit.
     pub fn check_bounds(&self) -> Result<(), MessageError> {
         let limit = |what, count, max| {
@@ -248,6 +238,12 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::frame::Received;
+
+    /// What the frame module makes of `payload`.
+    fn decode(payload: &[u8]) -> Result<Message, MessageError> {
+        Received::decode(payload).message
+    }
 
     fn hello() -> Hello {
         Hello {
@@ -278,7 +274,7 @@ mod tests {
                 reason: "bye".into(),
             },
         ] {
-            assert_eq!(Message::decode(&message.encode()), Ok(message));
+            assert_eq!(decode(&message.encode()), Ok(message));
         }
     }
 
@@ -286,7 +282,7 @@ mod tests {
     fn bounds_are_checked_on_decode() {
         let too_many = Message::Addresses(vec!["a".into(); ADDRESSES_PER_MESSAGE_MAX + 1]);
         assert!(matches!(
-            Message::decode(&too_many.encode()),
+            decode(&too_many.encode()),
             Err(MessageError::OverLimit {
                 what: "addresses",
                 ..
@@ -296,20 +292,20 @@ mod tests {
             message: "x".repeat(ECHO_BYTES_MAX + 1),
         };
         assert!(matches!(
-            Message::decode(&long_echo.encode()),
+            decode(&long_echo.encode()),
             Err(MessageError::OverLimit { what: "echo", .. })
         ));
         let locator = Message::GetHeaders {
             locator: vec![BlockHash::ZERO; LOCATOR_HASHES_MAX + 1],
         };
-        assert!(Message::decode(&locator.encode()).is_err());
+        assert!(decode(&locator.encode()).is_err());
         assert_eq!(
-            Message::decode(&vec![0; FRAME_BYTES_MAX + 1]),
+            decode(&vec![0; FRAME_BYTES_MAX + 1]),
             Err(MessageError::FrameTooLarge(FRAME_BYTES_MAX + 1))
         );
         // An unknown message kind.
         assert!(matches!(
-            Message::decode(&[200, 1]),
+            decode(&[200, 1]),
             Err(MessageError::Undecodable(_))
         ));
     }
@@ -317,7 +313,7 @@ mod tests {
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
-            let _ = Message::decode(&bytes);
+            let _ = decode(&bytes);
         }
     }
 }

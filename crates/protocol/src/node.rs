@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  driver ──peer_connected / connect_failed / peer_disconnected──┐
-//!         ──message_received / bad_frame──────────────────────────┤
+//!         ──frame_received (one per frame, decoded or not)─────────┤
 //!         ──command (user) / tick(now) / block_mined──────────────┤
 //!                                                                 v
 //!                     Node { chain, mempool, peers, address book, download queue }
@@ -42,9 +42,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::address_book::AddressBook;
 use crate::download::{Download, Wanted};
+use crate::frame::Received;
 use crate::message::{
     ADDRESSES_PER_MESSAGE_MAX, BLOCKS_MESSAGE_BYTES_MAX, BLOCKS_PER_MESSAGE_MAX,
-    HEADERS_PER_MESSAGE_MAX, Hello, LOCATOR_HASHES_MAX, Message, MessageError, PROTOCOL_VERSION,
+    HEADERS_PER_MESSAGE_MAX, Hello, LOCATOR_HASHES_MAX, Message, PROTOCOL_VERSION,
     REASON_BYTES_MAX, TRANSFERS_PER_MESSAGE_MAX, TipSummary,
 };
 use crate::peer::{Direction, DisconnectReason, Peer, PeerId, PeerInfo};
@@ -510,15 +511,6 @@ impl<S: Store> Node<S> {
         self.stats
     }
 
-    /// The transport received a frame of `bytes` from `peer` (counted before decoding, so
-    /// garbage counts too).
-    pub fn frame_received(&mut self, peer: PeerId, bytes: usize) {
-        self.stats.bytes_in += bytes as u64;
-        if let Some(state) = self.peers.get_mut(&peer) {
-            state.bytes_in += bytes as u64;
-        }
-    }
-
     /// The transport queued a frame of `bytes` for `peer`.
     pub fn frame_sent(&mut self, peer: PeerId, bytes: usize) {
         self.stats.bytes_out += bytes as u64;
@@ -703,13 +695,24 @@ impl<S: Store> Node<S> {
 
     // ---- messages ----------------------------------------------------------------------
 
-    /// A frame from `peer` could not be decoded or broke a bound: a disconnect and a ban.
-    pub fn bad_frame(&mut self, peer: PeerId, error: &MessageError, now: Timestamp) {
-        self.disconnect(peer, DisconnectReason::BadMessage(error.to_string()), now);
+    /// A frame from `peer`: one input per frame, whether it decoded or not. Its bytes are
+    /// counted first (garbage counts too); bytes that are not a message within its bounds
+    /// (`crate::frame` checked them) get a disconnect and a ban.
+    pub fn frame_received(&mut self, peer: PeerId, frame: Received, now: Timestamp) {
+        let bytes = frame.bytes as u64;
+        self.stats.bytes_in += bytes;
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.bytes_in += bytes;
+        }
+        match frame.message {
+            Ok(message) => self.message_received(peer, message, now),
+            Err(error) => {
+                self.disconnect(peer, DisconnectReason::BadMessage(error.to_string()), now)
+            }
+        }
     }
 
-    /// A message from `peer`.
-    pub fn message_received(&mut self, peer: PeerId, message: Message, now: Timestamp) {
+    fn message_received(&mut self, peer: PeerId, message: Message, now: Timestamp) {
         let per_second = self.config.messages_per_second_max;
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
@@ -722,9 +725,6 @@ impl<S: Store> Node<S> {
         );
         if !answer && !state.count_message(now, per_second) {
             return self.disconnect(peer, DisconnectReason::Flood, now);
-        }
-        if let Err(error) = message.check_bounds() {
-            return self.bad_frame(peer, &error, now);
         }
         let ready = state.is_ready();
         match message {

@@ -8,6 +8,7 @@ use powchain_chain::{
     Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Header, Keypair,
     MemStore, Memo, Store, Timestamp, Transfer, UnsignedTransfer, miner,
 };
+use powchain_protocol::frame::{self, Received};
 use powchain_protocol::{
     Command, Direction, DisconnectReason, Event, Message, Node, NodeConfig, Output, PeerId,
     PeerInfo,
@@ -137,9 +138,11 @@ impl Net {
                         return;
                     }
                     // As on the wire: encoded, decoded, bounds checked.
-                    let decoded = Message::decode(&message.encode()).expect("our messages decode");
-                    self.delivered.push((index, other, decoded.clone()));
-                    self.nodes[other].message_received(other_peer, decoded, now);
+                    let frame = frame::encode(&message);
+                    let received = Received::decode(&frame[frame::LENGTH_PREFIX_BYTES..]);
+                    let decoded = received.message.clone().expect("our messages decode");
+                    self.delivered.push((index, other, decoded));
+                    self.nodes[other].frame_received(other_peer, received, now);
                 }
             }
             Output::Disconnect { peer, .. } => {
@@ -197,9 +200,15 @@ impl Net {
     /// Injects a message into `index` as if sent by its peer `peer`.
     fn inject(&mut self, index: usize, peer: PeerId, message: Message) {
         let now = self.now;
-        self.nodes[index].message_received(peer, message, now);
+        receive(&mut self.nodes[index], peer, message, now);
         self.settle();
     }
+}
+
+/// Hands `node` a message from `peer` as an in-memory transport would.
+fn receive<S: powchain_chain::Store>(node: &mut Node<S>, peer: PeerId, message: Message, now: Timestamp) {
+    let bytes = frame::wire_len(&message) - frame::LENGTH_PREFIX_BYTES;
+    node.frame_received(peer, Received::message(message, bytes), now);
 }
 
 fn address(index: usize) -> String {
@@ -481,8 +490,7 @@ fn assert_banned_for(net: &Net, check: fn(&DisconnectReason) -> bool) {
 fn misbehaviour_ends_in_a_disconnect_and_a_ban() {
     // Bytes that are not a message.
     let (mut net, b) = hostile();
-    let error = Message::decode(&[250, 250, 250]).unwrap_err();
-    net.nodes[1].bad_frame(b, &error, net.now);
+    net.nodes[1].frame_received(b, Received::decode(&[250, 250, 250]), net.now);
     net.settle();
     assert_banned_for(&net, |r| matches!(r, DisconnectReason::BadMessage(_)));
 
@@ -530,7 +538,7 @@ fn misbehaviour_ends_in_a_disconnect_and_a_ban() {
     let (mut net, b) = hostile();
     for nonce in 0..=2_000u64 {
         let now = net.now;
-        net.nodes[1].message_received(b, Message::Ping { nonce }, now);
+        receive(&mut net.nodes[1], b, Message::Ping { nonce }, now);
     }
     net.settle();
     assert_banned_for(&net, |r| matches!(r, DisconnectReason::Flood));
@@ -585,14 +593,11 @@ fn an_invalid_block_from_a_peer_is_refused_and_the_peer_banned() {
     // Node 1 asks for the announced block; the answer arrives before node 0 could say it
     // has no such block.
     let now = net.now;
-    net.nodes[1].message_received(
-        b,
-        Message::Announce {
-            header: template.header,
-        },
-        now,
-    );
-    net.nodes[1].message_received(b, Message::Blocks(vec![template]), now);
+    let announce = Message::Announce {
+        header: template.header,
+    };
+    receive(&mut net.nodes[1], b, announce, now);
+    receive(&mut net.nodes[1], b, Message::Blocks(vec![template]), now);
     net.settle();
     assert_banned_for_height(&net, 0);
 }

@@ -5,7 +5,7 @@
 //!  queue (time, seq) ──pop──> Tick | Arrive | Process | Closed | Dialed | DialFailed
 //!                             BlockFound | Transfer | Rebroadcast | Action | Crash/Restart
 //!                                   │
-//!          Node::{tick, message_received, peer_*, block_mined, submit_transfer}
+//!          Node::{tick, frame_received, peer_*, block_mined, submit_transfer}
 //!                                   │
 //!  Output::Send ──link model──> Arrive later   Output::Connect ──> Dialed / DialFailed later
 //!  Output::Disconnect ──> Closed on the far side   Output::Mine ──> the node's template
@@ -26,6 +26,7 @@ use powchain_chain::{
     Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Keypair, MemStore,
     Memo, Timestamp, Transfer, TxId, UnsignedTransfer, miner,
 };
+use powchain_protocol::frame::{self, Received};
 use powchain_protocol::{Direction, Event, Message, Node, NodeConfig, Output, PeerInfo};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -53,6 +54,8 @@ enum What {
         connection: usize,
         to_side: usize,
         message: Box<Message>,
+        /// Its payload's size on the wire.
+        bytes: usize,
     },
     Process {
         node: usize,
@@ -122,7 +125,7 @@ struct SimNode {
     /// Peer id -> connection.
     peers: BTreeMap<u64, usize>,
     next_peer: u64,
-    inbox: VecDeque<(usize, usize, Message)>,
+    inbox: VecDeque<(usize, usize, Message, usize)>,
     busy: bool,
     template: Option<Block>,
 }
@@ -392,7 +395,8 @@ impl Simulation {
                 connection,
                 to_side,
                 message,
-            } => self.arrive(connection, to_side, *message),
+                bytes,
+            } => self.arrive(connection, to_side, *message, bytes),
             What::Process { node, life } => {
                 if self.nodes[node].lives == life {
                     self.process(node);
@@ -486,7 +490,7 @@ impl Simulation {
         let Some(side) = self.side(connection, index, peer) else {
             return;
         };
-        let bytes = message.encoded_len() + 4;
+        let bytes = frame::wire_len(&message);
         self.metrics.messages += 1;
         self.metrics.bytes += bytes as u64;
         let (model, rng, now) = (&self.model, &mut self.rng, self.now);
@@ -500,11 +504,12 @@ impl Simulation {
                 connection,
                 to_side: 1 - side,
                 message: Box::new(message),
+                bytes: bytes - frame::LENGTH_PREFIX_BYTES,
             },
         );
     }
 
-    fn arrive(&mut self, connection: usize, to_side: usize, message: Message) {
+    fn arrive(&mut self, connection: usize, to_side: usize, message: Message, bytes: usize) {
         let Some(end) = self.connections[connection]
             .as_ref()
             .map(|c| c.ends[to_side])
@@ -515,7 +520,7 @@ impl Simulation {
             return;
         }
         let node = &mut self.nodes[end.node];
-        node.inbox.push_back((connection, to_side, message));
+        node.inbox.push_back((connection, to_side, message, bytes));
         if !node.busy {
             node.busy = true;
             let life = node.lives;
@@ -531,7 +536,7 @@ impl Simulation {
 
     /// Handles the next message in `index`'s inbox; the node is busy for its cost.
     fn process(&mut self, index: usize) {
-        let Some((connection, side, message)) = self.nodes[index].inbox.pop_front() else {
+        let Some((connection, side, message, bytes)) = self.nodes[index].inbox.pop_front() else {
             self.nodes[index].busy = false;
             return;
         };
@@ -545,7 +550,8 @@ impl Simulation {
             .map(|end| end.peer);
         if let Some(peer) = peer {
             self.observe(index, &message);
-            self.with_node(index, |n, now| n.message_received(peer, message, now));
+            let frame = Received::message(message, bytes);
+            self.with_node(index, |n, now| n.frame_received(peer, frame, now));
         }
         let finished = self.now;
         self.now = start;
