@@ -264,7 +264,7 @@ async fn submit<S: Store + Send + 'static>(
     let ApiJson(transfer) = body?;
     let id = state
         .handle
-        .inspect(move |node| node.submit_transfer(transfer, now()))
+        .submit_transfer(transfer)
         .await
         .ok_or_else(ApiError::stopped)?
         .map_err(|e| ApiError::refused(e.to_string()))?;

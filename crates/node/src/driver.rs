@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use powchain_chain::{Store, Timestamp};
+use powchain_chain::{MempoolError, Store, Timestamp, Transfer, TxId};
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::{Command, Direction, Event, Node, Output, PeerId, PeerInfo};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream};
@@ -77,14 +77,21 @@ impl Default for DriverConfig {
     }
 }
 
-/// A closure run on the node by the driver's main loop.
-pub type Query<S> = Box<dyn FnOnce(&mut Node<S>) + Send>;
+/// A closure run on the node by the driver's main loop: a read, never a change.
+pub type Query<S> = Box<dyn FnOnce(&Node<S>) + Send>;
+
+/// A closure that builds a transfer from a read of the node (its nonce, fee floor, chain).
+pub type Builder<S> = Box<dyn FnOnce(&Node<S>) -> Transfer + Send>;
 
 /// Something to do with the node, from outside.
 pub enum Request<S: Store> {
     /// A user command.
     Command(Command),
-    /// Runs a closure on the node (queries and tests), in order with everything else.
+    /// A transfer to submit, built from a read of the node in the same step (so a nonce
+    /// read there is still the next one), answered with its id or why it was refused.
+    Submit(Builder<S>, oneshot::Sender<Result<TxId, MempoolError>>),
+    /// Runs a read-only closure on the node (queries and tests), in order with everything
+    /// else: one consistent snapshot.
     Inspect(Query<S>),
     /// A connection over an in-memory pipe (a test or simulated transport).
     Attach(DuplexStream, PeerInfo),
@@ -137,13 +144,34 @@ impl<S: Store + 'static> Handle<S> {
             .is_ok()
     }
 
-    /// Runs `query` on the node and returns its answer; `None` if the driver has stopped.
+    /// Submits a transfer, as the seed's `MakeTransaction`: its id once it is in the mempool
+    /// (and relayed), or why it was refused; `None` if the driver has stopped.
+    pub async fn submit_transfer(&self, transfer: Transfer) -> Option<Result<TxId, MempoolError>> {
+        self.build_and_submit(move |_| transfer).await
+    }
+
+    /// Builds a transfer from what the node says now (`build` reads it: the sender's next
+    /// nonce, the fee floor) and submits it in the same step, with nothing in between.
+    pub async fn build_and_submit(
+        &self,
+        build: impl FnOnce(&Node<S>) -> Transfer + Send + 'static,
+    ) -> Option<Result<TxId, MempoolError>> {
+        let (answer, receive) = oneshot::channel();
+        self.requests
+            .send(Request::Submit(Box::new(build), answer))
+            .await
+            .ok()?;
+        receive.await.ok()
+    }
+
+    /// Runs `query` on the node (a read: it gets `&Node`) and returns its answer; `None` if
+    /// the driver has stopped.
     pub async fn inspect<R: Send + 'static>(
         &self,
-        query: impl FnOnce(&mut Node<S>) -> R + Send + 'static,
+        query: impl FnOnce(&Node<S>) -> R + Send + 'static,
     ) -> Option<R> {
         let (answer, receive) = oneshot::channel();
-        let request = Request::Inspect(Box::new(move |node: &mut Node<S>| {
+        let request = Request::Inspect(Box::new(move |node: &Node<S>| {
             let _ = answer.send(query(node));
         }));
         self.requests.send(request).await.ok()?;
@@ -363,7 +391,11 @@ pub async fn run<S: Store + Send + 'static>(
             },
             Some(request) = requests.recv() => match request {
                 Request::Command(command) => node.command(command, now()),
-                Request::Inspect(query) => query(&mut node),
+                Request::Submit(build, answer) => {
+                    let transfer = build(&node);
+                    let _ = answer.send(node.submit_transfer(transfer, now()));
+                }
+                Request::Inspect(query) => query(&node),
                 Request::Attach(pipe, info) => io.connect(&mut node, Stream::Memory(pipe), info),
                 Request::Mining(answer) => {
                     let _ = answer.send(io.mining_status());

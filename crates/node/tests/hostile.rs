@@ -9,14 +9,14 @@ use std::time::Duration;
 use powchain_chain::block::tx_root;
 use powchain_chain::spec::DevAccounts;
 use powchain_chain::{
-    Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Height, Keypair,
-    MemStore, Memo, Mempool, MempoolConfig, Timestamp, Transaction, Transfer, UnsignedTransfer,
-    Work,
+    Amount, Block, BlockError, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Height,
+    ImportError, Keypair, MemStore, Memo, Mempool, MempoolConfig, Timestamp, Transaction, Transfer,
+    UnsignedTransfer, Work,
 };
 use powchain_node::driver::{self, DriverConfig, Handle, now};
-use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
 use powchain_protocol::frame::{self, Received};
-use powchain_protocol::{Command, Event, Node, NodeConfig};
+use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
+use powchain_protocol::{Command, DisconnectReason, Event, Node, NodeConfig, Unasked, Violation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -261,26 +261,18 @@ fn claim(blocks: &[Block]) -> TipSummary {
     }
 }
 
-/// The checks every case ends with. The node must have dropped the hostile connection with a
-/// reason containing `reason`, banned it or not as `banned` says, kept its chain, state and
+/// The checks every case ends with. The node must have dropped the hostile connection for a
+/// reason `expected` accepts, banned it or not as `banned` says, kept its chain, state and
 /// mempool, and still answer its honest peer. Returns the reason, for the record.
-async fn outcome(mut scene: Scene, hostile: &Hostile, reason: &str, banned: bool) -> String {
+async fn outcome(
+    mut scene: Scene,
+    hostile: &Hostile,
+    expected: impl Fn(&DisconnectReason) -> bool,
+    banned: bool,
+) -> DisconnectReason {
     let key = hostile.key.clone();
-    let said = loop {
-        match tokio::time::timeout(DEADLINE, scene.node.events.recv()).await {
-            Ok(Some(Event::PeerGone {
-                address,
-                reason: why,
-                ..
-            })) if address == key => break why.to_string(),
-            Ok(Some(_)) => continue,
-            _ => panic!("the node never dropped the hostile peer (expected {reason:?})"),
-        }
-    };
-    assert!(
-        said.contains(reason),
-        "expected {reason:?}, the node said {said:?}"
-    );
+    let said = gone_reason(&mut scene.node, &key).await;
+    assert!(expected(&said), "the node said {said:?}");
     let is_banned = scene
         .node
         .handle
@@ -310,6 +302,32 @@ async fn outcome(mut scene: Scene, hostile: &Hostile, reason: &str, banned: bool
     }
     println!("the node said: {said}; banned: {banned}");
     said
+}
+
+// ---- the reasons expected ------------------------------------------------------------------
+
+fn is(expected: DisconnectReason) -> impl Fn(&DisconnectReason) -> bool {
+    move |reason| *reason == expected
+}
+
+fn bad_message(reason: &DisconnectReason) -> bool {
+    matches!(reason, DisconnectReason::BadMessage(_))
+}
+
+fn wrong_genesis(reason: &DisconnectReason) -> bool {
+    matches!(reason, DisconnectReason::WrongGenesis { .. })
+}
+
+fn other_version(reason: &DisconnectReason) -> bool {
+    matches!(reason, DisconnectReason::ProtocolVersion { .. })
+}
+
+fn invalid_headers(reason: &DisconnectReason) -> bool {
+    matches!(reason, DisconnectReason::InvalidHeaders(_))
+}
+
+fn invalid_block(reason: &DisconnectReason) -> bool {
+    matches!(reason, DisconnectReason::InvalidBlock(_))
 }
 
 // ---- blocks the attacker builds ----------------------------------------------------------
@@ -387,7 +405,7 @@ async fn bytes_that_are_not_a_frame() {
     let scene = scene().await;
     let mut hostile = Hostile::connect(&scene).await;
     hostile.raw(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).await;
-    outcome(scene, &hostile, "bad message", true).await;
+    outcome(scene, &hostile, bad_message, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,7 +413,7 @@ async fn a_length_prefix_beyond_the_maximum() {
     let scene = scene().await;
     let mut hostile = Hostile::connect(&scene).await;
     hostile.raw(&u32::MAX.to_be_bytes()).await;
-    outcome(scene, &hostile, "bad message", true).await;
+    outcome(scene, &hostile, bad_message, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,7 +423,7 @@ async fn a_truncated_frame_then_silence() {
     hostile.hello(|_| {}).await;
     // Half of a ping: the node waits for the rest, then its pings go unanswered.
     hostile.raw(&[0, 0, 0, 9, 1, 2]).await;
-    outcome(scene, &hostile, "no answer to ping", false).await;
+    outcome(scene, &hostile, is(DisconnectReason::PingTimeout), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,7 +433,7 @@ async fn a_valid_frame_of_an_unknown_message() {
     hostile.hello(|_| {}).await;
     // Variant 99 of the message enum, which does not exist.
     hostile.raw(&[0, 0, 0, 2, 99, 0]).await;
-    outcome(scene, &hostile, "bad message", true).await;
+    outcome(scene, &hostile, bad_message, true).await;
 }
 
 // ---- the cases: the handshake --------------------------------------------------------------
@@ -428,7 +446,7 @@ async fn a_handshake_from_another_network() {
         .hello(|h| h.genesis = ChainSpec::seed().genesis_hash())
         .await;
     // Not malice: an honest node of another network. Dropped, not banned.
-    outcome(scene, &hostile, "another network", false).await;
+    outcome(scene, &hostile, wrong_genesis, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,7 +455,7 @@ async fn a_handshake_with_another_protocol_version() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|h| h.version = PROTOCOL_VERSION + 1).await;
     // Not malice: an honest node of another version. Dropped, not banned.
-    outcome(scene, &hostile, "protocol version", false).await;
+    outcome(scene, &hostile, other_version, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,7 +463,7 @@ async fn a_handshake_with_the_nodes_own_id() {
     let scene = scene().await;
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|h| h.node_id = NODE_ID).await;
-    outcome(scene, &hostile, "connected to itself", false).await;
+    outcome(scene, &hostile, is(DisconnectReason::SelfConnection), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,7 +471,13 @@ async fn no_handshake_within_the_timeout() {
     let scene = scene().await;
     let mut hostile = Hostile::connect(&scene).await;
     hostile.drain().await;
-    outcome(scene, &hostile, "no handshake in time", false).await;
+    outcome(
+        scene,
+        &hostile,
+        is(DisconnectReason::HandshakeTimeout),
+        false,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,7 +505,13 @@ async fn a_slowloris_handshake_one_byte_at_a_time() {
             _ => continue,
         }
     }
-    outcome(scene, &hostile, "no handshake in time", false).await;
+    outcome(
+        scene,
+        &hostile,
+        is(DisconnectReason::HandshakeTimeout),
+        false,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,7 +520,13 @@ async fn a_second_hello() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|_| {}).await;
     hostile.hello(|_| {}).await;
-    outcome(scene, &hostile, "second hello", true).await;
+    outcome(
+        scene,
+        &hostile,
+        is(DisconnectReason::ProtocolViolation(Violation::SecondHello)),
+        true,
+    )
+    .await;
 }
 
 // ---- the cases: headers and blocks ---------------------------------------------------------
@@ -506,7 +542,7 @@ async fn a_block_with_bad_proof_of_work() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|h| h.tip = claim(&blocks)).await;
     hostile.serve(&blocks).await;
-    outcome(scene, &hostile, "invalid headers", true).await;
+    outcome(scene, &hostile, invalid_headers, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -519,7 +555,7 @@ async fn headers_that_do_not_connect() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|h| h.tip = claim(&blocks)).await;
     hostile.serve(&blocks).await;
-    outcome(scene, &hostile, "invalid headers", true).await;
+    outcome(scene, &hostile, invalid_headers, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -547,7 +583,7 @@ async fn more_blocks_but_less_work() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|h| h.tip = claim(&blocks)).await;
     hostile.serve(&blocks).await;
-    outcome(scene, &hostile, "invalid headers", true).await;
+    outcome(scene, &hostile, invalid_headers, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,7 +599,7 @@ async fn a_block_with_a_bad_signature() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|h| h.tip = claim(&blocks)).await;
     hostile.serve(&blocks).await;
-    outcome(scene, &hostile, "invalid block", true).await;
+    outcome(scene, &hostile, invalid_block, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,7 +620,7 @@ async fn a_double_spend_inside_a_block() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|h| h.tip = claim(&blocks)).await;
     hostile.serve(&blocks).await;
-    outcome(scene, &hostile, "invalid block", true).await;
+    outcome(scene, &hostile, invalid_block, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -600,7 +636,10 @@ async fn a_double_spend_across_blocks() {
     hostile.serve(&blocks).await;
     // Block 1 is valid and may be kept: the chain check below allows only that.
     let said = outcome_allowing_block_one(scene, &hostile, &blocks[0]).await;
-    assert!(said.contains("invalid block"), "{said}");
+    assert!(
+        matches!(said, DisconnectReason::InvalidBlock(_)),
+        "{said:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -614,7 +653,7 @@ async fn a_wrong_coinbase_amount() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|h| h.tip = claim(&blocks)).await;
     hostile.serve(&blocks).await;
-    outcome(scene, &hostile, "invalid block", true).await;
+    outcome(scene, &hostile, invalid_block, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -668,8 +707,17 @@ async fn a_block_over_the_size_limit() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|h| h.tip = claim(&blocks)).await;
     hostile.serve(&blocks).await;
-    let said = outcome(scene, &hostile, "invalid block", true).await;
-    assert!(said.contains("transactions"), "{said}");
+    let said = outcome(scene, &hostile, invalid_block, true).await;
+    assert!(
+        matches!(
+            said,
+            DisconnectReason::InvalidBlock(ImportError::Invalid {
+                error: BlockError::TooManyTxs { .. },
+                ..
+            })
+        ),
+        "{said:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -679,7 +727,13 @@ async fn unrequested_blocks() {
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|_| {}).await;
     hostile.send(&Message::Blocks(blocks)).await;
-    outcome(scene, &hostile, "unrequested block", true).await;
+    outcome(
+        scene,
+        &hostile,
+        is(DisconnectReason::Unrequested(Unasked::Block)),
+        true,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -699,7 +753,7 @@ async fn orphans_with_unknown_parents_over_and_over() {
             })
             .await;
     }
-    outcome(scene, &hostile, "", true).await;
+    outcome(scene, &hostile, DisconnectReason::is_misbehaviour, true).await;
 }
 
 // ---- the cases: floods ---------------------------------------------------------------------
@@ -712,7 +766,7 @@ async fn a_ping_flood() {
     for nonce in 0..1_000 {
         hostile.send(&Message::Ping { nonce }).await;
     }
-    outcome(scene, &hostile, "too many messages", true).await;
+    outcome(scene, &hostile, is(DisconnectReason::Flood), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -724,7 +778,7 @@ async fn an_address_gossip_flood() {
         .map(|i| format!("10.0.{}.{}:9000", i / 250, i % 250))
         .collect();
     hostile.send(&Message::Addresses(addresses)).await;
-    outcome(scene, &hostile, "bad message", true).await;
+    outcome(scene, &hostile, bad_message, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -740,7 +794,7 @@ async fn forged_transfers_in_bulk() {
             .send(&Message::Transactions(vec![forged.clone(); 100]))
             .await;
     }
-    outcome(scene, &hostile, "", true).await;
+    outcome(scene, &hostile, DisconnectReason::is_misbehaviour, true).await;
 }
 
 /// Valid transfers beyond what the mempool takes from each sender (64 nonces ahead): not
@@ -852,7 +906,11 @@ async fn no_private_key_crosses_the_wire() {
 // ---- variants of the end checks --------------------------------------------------------------
 
 /// As [`outcome`], for an attack whose first block is valid: the node may keep it.
-async fn outcome_allowing_block_one(scene: Scene, hostile: &Hostile, first: &Block) -> String {
+async fn outcome_allowing_block_one(
+    scene: Scene,
+    hostile: &Hostile,
+    first: &Block,
+) -> DisconnectReason {
     let mut scene = scene;
     let key = hostile.key.clone();
     let said = gone_reason(&mut scene.node, &key).await;
@@ -872,12 +930,13 @@ async fn outcome_allowing_block_one(scene: Scene, hostile: &Hostile, first: &Blo
     said
 }
 
-async fn gone_reason(node: &mut TestNode, key: &str) -> String {
+/// Why the node dropped the connection from `key`.
+async fn gone_reason(node: &mut TestNode, key: &str) -> DisconnectReason {
     loop {
         match tokio::time::timeout(DEADLINE, node.events.recv()).await {
             Ok(Some(Event::PeerGone {
                 address, reason, ..
-            })) if address == key => return reason.to_string(),
+            })) if address == key => return reason,
             Ok(Some(_)) => continue,
             _ => panic!("the node never dropped the hostile peer"),
         }

@@ -12,8 +12,8 @@ use powchain_chain::{
 use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
 use powchain_node::miner::MinerConfig;
 use powchain_node::sha512::Backend;
-use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
 use powchain_protocol::frame::{self, Received};
+use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
 use powchain_protocol::{Command, Event, Node, NodeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

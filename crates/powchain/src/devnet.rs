@@ -18,7 +18,7 @@ use powchain_api::ApiEvent;
 use powchain_chain::{
     Amount, BlockHash, Chain, ChainConfig, Height, Keypair, Memo, UnsignedTransfer,
 };
-use powchain_node::driver::{self, DriverConfig, Handle, bind_unix, now};
+use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
 use powchain_node::miner::MinerConfig;
 use powchain_node::store::RedbStore;
 use powchain_protocol::{Command, Event, Node, NodeConfig};
@@ -360,21 +360,20 @@ async fn submit_transfer(nodes: &[Running], rng: &mut ChaCha8Rng, metrics: &mut 
     let amount = rng.random_range(1..1_000u64);
     let submitted = nodes[index]
         .handle
-        .inspect(move |node| {
+        .build_and_submit(move |node| {
             let key = Keypair::dev(from);
             let nonce = node.next_nonce(&key.address());
-            let transfer = UnsignedTransfer {
+            UnsignedTransfer {
                 to: Keypair::dev(to).address(),
                 amount: Amount(amount),
                 fee: node.chain().spec().fee_min,
                 nonce,
                 memo: Memo::default(),
             }
-            .sign(&key, &node.chain().chain_id());
-            node.submit_transfer(transfer, now()).ok()
+            .sign(&key, &node.chain().chain_id())
         })
         .await
-        .flatten();
+        .and_then(Result::ok);
     if let Some(id) = submitted {
         metrics.submitted.insert(id, Instant::now());
     }

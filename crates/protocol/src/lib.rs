@@ -10,7 +10,6 @@
 //!   connections, messages, commands, ticks and mined blocks, and carry out its outputs.
 
 pub mod address_book;
-mod download;
 pub mod frame;
 pub mod message;
 pub mod node;
@@ -19,4 +18,4 @@ pub mod peer;
 pub use frame::Received;
 pub use message::{Hello, Message, MessageError, PROTOCOL_VERSION, TipSummary};
 pub use node::{Command, Event, Node, NodeConfig, NodeStats, Output, PeerSummary};
-pub use peer::{Direction, DisconnectReason, PeerId, PeerInfo};
+pub use peer::{Direction, DisconnectReason, HeaderFault, PeerId, PeerInfo, Unasked, Violation};

@@ -11,7 +11,7 @@ use powchain_chain::{
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::{
     Command, Direction, DisconnectReason, Event, Message, Node, NodeConfig, Output, PeerId,
-    PeerInfo,
+    PeerInfo, Unasked,
 };
 use rand::SeedableRng;
 
@@ -206,7 +206,12 @@ impl Net {
 }
 
 /// Hands `node` a message from `peer` as an in-memory transport would.
-fn receive<S: powchain_chain::Store>(node: &mut Node<S>, peer: PeerId, message: Message, now: Timestamp) {
+fn receive<S: powchain_chain::Store>(
+    node: &mut Node<S>,
+    peer: PeerId,
+    message: Message,
+    now: Timestamp,
+) {
     let bytes = frame::wire_len(&message) - frame::LENGTH_PREFIX_BYTES;
     node.frame_received(peer, Received::message(message, bytes), now);
 }
@@ -503,14 +508,14 @@ fn misbehaviour_ends_in_a_disconnect_and_a_ban() {
         .unwrap();
     net.inject(1, b, Message::Blocks(vec![block.as_ref().clone()]));
     assert_banned_for(&net, |r| {
-        matches!(r, DisconnectReason::Unrequested("block"))
+        matches!(r, DisconnectReason::Unrequested(Unasked::Block))
     });
 
     // Headers nobody asked for.
     let (mut net, b) = hostile();
     net.inject(1, b, Message::Headers(vec![]));
     assert_banned_for(&net, |r| {
-        matches!(r, DisconnectReason::Unrequested("headers"))
+        matches!(r, DisconnectReason::Unrequested(Unasked::Headers))
     });
 
     // An announced header without proof of work.

@@ -22,7 +22,7 @@ use powchain_chain::{
     Address, Amount, BlockHash, Chain, ChainConfig, ChainSpec, Height, Keypair, MemStore, Memo,
     Store, TxId, UnsignedTransfer,
 };
-use powchain_node::driver::{self, DriverConfig, Handle, bind_unix, now};
+use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
 use powchain_node::miner::MinerConfig;
 use powchain_node::store::RedbStore;
 use powchain_node::wallet::Wallet;
@@ -667,22 +667,20 @@ impl<S: Store + 'static> Session<S> {
                 let chain_id = self.spec.genesis_hash();
                 let result = self
                     .handle
-                    .inspect(move |node| {
+                    .build_and_submit(move |node| {
                         let nonce = node.next_nonce(&key.address());
-                        let transfer = UnsignedTransfer {
+                        UnsignedTransfer {
                             to,
                             amount: Amount(amount),
                             fee,
                             nonce,
                             memo: Memo::default(),
                         }
-                        .sign(&key, &chain_id);
-                        node.submit_transfer(transfer, now())
-                            .map_err(|e| e.to_string())
+                        .sign(&key, &chain_id)
                     })
                     .await
                     .ok_or_else(stopped)?;
-                let id: TxId = result?;
+                let id: TxId = result.map_err(|e| e.to_string())?;
                 Ok(Some(format!(
                     "transaction {id} of {amount} coins accepted into the mempool"
                 )))

@@ -1,0 +1,108 @@
+//! How the node behaves toward peers: every bound and interval, with its unit in the name.
+
+use powchain_chain::{Address, ChainConfig, Keypair, MempoolConfig};
+
+/// How the node behaves toward peers.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's random id, to detect connections to itself.
+    pub node_id: u64,
+    /// Where this node accepts connections, told to peers.
+    pub listen: Option<String>,
+    /// Software name and version.
+    pub agent: String,
+    /// Outbound connections to keep.
+    pub outbound_target: usize,
+    /// Most inbound connections.
+    pub inbound_max: usize,
+    /// How long a new peer has to say hello.
+    pub handshake_timeout_ms: u64,
+    /// The status poll: how often each peer is pinged (and reports its tip).
+    pub ping_interval_ms: u64,
+    /// How long a ping may go unanswered.
+    pub ping_timeout_ms: u64,
+    /// How long a block request may go unanswered before it goes to another peer.
+    pub block_request_timeout_ms: u64,
+    /// Blocks in flight per peer.
+    pub blocks_in_flight_per_peer_max: usize,
+    /// Headers waiting for their blocks.
+    pub download_queue_max: usize,
+    /// How far above the tip blocks are downloaded (what arrives out of order must fit the
+    /// chain's orphan pool).
+    pub download_window_blocks: u64,
+    /// Queue entries looked at per peer when handing out block requests.
+    pub schedule_scan_max: usize,
+    /// How long a headers request may go unanswered.
+    pub headers_timeout_ms: u64,
+    /// How long a misbehaving peer is refused.
+    pub ban_ms: u64,
+    /// Most bans remembered.
+    pub bans_max: usize,
+    /// First reconnection delay; doubles with each failure.
+    pub backoff_base_ms: u64,
+    /// Longest reconnection delay.
+    pub backoff_max_ms: u64,
+    /// Block hashes and transaction ids remembered per peer, so nothing is sent twice.
+    pub known_inventory_max: usize,
+    /// Messages per second a peer may send.
+    pub messages_per_second_max: u32,
+    /// Addresses remembered.
+    pub address_book_max: usize,
+    /// How often sync progress is reported while downloading.
+    pub progress_interval_ms: u64,
+    /// Shortest time between two templates rebuilt for new transfers (a new tip always
+    /// gets one at once).
+    pub template_refresh_ms: u64,
+    /// How often a node with its outbound slots full opens a feeler connection (module
+    /// docs); 0: never. A node with `outbound_target` 0 never dials, feelers included.
+    pub feeler_interval_ms: u64,
+    /// The chain's bounds.
+    pub chain: ChainConfig,
+    /// The mempool's bounds.
+    pub mempool: MempoolConfig,
+    /// Who this node's blocks pay (dev account 0 when `None`).
+    pub miner_address: Option<Address>,
+}
+
+impl NodeConfig {
+    /// Defaults for a node with id `node_id`.
+    pub fn new(node_id: u64) -> NodeConfig {
+        NodeConfig {
+            node_id,
+            listen: None,
+            agent: concat!("powchain/", env!("CARGO_PKG_VERSION")).to_owned(),
+            outbound_target: 8,
+            inbound_max: 32,
+            handshake_timeout_ms: 10_000,
+            ping_interval_ms: 10_000,
+            ping_timeout_ms: 30_000,
+            block_request_timeout_ms: 10_000,
+            blocks_in_flight_per_peer_max: 32,
+            download_queue_max: 100_000,
+            download_window_blocks: 128,
+            schedule_scan_max: 1_024,
+            headers_timeout_ms: 20_000,
+            ban_ms: 600_000,
+            bans_max: 10_000,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            known_inventory_max: 8_192,
+            messages_per_second_max: 2_000,
+            address_book_max: 1_024,
+            progress_interval_ms: 5_000,
+            template_refresh_ms: 1_000,
+            feeler_interval_ms: 120_000,
+            chain: ChainConfig::default(),
+            mempool: MempoolConfig::default(),
+            miner_address: None,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Where this node's blocks pay: dev account 0 unless configured otherwise.
+    pub(crate) fn mining_address(&self) -> Address {
+        self.miner_address
+            .unwrap_or_else(|| Keypair::dev(0).address())
+    }
+}

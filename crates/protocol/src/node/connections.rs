@@ -1,0 +1,376 @@
+//! The connections manager: who is connected, who is being dialled, who is refused.
+//!
+//! It owns each connection's record from the moment the driver reports it until it closes:
+//! the address, the direction, the hello once it came (the peer is *ready* from then on),
+//! the flood window, the frame bytes, and whether it is a feeler. It keeps the dials in
+//! progress, the one feeler being dialled, and the bans.
+//!
+//! - **A peer is ready exactly when its hello has been accepted**; the other managers only
+//!   know ready peers.
+//! - **Inbound connections never exceed `inbound_max`, and a banned key is refused at once.**
+//! - **An address is dialled at most once at a time** (a dial that never reports back is
+//!   forgotten after three handshake timeouts).
+
+use std::collections::BTreeMap;
+
+use powchain_chain::Timestamp;
+use powchain_chain::hashing::{HashMap, HashSet};
+
+use crate::message::Hello;
+use crate::node::config::NodeConfig;
+use crate::node::outbox::{Outbox, Output};
+use crate::peer::{Direction, DisconnectReason, PeerId, PeerInfo};
+
+/// One open connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub info: PeerInfo,
+    pub connected_at: Timestamp,
+    /// Its hello, once received: the peer is ready from then on.
+    pub hello: Option<Hello>,
+    /// An outbound connection opened to test its address and compare tips, closed once it
+    /// has nothing more to give; it does not count toward the outbound target.
+    pub feeler: bool,
+    /// Messages in the current one-second window.
+    window: (Timestamp, u32),
+    /// Frame bytes received from the peer and sent to it.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Connection {
+    fn new(info: PeerInfo, now: Timestamp, feeler: bool) -> Connection {
+        Connection {
+            info,
+            connected_at: now,
+            hello: None,
+            feeler,
+            window: (now, 0),
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    /// Whether the handshake is done.
+    pub fn is_ready(&self) -> bool {
+        self.hello.is_some()
+    }
+
+    /// Counts a message; false when the peer is over `per_second_max`.
+    pub fn count_message(&mut self, now: Timestamp, per_second_max: u32) -> bool {
+        if now.ms_since(self.window.0) >= 1_000 {
+            self.window = (now, 0);
+        }
+        self.window.1 += 1;
+        self.window.1 <= per_second_max
+    }
+
+    /// The address it says it listens on, if any.
+    pub fn listen(&self) -> Option<&str> {
+        self.hello.as_ref().and_then(|h| h.listen.as_deref())
+    }
+}
+
+/// The connections, the dials and the bans.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    peers: BTreeMap<PeerId, Connection>,
+    /// Addresses being dialled, and since when.
+    dialing: HashMap<String, Timestamp>,
+    /// The address being dialled as a feeler, and when the last feeler was opened.
+    feeler_dialing: Option<String>,
+    last_feeler: Timestamp,
+    bans: HashMap<String, Timestamp>,
+    inbound_max: usize,
+    ban_ms: u64,
+    bans_max: usize,
+}
+
+impl Connections {
+    pub fn new(config: &NodeConfig) -> Connections {
+        Connections {
+            peers: BTreeMap::new(),
+            dialing: HashMap::default(),
+            feeler_dialing: None,
+            last_feeler: Timestamp(0),
+            bans: HashMap::default(),
+            inbound_max: config.inbound_max,
+            ban_ms: config.ban_ms,
+            bans_max: config.bans_max,
+        }
+    }
+
+    /// A connection opened: recorded, and the reason to refuse it if its key is banned or
+    /// the inbound slots are full. A dial that succeeded stops being a dial (and was the
+    /// feeler, if it was dialled as one).
+    pub fn open(
+        &mut self,
+        peer: PeerId,
+        info: PeerInfo,
+        now: Timestamp,
+    ) -> Option<DisconnectReason> {
+        let mut feeler = false;
+        if info.direction == Direction::Outbound {
+            self.dialing.remove(&info.address);
+            if self.feeler_dialing.as_deref() == Some(info.address.as_str()) {
+                self.feeler_dialing = None;
+                feeler = true;
+            }
+        }
+        let banned = self.is_banned(&info.ban_key, now);
+        let inbound = self
+            .peers
+            .values()
+            .filter(|p| p.info.direction == Direction::Inbound)
+            .count();
+        let direction = info.direction;
+        self.peers.insert(peer, Connection::new(info, now, feeler));
+        if banned {
+            return Some(DisconnectReason::Banned);
+        }
+        if direction == Direction::Inbound && inbound >= self.inbound_max {
+            return Some(DisconnectReason::TooManyInbound);
+        }
+        None
+    }
+
+    /// Dialling `address` failed.
+    pub fn dial_failed(&mut self, address: &str) {
+        self.dialing.remove(address);
+        if self.feeler_dialing.as_deref() == Some(address) {
+            self.feeler_dialing = None;
+        }
+    }
+
+    /// Dials `address` unless a dial to it is under way.
+    pub fn dial(&mut self, address: &str, now: Timestamp, out: &mut Outbox) {
+        if self.dialing.contains_key(address) {
+            return;
+        }
+        self.dialing.insert(address.to_owned(), now);
+        out.push(Output::Connect(address.to_owned()));
+    }
+
+    /// Dials `address` as this node's one feeler.
+    pub fn dial_feeler(&mut self, address: &str, now: Timestamp, out: &mut Outbox) {
+        self.feeler_dialing = Some(address.to_owned());
+        self.dial(address, now, out);
+    }
+
+    /// Forgets dials that never reported back within `timeout_ms`.
+    pub fn expire_dials(&mut self, now: Timestamp, timeout_ms: u64) {
+        self.dialing
+            .retain(|_, since| now.ms_since(*since) <= timeout_ms);
+        if let Some(address) = &self.feeler_dialing
+            && !self.dialing.contains_key(address)
+        {
+            self.feeler_dialing = None;
+        }
+    }
+
+    /// Takes a connection out.
+    pub fn remove(&mut self, peer: PeerId) -> Option<Connection> {
+        self.peers.remove(&peer)
+    }
+
+    /// Refuses `key` for `ban_ms` (while fewer than `bans_max` are remembered).
+    pub fn ban(&mut self, key: &str, now: Timestamp) {
+        if self.bans.len() >= self.bans_max {
+            self.bans.retain(|_, until| *until > now);
+        }
+        if self.bans.len() < self.bans_max {
+            self.bans
+                .insert(key.to_owned(), now.saturating_add_ms(self.ban_ms));
+        }
+    }
+
+    /// Whether connections with this ban key are refused at `now`.
+    pub fn is_banned(&self, ban_key: &str, now: Timestamp) -> bool {
+        self.bans.get(ban_key).is_some_and(|until| *until > now)
+    }
+
+    pub fn get(&self, peer: PeerId) -> Option<&Connection> {
+        self.peers.get(&peer)
+    }
+
+    pub fn get_mut(&mut self, peer: PeerId) -> Option<&mut Connection> {
+        self.peers.get_mut(&peer)
+    }
+
+    /// Every connection, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (PeerId, &Connection)> {
+        self.peers.iter().map(|(id, c)| (*id, c))
+    }
+
+    /// Every connection's id, in order.
+    pub fn ids(&self) -> Vec<PeerId> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// Whether `peer` is connected and ready.
+    pub fn is_ready(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(Connection::is_ready)
+    }
+
+    /// Whether another connection already came from node `node_id`.
+    pub fn has_node(&self, except: PeerId, node_id: u64) -> bool {
+        self.peers.iter().any(|(id, other)| {
+            *id != except && other.hello.as_ref().is_some_and(|h| h.node_id == node_id)
+        })
+    }
+
+    /// The connection to `address` (as dialled, or as the peer says it listens).
+    pub fn by_address(&self, address: &str) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .find(|(_, peer)| peer.info.address == address || peer.listen() == Some(address))
+            .map(|(id, _)| *id)
+    }
+
+    /// Addresses connected to (as dialled, and as the peers say they listen) or dialling.
+    pub fn addresses_in_use(&self) -> HashSet<&str> {
+        self.peers
+            .values()
+            .flat_map(|p| [Some(p.info.address.as_str()), p.listen()])
+            .flatten()
+            .chain(self.dialing.keys().map(String::as_str))
+            .collect()
+    }
+
+    /// Outbound connections open or being dialled, feelers not counted.
+    pub fn outbound_count(&self) -> usize {
+        let open = self
+            .peers
+            .values()
+            .filter(|p| p.info.direction == Direction::Outbound && !p.feeler)
+            .count();
+        let feeler_dialing = self
+            .feeler_dialing
+            .as_ref()
+            .is_some_and(|address| self.dialing.contains_key(address));
+        open + self.dialing.len() - usize::from(feeler_dialing)
+    }
+
+    /// Whether a feeler is open or being dialled.
+    pub fn feeler_open(&self) -> bool {
+        self.feeler_dialing.is_some() || self.peers.values().any(|p| p.feeler)
+    }
+
+    /// When the last feeler was opened; [`Connections::feeler_opened`] sets it.
+    pub fn last_feeler(&self) -> Timestamp {
+        self.last_feeler
+    }
+
+    pub fn feeler_opened(&mut self, now: Timestamp) {
+        self.last_feeler = now;
+    }
+
+    /// Ready feelers open for at least `linger_ms` of which `done` says they have nothing
+    /// more to give.
+    pub fn finished_feelers(
+        &self,
+        now: Timestamp,
+        linger_ms: u64,
+        done: impl Fn(PeerId) -> bool,
+    ) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(id, p)| {
+                p.feeler && p.is_ready() && now.ms_since(p.connected_at) >= linger_ms && done(**id)
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(address: &str, direction: Direction) -> PeerInfo {
+        PeerInfo {
+            address: address.into(),
+            ban_key: address.into(),
+            direction,
+        }
+    }
+
+    fn connections(inbound_max: usize) -> Connections {
+        let mut config = NodeConfig::new(1);
+        config.inbound_max = inbound_max;
+        config.ban_ms = 1_000;
+        config.bans_max = 2;
+        Connections::new(&config)
+    }
+
+    #[test]
+    fn inbound_slots_are_capped_and_outbound_is_not() {
+        let mut connections = connections(1);
+        let now = Timestamp(0);
+        assert_eq!(
+            connections.open(1, info("a", Direction::Inbound), now),
+            None
+        );
+        assert_eq!(
+            connections.open(2, info("b", Direction::Inbound), now),
+            Some(DisconnectReason::TooManyInbound)
+        );
+        assert_eq!(
+            connections.open(3, info("c", Direction::Outbound), now),
+            None
+        );
+    }
+
+    #[test]
+    fn a_ban_refuses_its_key_until_it_ends() {
+        let mut connections = connections(8);
+        connections.ban("a", Timestamp(0));
+        assert_eq!(
+            connections.open(1, info("a", Direction::Inbound), Timestamp(999)),
+            Some(DisconnectReason::Banned)
+        );
+        assert!(!connections.is_banned("a", Timestamp(1_000)));
+        // At the bound, expired bans make room; live ones are kept.
+        connections.ban("b", Timestamp(0));
+        connections.ban("c", Timestamp(2_000));
+        assert!(connections.is_banned("c", Timestamp(2_500)));
+    }
+
+    #[test]
+    fn an_address_is_dialled_once_at_a_time() {
+        let mut connections = connections(8);
+        let mut out = Outbox::default();
+        connections.dial("a", Timestamp(0), &mut out);
+        connections.dial("a", Timestamp(1), &mut out);
+        assert_eq!(out.drain(), vec![Output::Connect("a".into())]);
+        assert_eq!(connections.outbound_count(), 1);
+        connections.expire_dials(Timestamp(100), 50);
+        assert_eq!(connections.outbound_count(), 0);
+    }
+
+    #[test]
+    fn a_feeler_is_not_counted_as_an_outbound_slot() {
+        let mut connections = connections(8);
+        let mut out = Outbox::default();
+        connections.dial_feeler("f", Timestamp(0), &mut out);
+        assert!(connections.feeler_open());
+        assert_eq!(connections.outbound_count(), 0);
+        assert_eq!(
+            connections.open(1, info("f", Direction::Outbound), Timestamp(1)),
+            None
+        );
+        assert!(connections.get(1).unwrap().feeler);
+        assert_eq!(connections.outbound_count(), 0);
+        connections.remove(1);
+        assert!(!connections.feeler_open());
+    }
+
+    #[test]
+    fn the_flood_window_restarts_every_second() {
+        let mut connection = Connection::new(info("a", Direction::Inbound), Timestamp(0), false);
+        assert!(connection.count_message(Timestamp(0), 2));
+        assert!(connection.count_message(Timestamp(10), 2));
+        assert!(!connection.count_message(Timestamp(20), 2));
+        assert!(connection.count_message(Timestamp(1_000), 2));
+    }
+}

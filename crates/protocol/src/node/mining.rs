@@ -1,0 +1,159 @@
+//! Mining control: whether the miner works, and when it gets a new template.
+//!
+//! Automine mines continuously, empty blocks included (seed 003); `Mine` mines the pending
+//! transfers once (seed 000) and stops. A new tip gets a template at once; new transfers get
+//! one at most every `template_refresh_ms`, since building a template hashes every transfer
+//! it holds, and doing that for every arriving transfer made a busy mempool cost quadratic
+//! time (the simulator found it).
+//!
+//! - **The miner is never left on an old tip**: every tip change asks for new work.
+//! - **`Mine` stops once its block is in, or when there is nothing left to mine.**
+
+use powchain_chain::Timestamp;
+
+use crate::node::config::NodeConfig;
+
+/// What the miner should do next, as [`MiningControl::next_work`] decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NextWork {
+    /// Nothing changes (not mining).
+    Keep,
+    /// Stop mining.
+    Stop,
+    /// Mine a fresh template.
+    Template,
+}
+
+/// The mining switches and the template clock.
+#[derive(Debug)]
+pub(crate) struct MiningControl {
+    automine: bool,
+    mine_once: bool,
+    /// When the miner was last given a template, and whether transfers arrived since.
+    last_template: Timestamp,
+    template_stale: bool,
+    template_refresh_ms: u64,
+}
+
+impl MiningControl {
+    pub fn new(config: &NodeConfig) -> MiningControl {
+        MiningControl {
+            automine: false,
+            mine_once: false,
+            last_template: Timestamp(0),
+            template_stale: false,
+            template_refresh_ms: config.template_refresh_ms,
+        }
+    }
+
+    /// Whether automine is on.
+    pub fn is_automining(&self) -> bool {
+        self.automine
+    }
+
+    fn is_mining(&self) -> bool {
+        self.automine || self.mine_once
+    }
+
+    /// Turns automine on or off: on, the miner needs a template; off, it stops unless a
+    /// `Mine` is still waiting for its block.
+    pub fn set_automine(&mut self, on: bool) -> NextWork {
+        self.automine = on;
+        match (on, self.mine_once) {
+            (true, _) => NextWork::Template,
+            (false, false) => NextWork::Stop,
+            (false, true) => NextWork::Keep,
+        }
+    }
+
+    /// `Mine`: mine once (the caller has checked that there is something to mine).
+    pub fn mine_once(&mut self) {
+        self.mine_once = true;
+    }
+
+    /// The tip moved or the work must be rebuilt at `now`: what the miner does next.
+    pub fn next_work(&mut self, now: Timestamp, mempool_empty: bool) -> NextWork {
+        self.template_stale = false;
+        if !self.is_mining() {
+            return NextWork::Keep;
+        }
+        self.last_template = now;
+        if self.mine_once && !self.automine && mempool_empty {
+            self.mine_once = false;
+            return NextWork::Stop;
+        }
+        NextWork::Template
+    }
+
+    /// New transfers arrived: whether to rebuild the template now (else it is marked stale,
+    /// for [`MiningControl::refresh_due`]).
+    pub fn transfers_arrived(&mut self, now: Timestamp) -> bool {
+        if !self.is_mining() {
+            return false;
+        }
+        if now.ms_since(self.last_template) >= self.template_refresh_ms {
+            return true;
+        }
+        self.template_stale = true;
+        false
+    }
+
+    /// Whether a stale template is old enough to be rebuilt at `now`.
+    pub fn refresh_due(&self, now: Timestamp) -> bool {
+        self.template_stale && now.ms_since(self.last_template) >= self.template_refresh_ms
+    }
+
+    /// A block of ours was accepted: a `Mine` is done (and the miner stops) unless automine
+    /// keeps it going.
+    pub fn block_found(&mut self) -> NextWork {
+        if self.mine_once && !self.automine {
+            self.mine_once = false;
+            return NextWork::Stop;
+        }
+        NextWork::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control() -> MiningControl {
+        let mut config = NodeConfig::new(1);
+        config.template_refresh_ms = 100;
+        MiningControl::new(&config)
+    }
+
+    #[test]
+    fn nothing_happens_while_not_mining() {
+        let mut control = control();
+        assert_eq!(control.next_work(Timestamp(0), false), NextWork::Keep);
+        assert!(!control.transfers_arrived(Timestamp(500)));
+        assert!(!control.refresh_due(Timestamp(1_000)));
+    }
+
+    #[test]
+    fn new_transfers_refresh_the_template_at_most_every_interval() {
+        let mut control = control();
+        assert_eq!(control.set_automine(true), NextWork::Template);
+        assert_eq!(control.next_work(Timestamp(0), true), NextWork::Template);
+        assert!(!control.transfers_arrived(Timestamp(50)));
+        assert!(!control.refresh_due(Timestamp(99)));
+        assert!(control.refresh_due(Timestamp(100)));
+        assert!(control.transfers_arrived(Timestamp(150)));
+    }
+
+    #[test]
+    fn mine_once_stops_after_its_block_or_when_nothing_is_left() {
+        let mut control = control();
+        control.mine_once();
+        assert_eq!(control.next_work(Timestamp(0), false), NextWork::Template);
+        assert_eq!(control.block_found(), NextWork::Stop);
+        assert_eq!(control.next_work(Timestamp(1), false), NextWork::Keep);
+        control.mine_once();
+        assert_eq!(control.next_work(Timestamp(2), true), NextWork::Stop);
+        // Automine off while a `Mine` waits leaves the miner on it.
+        control.mine_once();
+        assert_eq!(control.set_automine(false), NextWork::Keep);
+    }
+}

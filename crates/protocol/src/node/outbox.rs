@@ -1,0 +1,175 @@
+//! What the node asks its driver to do ([`Output`]), what it tells the user ([`Event`]), and
+//! the [`Outbox`] every manager writes them into, in the order they happen.
+
+use std::collections::VecDeque;
+
+use powchain_chain::{Block, BlockHash, Height, MempoolError, Removal, TxId};
+
+use crate::message::Message;
+use crate::peer::{Direction, DisconnectReason, PeerId};
+
+/// Something worth telling the user or the logs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A handshake finished.
+    PeerReady {
+        /// The connection.
+        peer: PeerId,
+        /// Its address.
+        address: String,
+        /// Who opened it.
+        direction: Direction,
+        /// The peer's node id.
+        node_id: u64,
+        /// The peer's software.
+        agent: String,
+        /// The peer's tip height.
+        height: Height,
+    },
+    /// A connection ended.
+    PeerGone {
+        /// The connection.
+        peer: PeerId,
+        /// Its address.
+        address: String,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// Dialling an address failed.
+    ConnectFailed {
+        /// The address.
+        address: String,
+        /// What the driver said.
+        reason: String,
+    },
+    /// A peer asked us to echo this.
+    EchoRequested {
+        /// Who.
+        peer: PeerId,
+        /// What.
+        message: String,
+    },
+    /// A peer echoed this back.
+    EchoReplied {
+        /// Who.
+        peer: PeerId,
+        /// What.
+        message: String,
+    },
+    /// A peer told us about these addresses.
+    AddressesLearned {
+        /// Who.
+        peer: PeerId,
+        /// How many were new.
+        new: usize,
+    },
+    /// The best chain moved.
+    TipChanged {
+        /// The new tip.
+        hash: BlockHash,
+        /// Its height.
+        height: Height,
+        /// Blocks that left the best chain (a reorg when non-zero).
+        disconnected: usize,
+        /// Blocks that joined it.
+        connected: usize,
+        /// The peer whose block did it (`None`: mined here, or an unlocked orphan).
+        from: Option<PeerId>,
+    },
+    /// A block mined here was accepted.
+    Mined {
+        /// Its hash.
+        hash: BlockHash,
+        /// Its height.
+        height: Height,
+        /// Its transactions, coinbase included.
+        txs: usize,
+    },
+    /// `Mine` with an empty mempool (the seed's warning).
+    NothingToMine,
+    /// A transfer entered the mempool.
+    TransferAccepted {
+        /// Its id.
+        id: TxId,
+        /// The peer that sent it (`None`: submitted here).
+        from: Option<PeerId>,
+    },
+    /// A pending transfer left the mempool unconfirmed (dropped after a tip change,
+    /// evicted for a higher fee, expired). Its sender must send it again for it to be mined.
+    TransferDropped {
+        /// Its id.
+        id: TxId,
+        /// Why.
+        reason: Removal,
+    },
+    /// A transfer submitted here was refused.
+    TransferRefused {
+        /// Why.
+        error: MempoolError,
+    },
+    /// Blocks are being downloaded.
+    SyncProgress {
+        /// Our height.
+        height: Height,
+        /// Blocks waiting to be downloaded.
+        remaining: usize,
+        /// Blocks connected per second since the last report.
+        blocks_per_sec: f64,
+    },
+    /// The store failed: the node must stop.
+    StoreFailed(String),
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Send a message to a peer.
+    Send {
+        /// To whom.
+        peer: PeerId,
+        /// What.
+        message: Message,
+    },
+    /// Dial an address; report back with `peer_connected` or `connect_failed`.
+    Connect(String),
+    /// Close a connection (after sending what was queued for it).
+    Disconnect {
+        /// Which.
+        peer: PeerId,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// Mine this template (replacing any current work), or stop mining with `None`.
+    Mine(Option<Block>),
+    /// Tell the user.
+    Event(Event),
+}
+
+/// Everything the node has to say, oldest first: one queue for every manager, so the driver
+/// carries the outputs out in exactly the order the node decided them.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    outputs: VecDeque<Output>,
+}
+
+impl Outbox {
+    /// Sends `message` to `peer`.
+    pub fn send(&mut self, peer: PeerId, message: Message) {
+        self.outputs.push_back(Output::Send { peer, message });
+    }
+
+    /// Tells the user.
+    pub fn event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Any other output.
+    pub fn push(&mut self, output: Output) {
+        self.outputs.push_back(output);
+    }
+
+    /// Takes everything, oldest first.
+    pub fn drain(&mut self) -> Vec<Output> {
+        self.outputs.drain(..).collect()
+    }
+}

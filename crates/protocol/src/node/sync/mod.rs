@@ -1,0 +1,657 @@
+//! The sync manager: headers-first sync and block download.
+//!
+//! A ready peer whose tip has more work than ours is asked for headers after our block
+//! locator; headers that link and carry proof of work (the exact expected target when the
+//! parent is known) queue their blocks ([`download`]), which are requested in batches from
+//! every peer that has them, a bounded number in flight per peer and within a window above
+//! the tip. A new tip announced by a peer jumps the queue. It also answers peers' requests
+//! for headers and blocks from the chain ([`serve`]).
+//!
+//! - **One header sync runs at a time, and at most one headers request per peer is
+//!   outstanding**; a peer that lets it time out is disconnected (not banned).
+//! - **A block is only accepted from a peer it was asked of** (or asked and given up on:
+//!   late is not abuse); a peer that lets a block request time out is dropped, and never
+//!   asked for that block again.
+//! - **Every header queued has passed its checks** and builds on a valid block.
+//!
+//! The blocks themselves are imported by the dispatcher (`Node`), which chains the tip
+//! change through the mempool, relay and mining.
+
+mod download;
+pub(crate) mod serve;
+
+use std::collections::BTreeMap;
+
+use powchain_chain::store::BlockStatus;
+use powchain_chain::{BlockHash, Chain, Header, Height, Store, Timestamp, Work};
+
+use crate::message::{
+    BLOCKS_PER_MESSAGE_MAX, HEADERS_PER_MESSAGE_MAX, LOCATOR_HASHES_MAX, Message, TipSummary,
+};
+use crate::node::config::NodeConfig;
+use crate::node::outbox::{Event, Outbox};
+use crate::peer::{BoundedSet, DisconnectReason, HeaderFault, PeerId, Unasked};
+use download::{Download, Wanted};
+
+/// What sync keeps per ready peer.
+#[derive(Debug)]
+struct SyncPeer {
+    /// The best tip it has told us about.
+    tip: TipSummary,
+    /// Blocks requested from it, and when.
+    in_flight: BTreeMap<BlockHash, Timestamp>,
+    /// Blocks it did not deliver in time or said it lacks: not asked of it again, and
+    /// accepted without complaint if they come late.
+    avoid: BoundedSet<BlockHash>,
+    /// When the unanswered `GetHeaders` to it was sent.
+    headers_requested: Option<Timestamp>,
+    /// Headers answers in a row that did not connect to anything we know.
+    unconnected_headers: u32,
+}
+
+/// How a headers answer ended, when it did not end the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadersTaken {
+    /// Their blocks are queued: time to schedule downloads.
+    Queued,
+    /// They did not connect to our view (which may have moved): asked again.
+    AskedAgain,
+}
+
+/// Why sync refuses what a peer sent (the dispatcher disconnects it with the matching
+/// [`DisconnectReason`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Headers that fail their checks.
+    Headers(HeaderFault),
+    /// An answer nobody asked for.
+    Unasked(Unasked),
+}
+
+impl From<Refusal> for DisconnectReason {
+    fn from(refusal: Refusal) -> DisconnectReason {
+        match refusal {
+            Refusal::Headers(fault) => DisconnectReason::InvalidHeaders(fault),
+            Refusal::Unasked(what) => DisconnectReason::Unrequested(what),
+        }
+    }
+}
+
+/// What a peer's requests look like at some instant.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Overdue {
+    /// Nothing is late.
+    Nothing,
+    /// The headers request timed out.
+    Headers,
+    /// These block requests timed out (now given up on).
+    Blocks(Vec<BlockHash>),
+}
+
+/// Header sync and block download.
+#[derive(Debug)]
+pub(crate) struct Sync {
+    peers: BTreeMap<PeerId, SyncPeer>,
+    /// Blocks wanted, in download order, and who each was asked of.
+    download: Download,
+    /// The peer a header sync is running with.
+    header_sync: Option<PeerId>,
+    /// When progress was last reported, and the height then.
+    progress: (Timestamp, Height),
+    limits: Limits,
+}
+
+/// The config values sync uses.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    blocks_in_flight_per_peer_max: usize,
+    download_window_blocks: u64,
+    schedule_scan_max: usize,
+    headers_timeout_ms: u64,
+    block_request_timeout_ms: u64,
+    progress_interval_ms: u64,
+    known_inventory_max: usize,
+}
+
+impl Sync {
+    pub fn new(config: &NodeConfig) -> Sync {
+        Sync {
+            peers: BTreeMap::new(),
+            download: Download::new(config.download_queue_max),
+            header_sync: None,
+            progress: (Timestamp(0), Height(0)),
+            limits: Limits {
+                blocks_in_flight_per_peer_max: config.blocks_in_flight_per_peer_max,
+                download_window_blocks: config.download_window_blocks,
+                schedule_scan_max: config.schedule_scan_max,
+                headers_timeout_ms: config.headers_timeout_ms,
+                block_request_timeout_ms: config.block_request_timeout_ms,
+                progress_interval_ms: config.progress_interval_ms,
+                known_inventory_max: config.known_inventory_max,
+            },
+        }
+    }
+
+    /// Blocks waiting to be downloaded.
+    pub fn queue_len(&self) -> usize {
+        self.download.len()
+    }
+
+    /// A peer finished its handshake with this tip.
+    pub fn peer_ready(&mut self, peer: PeerId, tip: TipSummary) {
+        self.peers.insert(
+            peer,
+            SyncPeer {
+                tip,
+                in_flight: BTreeMap::new(),
+                avoid: BoundedSet::new(self.limits.known_inventory_max),
+                headers_requested: None,
+                unconnected_headers: 0,
+            },
+        );
+    }
+
+    /// A peer is gone: what it was fetching for us goes back to the queue.
+    pub fn peer_gone(&mut self, peer: PeerId) {
+        if let Some(state) = self.peers.remove(&peer) {
+            for hash in state.in_flight.keys() {
+                if self.download.requested_from(hash) == Some(peer) {
+                    self.download.release(hash);
+                }
+            }
+        }
+        if self.header_sync == Some(peer) {
+            self.header_sync = None;
+        }
+    }
+
+    /// The best tip `peer` has told us about.
+    pub fn tip(&self, peer: PeerId) -> Option<TipSummary> {
+        self.peers.get(&peer).map(|p| p.tip)
+    }
+
+    /// `peer` reports its tip (a pong).
+    pub fn set_tip(&mut self, peer: PeerId, tip: TipSummary) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.tip = tip;
+        }
+    }
+
+    /// Whether `peer` has nothing for us: no request outstanding, and a tip we have or with
+    /// no more work than ours (a feeler is then done).
+    pub fn has_nothing_from<S: Store>(&self, peer: PeerId, chain: &Chain<S>) -> bool {
+        self.peers.get(&peer).is_none_or(|p| {
+            p.headers_requested.is_none()
+                && p.in_flight.is_empty()
+                && (p.tip.work <= chain.tip().chain_work || chain.tree().get(&p.tip.hash).is_some())
+        })
+    }
+
+    /// Starts a header sync with `peer` if it claims more work than we have and no sync runs.
+    pub fn maybe_sync_headers<S: Store>(
+        &mut self,
+        peer: PeerId,
+        tip: TipSummary,
+        chain: &Chain<S>,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) {
+        if tip.work <= chain.tip().chain_work
+            || self.header_sync.is_some()
+            || chain.tree().get(&tip.hash).is_some()
+            || self.download.contains(&tip.hash)
+        {
+            return;
+        }
+        self.request_headers(peer, None, chain, now, out);
+    }
+
+    /// Asks `peer` for headers after our locator (after `from` first, to continue a long
+    /// sync). At most one request per peer is outstanding.
+    pub fn request_headers<S: Store>(
+        &mut self,
+        peer: PeerId,
+        from: Option<BlockHash>,
+        chain: &Chain<S>,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) {
+        let locator = serve::locator(chain);
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if state.headers_requested.is_some() {
+            return;
+        }
+        state.headers_requested = Some(now);
+        self.header_sync = Some(peer);
+        let mut hashes = Vec::with_capacity(LOCATOR_HASHES_MAX);
+        hashes.extend(from);
+        hashes.extend(locator);
+        hashes.truncate(LOCATOR_HASHES_MAX);
+        out.send(peer, Message::GetHeaders { locator: hashes });
+    }
+
+    /// A headers answer from `peer`. Each header it tells of is passed to `known` (up to
+    /// where the answer stops being taken); each that passes its checks queues its block.
+    pub fn headers_received<S: Store>(
+        &mut self,
+        peer: PeerId,
+        headers: Vec<Header>,
+        chain: &Chain<S>,
+        now: Timestamp,
+        out: &mut Outbox,
+        mut known: impl FnMut(BlockHash),
+    ) -> Result<HeadersTaken, Refusal> {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return Ok(HeadersTaken::AskedAgain);
+        };
+        if state.headers_requested.take().is_none() {
+            return Err(Refusal::Unasked(Unasked::Headers));
+        }
+        if self.header_sync == Some(peer) {
+            self.header_sync = None;
+        }
+        let full = headers.len() == HEADERS_PER_MESSAGE_MAX;
+        let mut previous: Option<BlockHash> = None;
+        let mut last = None;
+        for header in headers {
+            let hash = header.hash();
+            if let Some(previous) = previous
+                && header.prev_hash != previous
+            {
+                return Err(Refusal::Headers(HeaderFault::NotAChain));
+            }
+            previous = Some(hash);
+            last = Some(hash);
+            known(hash);
+            if chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
+                continue;
+            }
+            let Some(parent_height) = self.parent_height(chain, &header.prev_hash) else {
+                // Our view moved since we asked (a reorg, a block dropped from the queue):
+                // ask again from our locator, a few times, before calling it abuse.
+                let Some(state) = self.peers.get_mut(&peer) else {
+                    return Ok(HeadersTaken::AskedAgain);
+                };
+                state.unconnected_headers += 1;
+                if state.unconnected_headers > 3 {
+                    return Err(Refusal::Headers(HeaderFault::NotConnected));
+                }
+                self.request_headers(peer, None, chain, now, out);
+                return Ok(HeadersTaken::AskedAgain);
+            };
+            check_header(chain, &header, parent_height).map_err(Refusal::Headers)?;
+            let Some(chain_work) = self.work_after(chain, &header.prev_hash, &header) else {
+                return Err(Refusal::Headers(HeaderFault::BuildsOnInvalid));
+            };
+            if !self
+                .download
+                .want(hash, Wanted { header, chain_work }, false)
+            {
+                break;
+            }
+        }
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.unconnected_headers = 0;
+        }
+        if let (true, Some(last)) = (full, last)
+            && !self.download.is_full()
+        {
+            self.request_headers(peer, Some(last), chain, now, out);
+        }
+        Ok(HeadersTaken::Queued)
+    }
+
+    /// A peer announced `header` as its new tip (the caller has noted that the peer knows
+    /// it). Returns whether its block was queued (time to schedule downloads).
+    pub fn announced<S: Store>(
+        &mut self,
+        peer: PeerId,
+        header: Header,
+        chain: &Chain<S>,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> Result<bool, Refusal> {
+        let hash = header.hash();
+        if chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
+            return Ok(false);
+        }
+        let Some(parent_height) = self.parent_height(chain, &header.prev_hash) else {
+            // We are missing its ancestors: catch up by headers.
+            if self.header_sync.is_none() {
+                self.request_headers(peer, None, chain, now, out);
+            }
+            return Ok(false);
+        };
+        check_header(chain, &header, parent_height).map_err(Refusal::Headers)?;
+        let Some(chain_work) = self.work_after(chain, &header.prev_hash, &header) else {
+            return Ok(false);
+        };
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.tip = TipSummary {
+                hash,
+                height: header.height,
+                work: chain_work,
+            };
+        }
+        // Only a block that would beat our tip is worth fetching.
+        if chain_work <= chain.tip().chain_work {
+            return Ok(false);
+        }
+        // A fresh tip goes first: it is what propagation waits for.
+        Ok(self
+            .download
+            .want(hash, Wanted { header, chain_work }, true))
+    }
+
+    /// The peer lacks blocks we asked it for: ask someone else, never it again. Returns
+    /// whether any request was released (time to schedule downloads).
+    pub fn not_found(&mut self, peer: PeerId, hashes: &[BlockHash]) -> bool {
+        let mut released = false;
+        if let Some(state) = self.peers.get_mut(&peer) {
+            for hash in hashes {
+                if state.in_flight.remove(hash).is_some() {
+                    state.avoid.insert(*hash);
+                    if self.download.requested_from(hash) == Some(peer) {
+                        self.download.release(hash);
+                    }
+                    released = true;
+                }
+            }
+        }
+        released
+    }
+
+    /// A block `hash` arrived from `peer`: whether it was asked of it (or asked and given up
+    /// on); `None` when the peer is not known here. It leaves the queue either way.
+    pub fn block_arrived(&mut self, peer: PeerId, hash: &BlockHash) -> Option<bool> {
+        let state = self.peers.get_mut(&peer)?;
+        let asked = state.in_flight.remove(hash).is_some() || state.avoid.contains(hash);
+        if asked {
+            self.download.remove(hash);
+        }
+        Some(asked)
+    }
+
+    /// A block failed validation: it and everything queued on it are no longer wanted.
+    pub fn block_invalid(&mut self, hash: &BlockHash) {
+        self.download.remove_with_descendants(hash);
+    }
+
+    /// A block from `peer` became an orphan waiting for `missing`: catch up by headers
+    /// unless that block is queued or a header sync runs.
+    pub fn orphan_received<S: Store>(
+        &mut self,
+        peer: PeerId,
+        missing: &BlockHash,
+        chain: &Chain<S>,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) {
+        if !self.download.contains(missing) && self.header_sync.is_none() {
+            self.request_headers(peer, None, chain, now, out);
+        }
+    }
+
+    /// Hands wanted blocks to peers that have them (their tip has at least the block's
+    /// chain work, or `knows` says they have it), up to each peer's in-flight bound and
+    /// within the window above the tip.
+    pub fn schedule<S: Store>(
+        &mut self,
+        chain: &Chain<S>,
+        now: Timestamp,
+        out: &mut Outbox,
+        knows: impl Fn(PeerId, &BlockHash) -> bool,
+    ) {
+        if self.download.len() == 0 {
+            return;
+        }
+        let limits = self.limits;
+        let height_max = Height(
+            chain
+                .tip()
+                .height
+                .0
+                .saturating_add(limits.download_window_blocks),
+        );
+        for (peer, state) in &mut self.peers {
+            let room = limits
+                .blocks_in_flight_per_peer_max
+                .saturating_sub(state.in_flight.len())
+                .min(BLOCKS_PER_MESSAGE_MAX);
+            if room == 0 {
+                continue;
+            }
+            let peer_work = state.tip.work;
+            let avoid = &state.avoid;
+            let batch = self.download.pick(
+                *peer,
+                room,
+                limits.schedule_scan_max,
+                height_max,
+                now,
+                |hash, wanted| {
+                    !avoid.contains(hash) && (wanted.chain_work <= peer_work || knows(*peer, hash))
+                },
+            );
+            if batch.is_empty() {
+                continue;
+            }
+            for hash in &batch {
+                state.in_flight.insert(*hash, now);
+            }
+            out.send(*peer, Message::GetBlocks(batch));
+        }
+    }
+
+    /// Which of `peer`'s requests are overdue at `now`; late block requests are given up
+    /// on (not asked of it again) but stay assigned until [`Sync::release`].
+    pub fn overdue(&mut self, peer: PeerId, now: Timestamp) -> Overdue {
+        let limits = self.limits;
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return Overdue::Nothing;
+        };
+        if state
+            .headers_requested
+            .is_some_and(|asked| now.ms_since(asked) > limits.headers_timeout_ms)
+        {
+            return Overdue::Headers;
+        }
+        let late: Vec<BlockHash> = state
+            .in_flight
+            .iter()
+            .filter(|(_, asked)| now.ms_since(**asked) > limits.block_request_timeout_ms)
+            .map(|(hash, _)| *hash)
+            .collect();
+        if late.is_empty() {
+            return Overdue::Nothing;
+        }
+        for hash in &late {
+            state.in_flight.remove(hash);
+            state.avoid.insert(*hash);
+        }
+        Overdue::Blocks(late)
+    }
+
+    /// Puts blocks `peer` was fetching back in the queue for others.
+    pub fn release(&mut self, peer: PeerId, hashes: &[BlockHash]) {
+        for hash in hashes {
+            if self.download.requested_from(hash) == Some(peer) {
+                self.download.release(hash);
+            }
+        }
+    }
+
+    /// Reports download progress every `progress_interval_ms` while blocks are queued.
+    pub fn report_progress<S: Store>(
+        &mut self,
+        chain: &Chain<S>,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) {
+        let (since, from) = self.progress;
+        if self.download.len() == 0 {
+            self.progress = (now, chain.tip().height);
+            return;
+        }
+        let elapsed = now.ms_since(since);
+        if elapsed < self.limits.progress_interval_ms {
+            return;
+        }
+        let height = chain.tip().height;
+        let blocks = height.0.saturating_sub(from.0);
+        self.progress = (now, height);
+        out.event(Event::SyncProgress {
+            height,
+            remaining: self.download.len(),
+            blocks_per_sec: blocks as f64 * 1_000.0 / elapsed.max(1) as f64,
+        });
+    }
+
+    /// The height of `parent`, in the tree or in the queue.
+    fn parent_height<S: Store>(&self, chain: &Chain<S>, parent: &BlockHash) -> Option<Height> {
+        match chain.tree().get(parent) {
+            Some(entry) => Some(entry.header.height),
+            None => self.download.get(parent).map(|w| w.header.height),
+        }
+    }
+
+    /// The chain work a child of `parent` with `header` would have, if the parent is known
+    /// and valid.
+    fn work_after<S: Store>(
+        &self,
+        chain: &Chain<S>,
+        parent: &BlockHash,
+        header: &Header,
+    ) -> Option<Work> {
+        let parent_work = match chain.tree().get(parent) {
+            Some(entry) if entry.status != BlockStatus::Invalid => entry.chain_work,
+            Some(_) => return None,
+            None => self.download.get(parent)?.chain_work,
+        };
+        parent_work.checked_add(header.target.work())
+    }
+}
+
+/// The checks a header gets before its block is wanted: a height one above its parent, the
+/// target the chain demands (exactly, when the parent is in the tree; otherwise no easier
+/// than the chain allows), and proof of work against it.
+fn check_header<S: Store>(
+    chain: &Chain<S>,
+    header: &Header,
+    parent_height: Height,
+) -> Result<(), HeaderFault> {
+    let spec = chain.spec();
+    if parent_height.next() != Some(header.height) {
+        return Err(HeaderFault::WrongHeight(header.hash()));
+    }
+    if chain.tree().get(&header.prev_hash).is_some() {
+        let expected = chain.tree().expected_target(&header.prev_hash, spec);
+        if header.target != expected {
+            return Err(HeaderFault::WrongTarget(header.hash()));
+        }
+    } else {
+        let easiest = spec
+            .retarget
+            .map_or(spec.genesis_target(), |rule| rule.easiest.target());
+        if header.target > easiest {
+            return Err(HeaderFault::TooEasy(header.hash()));
+        }
+    }
+    if !header.meets_own_target() {
+        return Err(HeaderFault::NoProofOfWork(header.hash()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use powchain_chain::{ChainSpec, MemStore};
+
+    use super::*;
+    use crate::node::outbox::Output;
+
+    fn chain() -> Chain<MemStore> {
+        Chain::open(ChainSpec::dev(), MemStore::new(), Default::default()).unwrap()
+    }
+
+    fn tip_with_work(work: u128) -> TipSummary {
+        TipSummary {
+            hash: BlockHash::ZERO,
+            height: Height(5),
+            work: Work(work),
+        }
+    }
+
+    fn sent(out: &mut Outbox) -> Vec<(PeerId, &'static str)> {
+        out.drain()
+            .into_iter()
+            .filter_map(|output| match output {
+                Output::Send { peer, message } => Some((peer, message.name())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_header_sync_at_a_time_with_the_peer_that_has_more_work() {
+        let chain = chain();
+        let mut sync = Sync::new(&NodeConfig::new(1));
+        let mut out = Outbox::default();
+        let ours = chain.tip().chain_work.0;
+        sync.peer_ready(1, tip_with_work(ours));
+        sync.peer_ready(2, tip_with_work(ours + 1));
+        sync.peer_ready(3, tip_with_work(ours + 2));
+        for peer in [1, 2, 3] {
+            let tip = sync.tip(peer).unwrap();
+            sync.maybe_sync_headers(peer, tip, &chain, Timestamp(0), &mut out);
+        }
+        assert_eq!(sent(&mut out), vec![(2, "get-headers")]);
+        // The sync ends with the peer; the next one may start.
+        sync.peer_gone(2);
+        let tip = sync.tip(3).unwrap();
+        sync.maybe_sync_headers(3, tip, &chain, Timestamp(0), &mut out);
+        assert_eq!(sent(&mut out), vec![(3, "get-headers")]);
+    }
+
+    #[test]
+    fn unasked_headers_and_late_requests_are_named() {
+        let chain = chain();
+        let mut config = NodeConfig::new(1);
+        config.headers_timeout_ms = 10;
+        let mut sync = Sync::new(&config);
+        let mut out = Outbox::default();
+        sync.peer_ready(1, tip_with_work(u128::MAX));
+        assert_eq!(
+            sync.headers_received(1, Vec::new(), &chain, Timestamp(0), &mut out, |_| {}),
+            Err(Refusal::Unasked(Unasked::Headers))
+        );
+        sync.request_headers(1, None, &chain, Timestamp(0), &mut out);
+        assert_eq!(sync.overdue(1, Timestamp(10)), Overdue::Nothing);
+        assert_eq!(sync.overdue(1, Timestamp(11)), Overdue::Headers);
+        assert!(!sync.has_nothing_from(1, &chain));
+        // An empty answer is taken, and the peer is idle again.
+        assert_eq!(
+            sync.headers_received(1, Vec::new(), &chain, Timestamp(12), &mut out, |_| {}),
+            Ok(HeadersTaken::Queued)
+        );
+    }
+
+    #[test]
+    fn an_unasked_block_is_refused_and_a_late_one_is_welcome() {
+        let mut sync = Sync::new(&NodeConfig::new(1));
+        sync.peer_ready(1, tip_with_work(1));
+        let hash = ChainSpec::dev().genesis_hash();
+        assert_eq!(sync.block_arrived(1, &hash), Some(false));
+        assert_eq!(sync.block_arrived(9, &hash), None);
+        // Asked and then given up on (not found): accepted if it comes after all.
+        sync.peers
+            .get_mut(&1)
+            .unwrap()
+            .in_flight
+            .insert(hash, Timestamp(0));
+        assert!(sync.not_found(1, &[hash]));
+        assert_eq!(sync.block_arrived(1, &hash), Some(true));
+    }
+}
