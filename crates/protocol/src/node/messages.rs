@@ -1,0 +1,346 @@
+//! The dispatcher's inputs from peers: one frame at a time, each message to the manager that
+//! owns it, and the reactions that cross managers (a block in, a hello accepted).
+
+use powchain_chain::{
+    Block, BlockHash, ImportError, MempoolError, Placement, Store, Timestamp, Transfer, TxError,
+};
+
+use super::Node;
+use super::outbox::Event;
+use super::sync::{HeadersTaken, serve};
+use crate::frame::Received;
+use crate::message::{Hello, Message, PROTOCOL_VERSION};
+use crate::peer::{Direction, DisconnectReason, PeerId, Unasked, Violation};
+
+impl<S: Store> Node<S> {
+    /// A frame from `peer`: one input per frame, whether it decoded or not. Its bytes are
+    /// counted first (garbage counts too); bytes that are not a message within its bounds
+    /// (`crate::frame` checked them) get a disconnect and a ban.
+    pub fn frame_received(&mut self, peer: PeerId, frame: Received, now: Timestamp) {
+        let bytes = frame.bytes as u64;
+        self.stats.bytes_in += bytes;
+        if let Some(connection) = self.connections.get_mut(peer) {
+            connection.bytes_in += bytes;
+        }
+        match frame.message {
+            Ok(message) => self.message_received(peer, message, now),
+            Err(error) => self.disconnect(peer, DisconnectReason::BadMessage(error), now),
+        }
+    }
+
+    pub(super) fn message_received(&mut self, peer: PeerId, message: Message, now: Timestamp) {
+        let per_second = self.config.messages_per_second_max;
+        let Some(connection) = self.connections.get_mut(peer) else {
+            return;
+        };
+        // Answers to our own requests do not count toward the flood limit (they are only
+        // accepted when asked for); everything else does.
+        let answer = matches!(
+            message,
+            Message::Blocks(_) | Message::Headers(_) | Message::NotFound(_)
+        );
+        if !answer && !connection.count_message(now, per_second) {
+            return self.disconnect(peer, DisconnectReason::Flood, now);
+        }
+        let ready = connection.is_ready();
+        match message {
+            Message::Hello(hello) if !ready => self.on_hello(peer, hello, now),
+            Message::Hello(_) => self.disconnect(
+                peer,
+                DisconnectReason::ProtocolViolation(Violation::SecondHello),
+                now,
+            ),
+            Message::Goodbye { reason } => {
+                // Seed 003: `exit` is answered by `bye`.
+                let bye = Message::Goodbye {
+                    reason: "bye".into(),
+                };
+                self.out.send(peer, bye);
+                self.disconnect(peer, DisconnectReason::PeerGoodbye(reason), now);
+            }
+            _ if !ready => self.disconnect(
+                peer,
+                DisconnectReason::ProtocolViolation(Violation::BeforeHello),
+                now,
+            ),
+            Message::Ping { nonce } => {
+                let tip = self.tip_summary();
+                self.out.send(peer, Message::Pong { nonce, tip });
+            }
+            Message::Pong { nonce, tip } => {
+                self.liveness.pong(peer, nonce, now);
+                self.sync.set_tip(peer, tip);
+                self.sync
+                    .maybe_sync_headers(peer, tip, &self.chain, now, &mut self.out);
+            }
+            Message::EchoRequest { message } => {
+                self.out.event(Event::EchoRequested {
+                    peer,
+                    message: message.clone(),
+                });
+                self.out.send(peer, Message::EchoResponse { message });
+            }
+            Message::EchoResponse { message } => {
+                self.out.event(Event::EchoReplied { peer, message });
+            }
+            Message::GetAddresses => self.on_get_addresses(peer),
+            Message::Addresses(addresses) => self.on_addresses(peer, addresses, now),
+            Message::Announce { header } => {
+                self.inventory.know_block(peer, header.hash());
+                match self
+                    .sync
+                    .announced(peer, header, &self.chain, now, &mut self.out)
+                {
+                    Ok(true) => self.schedule_downloads(now),
+                    Ok(false) => {}
+                    Err(refusal) => self.disconnect(peer, refusal.into(), now),
+                }
+            }
+            Message::GetHeaders { locator } => {
+                let headers = serve::headers_after(&self.chain, &locator);
+                for header in &headers {
+                    self.inventory.know_block(peer, header.hash());
+                }
+                self.out.send(peer, Message::Headers(headers));
+            }
+            Message::Headers(headers) => {
+                let inventory = &mut self.inventory;
+                let taken = self.sync.headers_received(
+                    peer,
+                    headers,
+                    &self.chain,
+                    now,
+                    &mut self.out,
+                    |hash| inventory.know_block(peer, hash),
+                );
+                match taken {
+                    Ok(HeadersTaken::Queued) => self.schedule_downloads(now),
+                    Ok(HeadersTaken::AskedAgain) => {}
+                    Err(refusal) => self.disconnect(peer, refusal.into(), now),
+                }
+            }
+            Message::GetBlocks(hashes) => self.on_get_blocks(peer, &hashes),
+            Message::Blocks(blocks) => self.on_blocks(peer, blocks, now),
+            Message::NotFound(hashes) => {
+                if self.sync.not_found(peer, &hashes) {
+                    self.schedule_downloads(now);
+                }
+            }
+            Message::Transactions(transfers) => self.on_transactions(peer, transfers, now),
+        }
+    }
+
+    pub(super) fn on_hello(&mut self, peer: PeerId, hello: Hello, now: Timestamp) {
+        if hello.version != PROTOCOL_VERSION {
+            let reason = DisconnectReason::ProtocolVersion {
+                ours: PROTOCOL_VERSION,
+                theirs: hello.version,
+            };
+            return self.disconnect(peer, reason, now);
+        }
+        if hello.genesis != self.chain.chain_id() {
+            let reason = DisconnectReason::WrongGenesis {
+                ours: self.chain.chain_id(),
+                theirs: hello.genesis,
+            };
+            return self.disconnect(peer, reason, now);
+        }
+        let Some(connection) = self.connections.get(peer) else {
+            return;
+        };
+        let info = connection.info.clone();
+        let connected_at = connection.connected_at;
+        if hello.node_id == self.config.node_id {
+            if info.direction == Direction::Outbound {
+                self.addresses.book.mark_self(&info.address);
+            }
+            return self.disconnect(peer, DisconnectReason::SelfConnection, now);
+        }
+        if self.connections.has_node(peer, hello.node_id) {
+            return self.disconnect(peer, DisconnectReason::DuplicateConnection, now);
+        }
+        if info.direction == Direction::Outbound {
+            self.addresses.book.mark_verified(&info.address);
+        } else if let Some(listen) = &hello.listen {
+            // Only a candidate until we have connected to it ourselves.
+            self.addresses.book.add(listen);
+        }
+        let tip = hello.tip;
+        self.out.event(Event::PeerReady {
+            peer,
+            address: info.address,
+            direction: info.direction,
+            node_id: hello.node_id,
+            agent: hello.agent.clone(),
+            height: tip.height,
+        });
+        if let Some(connection) = self.connections.get_mut(peer) {
+            connection.hello = Some(hello);
+        }
+        // The peer is ready: every manager that keeps ready peers learns of it.
+        self.liveness.peer_ready(peer, connected_at);
+        self.sync.peer_ready(peer, tip);
+        self.inventory.peer_ready(peer);
+        self.inventory.know_block(peer, tip.hash);
+        self.sync
+            .maybe_sync_headers(peer, tip, &self.chain, now, &mut self.out);
+    }
+
+    pub(super) fn on_get_addresses(&mut self, peer: PeerId) {
+        let except: Vec<&str> = self
+            .connections
+            .get(peer)
+            .map(|c| [Some(c.info.address.as_str()), c.listen()])
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+        self.addresses.answer(
+            peer,
+            &except,
+            self.config.listen.as_deref(),
+            &mut self.rng,
+            &mut self.out,
+        );
+    }
+
+    pub(super) fn on_addresses(&mut self, peer: PeerId, addresses: Vec<String>, now: Timestamp) {
+        // Only answers are taken: unasked-for gossip is ignored, so it cannot flood the book.
+        let Some(connect_now) = self.addresses.take_request(peer) else {
+            return;
+        };
+        let mut new = 0;
+        for address in addresses {
+            if Some(&address) == self.config.listen.as_ref() {
+                continue;
+            }
+            if self.addresses.book.add(&address) {
+                new += 1;
+            }
+            if connect_now && self.connections.by_address(&address).is_none() {
+                self.connections.dial(&address, now, &mut self.out);
+            }
+        }
+        self.out.event(Event::AddressesLearned { peer, new });
+    }
+
+    /// Sends the requested blocks, split into messages that fit a frame.
+    pub(super) fn on_get_blocks(&mut self, peer: PeerId, hashes: &[BlockHash]) {
+        let answer = serve::blocks(&self.chain, hashes);
+        for batch in answer.batches {
+            for block in &batch {
+                self.inventory.know_block(peer, block.hash());
+            }
+            self.out.send(peer, Message::Blocks(batch));
+        }
+        if let Some(error) = answer.failed {
+            return self.out.event(Event::StoreFailed(error.to_string()));
+        }
+        if !answer.missing.is_empty() {
+            self.out.send(peer, Message::NotFound(answer.missing));
+        }
+    }
+
+    pub(super) fn on_blocks(&mut self, peer: PeerId, blocks: Vec<Block>, now: Timestamp) {
+        if blocks.is_empty() {
+            return;
+        }
+        for block in blocks {
+            let hash = block.hash();
+            // Asked of this peer, or asked and then given up on (late is not abuse).
+            match self.sync.block_arrived(peer, &hash) {
+                None => return,
+                Some(false) => {
+                    return self.disconnect(
+                        peer,
+                        DisconnectReason::Unrequested(Unasked::Block),
+                        now,
+                    );
+                }
+                Some(true) => {}
+            }
+            self.inventory.know_block(peer, hash);
+            match self.chain.import_block(block, now) {
+                Ok(outcome) => {
+                    self.stats.blocks_accepted += 1;
+                    if let Placement::Orphan { missing } = outcome.placement {
+                        self.sync
+                            .orphan_received(peer, &missing, &self.chain, now, &mut self.out);
+                    }
+                    if let Some(change) = outcome.tip_change {
+                        self.on_tip_change(&change, Some(peer), now);
+                    }
+                }
+                Err(ImportError::Store(error)) => {
+                    return self.out.event(Event::StoreFailed(error.to_string()));
+                }
+                Err(ImportError::Invalid { error, .. }) if !error.blames_sender() => {
+                    // Not the sender's fault for sure (our clock, our bookkeeping): drop the
+                    // block without blaming the peer. A body too big or not matching its
+                    // header is the sender's doing: that falls to the arm below (the hostile
+                    // peer suite found such a peer kept, and asked again and again).
+                    self.stats.blocks_rejected += 1;
+                    self.sync.block_invalid(&hash);
+                }
+                Err(error) => {
+                    self.stats.blocks_rejected += 1;
+                    self.sync.block_invalid(&hash);
+                    return self.disconnect(peer, DisconnectReason::InvalidBlock(error), now);
+                }
+            }
+        }
+        self.sync.report_progress(&self.chain, now, &mut self.out);
+        self.schedule_downloads(now);
+    }
+
+    /// Hands wanted blocks to the peers that have them.
+    pub(super) fn schedule_downloads(&mut self, now: Timestamp) {
+        let inventory = &self.inventory;
+        self.sync
+            .schedule(&self.chain, now, &mut self.out, |peer, hash| {
+                inventory.knows_block(peer, hash)
+            });
+    }
+
+    pub(super) fn on_transactions(
+        &mut self,
+        peer: PeerId,
+        transfers: Vec<Transfer>,
+        now: Timestamp,
+    ) {
+        let mut accepted = Vec::new();
+        for transfer in transfers {
+            let id = transfer.id();
+            self.inventory.know_tx(peer, id);
+            if self.mempool.contains(&id) {
+                continue;
+            }
+            let spec = self.chain.spec().clone();
+            let chain_id = self.chain.chain_id();
+            match self
+                .mempool
+                .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)
+            {
+                Ok((_, evicted)) => {
+                    self.report_dropped(evicted);
+                    self.stats.transfers_accepted += 1;
+                    self.out.event(Event::TransferAccepted {
+                        id,
+                        from: Some(peer),
+                    });
+                    accepted.push(transfer);
+                }
+                Err(MempoolError::Tx(error @ TxError::BadSignature)) => {
+                    return self.disconnect(peer, DisconnectReason::InvalidTransaction(error), now);
+                }
+                Err(MempoolError::Store(error)) => {
+                    return self.out.event(Event::StoreFailed(error.to_string()));
+                }
+                // Stale nonces, spent balances, a full pool: normal in a network, not abuse.
+                Err(_) => {}
+            }
+        }
+        self.inventory.relay(&accepted, &mut self.out);
+        self.transfers_arrived(now);
+    }
+}

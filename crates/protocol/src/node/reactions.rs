@@ -1,0 +1,213 @@
+//! The chains of reactions only the dispatcher may start: a new tip (mempool, relay,
+//! announce, mining), the miner's blocks, the user's commands.
+
+use powchain_chain::chain::TipChange;
+use powchain_chain::{
+    Block, ImportError, MempoolError, Placement, Removal, Store, Timestamp, Transfer, TxId,
+};
+use rand::RngExt;
+
+use super::Node;
+use super::command::Command;
+use super::mining::NextWork;
+use super::outbox::{Event, Output};
+use crate::message::Message;
+use crate::peer::{DisconnectReason, PeerId};
+
+impl<S: Store> Node<S> {
+    // ---- the chain moved ----------------------------------------------------------------
+
+    /// The one chain of reactions to a new tip: mempool, then relay of the transfers that
+    /// are pending again, then the announcement, then mining.
+    pub(super) fn on_tip_change(
+        &mut self,
+        change: &TipChange,
+        from: Option<PeerId>,
+        now: Timestamp,
+    ) {
+        if !change.disconnected.is_empty() {
+            self.stats.reorgs += 1;
+        }
+        let spec = self.chain.spec().clone();
+        match self
+            .mempool
+            .on_tip_change(change, self.chain.store(), &spec, now)
+        {
+            Ok(removed) => self.report_dropped(removed),
+            Err(error) => self.out.event(Event::StoreFailed(error.to_string())),
+        }
+        // Transfers of blocks that left the best chain are pending again: pass them on, so
+        // the miners of the winning branch can include them.
+        let returned: Vec<Transfer> = change
+            .disconnected
+            .iter()
+            .flat_map(|block| block.txs.iter().filter_map(|tx| tx.as_transfer()))
+            .filter(|transfer| self.mempool.contains(&transfer.id()))
+            .cloned()
+            .collect();
+        self.inventory.relay(&returned, &mut self.out);
+        let tip = self.chain.tip();
+        self.out.event(Event::TipChanged {
+            hash: tip.hash,
+            height: tip.height,
+            disconnected: change.disconnected.len(),
+            connected: change.connected.len(),
+            from,
+        });
+        // Announce the new tip to every peer that does not have it, at once.
+        let header = tip.header;
+        self.inventory.announce(header, &mut self.out);
+        self.remine(now);
+    }
+
+    /// Tells of every transfer that left the mempool without being confirmed.
+    pub(super) fn report_dropped(&mut self, removed: Vec<(TxId, Removal)>) {
+        for (id, reason) in removed {
+            if reason != Removal::Confirmed {
+                self.out.event(Event::TransferDropped { id, reason });
+            }
+        }
+    }
+
+    // ---- mining ---------------------------------------------------------------------------
+
+    /// New transfers: a new template now, or at a later tick (see `mining`).
+    pub(super) fn transfers_arrived(&mut self, now: Timestamp) {
+        if self.mining.transfers_arrived(now) {
+            self.remine(now);
+        }
+    }
+
+    /// Gives the miner what mining control says it should work on now.
+    pub(super) fn remine(&mut self, now: Timestamp) {
+        match self.mining.next_work(now, self.mempool.is_empty()) {
+            NextWork::Keep => {}
+            NextWork::Stop => self.out.push(Output::Mine(None)),
+            NextWork::Template => {
+                let template = self.template(now);
+                self.out.push(Output::Mine(template));
+            }
+        }
+    }
+
+    pub(super) fn template(&mut self, now: Timestamp) -> Option<Block> {
+        let miner = self.config.mining_address();
+        let extra_nonce = self.rng.random();
+        match self
+            .chain
+            .block_template(&self.mempool, miner, now, extra_nonce)
+        {
+            Ok(template) => Some(template.block),
+            Err(error) => {
+                self.out.event(Event::StoreFailed(error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// A block from this node's miner.
+    pub fn block_mined(&mut self, block: Block, now: Timestamp) {
+        let hash = block.hash();
+        let txs = block.txs.len();
+        match self.chain.import_block(block, now) {
+            Ok(outcome) => {
+                if outcome.placement == Placement::BestChain {
+                    self.stats.blocks_mined += 1;
+                    self.out.event(Event::Mined {
+                        hash,
+                        height: self.chain.tip().height,
+                        txs,
+                    });
+                }
+                if self.mining.block_found() == NextWork::Stop {
+                    self.out.push(Output::Mine(None));
+                }
+                if let Some(change) = outcome.tip_change {
+                    self.on_tip_change(&change, None, now);
+                }
+            }
+            Err(ImportError::Store(error)) => self.out.event(Event::StoreFailed(error.to_string())),
+            // A stale template (the tip moved meanwhile) or a bad clock: mine again.
+            Err(_) => self.remine(now),
+        }
+    }
+
+    // ---- the user -----------------------------------------------------------------------
+
+    /// A user command.
+    pub fn command(&mut self, command: Command, now: Timestamp) {
+        match command {
+            Command::Connect(address) => {
+                self.addresses.book.add(&address);
+                self.connections.dial(&address, now, &mut self.out);
+            }
+            Command::Disconnect(peer) => self.disconnect(peer, DisconnectReason::UserRequest, now),
+            Command::Echo { peer, message } => {
+                if self.connections.is_ready(peer) {
+                    self.out.send(peer, Message::EchoRequest { message });
+                }
+            }
+            Command::SyncWith(peer) => {
+                if self.connections.is_ready(peer) {
+                    self.addresses.request(peer, true, &mut self.out);
+                    self.sync
+                        .request_headers(peer, None, &self.chain, now, &mut self.out);
+                }
+            }
+            Command::SubmitTransfer(transfer) => {
+                if let Err(error) = self.submit_transfer(transfer, now) {
+                    self.out.event(Event::TransferRefused { error });
+                }
+            }
+            Command::MineOnce => {
+                if self.mempool.is_empty() {
+                    self.out.event(Event::NothingToMine);
+                } else {
+                    self.mining.mine_once();
+                    self.remine(now);
+                }
+            }
+            Command::Automine(on) => match self.mining.set_automine(on) {
+                NextWork::Template => self.remine(now),
+                NextWork::Stop => self.out.push(Output::Mine(None)),
+                NextWork::Keep => {}
+            },
+            Command::Shutdown => {
+                self.save_addresses(now);
+                for peer in self.connections.ids() {
+                    self.disconnect(peer, DisconnectReason::Shutdown, now);
+                }
+                self.out.push(Output::Mine(None));
+            }
+        }
+    }
+
+    /// `MakeTransaction`, answered at once: the transfer enters the mempool and is relayed,
+    /// or the reason it cannot.
+    pub fn submit_transfer(
+        &mut self,
+        transfer: Transfer,
+        now: Timestamp,
+    ) -> Result<TxId, MempoolError> {
+        let spec = self.chain.spec().clone();
+        let chain_id = self.chain.chain_id();
+        let (id, evicted) =
+            self.mempool
+                .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)?;
+        self.report_dropped(evicted);
+        self.stats.transfers_accepted += 1;
+        self.out.event(Event::TransferAccepted { id, from: None });
+        self.inventory.relay(&[transfer], &mut self.out);
+        self.transfers_arrived(now);
+        Ok(id)
+    }
+
+    /// Keeps the verified addresses in the store for the next run.
+    pub(super) fn save_addresses(&mut self, now: Timestamp) {
+        if let Some(keep) = self.addresses.save_now(now)
+            && let Err(error) = self.chain.store().save_peer_addresses(&keep)
+        {
+            self.out.event(Event::StoreFailed(error.to_string()));
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Time passing: timeouts, the status poll, outbound slots and feelers, gossip, template
+//! refresh and saving the address book, each asked of its manager in a fixed order.
+
+use powchain_chain::{Store, Timestamp};
+use rand::RngExt;
+
+use super::Node;
+use super::liveness::Liveness;
+use super::sync::Overdue;
+use crate::message::Message;
+use crate::peer::{DisconnectReason, PeerId};
+
+impl<S: Store> Node<S> {
+    // ---- time ---------------------------------------------------------------------------
+
+    /// Time passed: handshake and ping timeouts, the status poll, request timeouts,
+    /// reconnections, gossip, feelers, template refresh, saving the address book.
+    pub fn tick(&mut self, now: Timestamp) {
+        let handshake_timeout_ms = self.config.handshake_timeout_ms;
+        let mut expired = Vec::new();
+        let mut pings = Vec::new();
+        let mut stale_requests = Vec::new();
+        for (id, connection) in self.connections.iter() {
+            if !connection.is_ready() {
+                if now.ms_since(connection.connected_at) > handshake_timeout_ms {
+                    expired.push((id, DisconnectReason::HandshakeTimeout));
+                }
+                continue;
+            }
+            match self.liveness.check(id, now) {
+                Liveness::TimedOut => {
+                    expired.push((id, DisconnectReason::PingTimeout));
+                    continue;
+                }
+                Liveness::PingDue => pings.push(id),
+                Liveness::Fine => {}
+            }
+            match self.sync.overdue(id, now) {
+                Overdue::Headers => expired.push((id, DisconnectReason::Stalled)),
+                Overdue::Blocks(late) => stale_requests.push((id, late)),
+                Overdue::Nothing => {}
+            }
+        }
+        for (peer, reason) in expired {
+            self.disconnect(peer, reason, now);
+        }
+        for peer in pings {
+            let nonce = self.rng.random();
+            self.liveness.ping_sent(peer, nonce, now);
+            self.out.send(peer, Message::Ping { nonce });
+        }
+        // A peer that let a block request time out is dropped (not banned: it may only be
+        // slow); its blocks go to others, and it may come back later.
+        for (peer, late) in stale_requests {
+            self.sync.release(peer, &late);
+            self.disconnect(peer, DisconnectReason::Stalled, now);
+        }
+        self.connections.expire_dials(now, handshake_timeout_ms * 3);
+        if self.mining.refresh_due(now) {
+            self.remine(now);
+        }
+        self.keep_outbound(now);
+        self.keep_feeler(now);
+        self.schedule_downloads(now);
+        self.sync.report_progress(&self.chain, now, &mut self.out);
+        if self.addresses.save_due(now) {
+            self.save_addresses(now);
+        }
+    }
+
+    /// Closes a feeler that has nothing more to give, and opens the next one when it is time
+    /// and the outbound slots are full (see the module docs).
+    pub(super) fn keep_feeler(&mut self, now: Timestamp) {
+        let linger_ms = self.config.handshake_timeout_ms;
+        let done = self.connections.finished_feelers(now, linger_ms, |peer| {
+            self.sync.has_nothing_from(peer, &self.chain)
+        });
+        for peer in done {
+            self.disconnect(peer, DisconnectReason::FeelerDone, now);
+        }
+        let interval = self.config.feeler_interval_ms;
+        if interval == 0
+            || self.config.outbound_target == 0
+            || self.connections.feeler_open()
+            || now.ms_since(self.connections.last_feeler()) < interval
+            || self.connections.outbound_count() < self.config.outbound_target
+        {
+            return;
+        }
+        self.connections.feeler_opened(now);
+        let skip = self.connections.addresses_in_use();
+        let listen = self.config.listen.as_deref();
+        // Uniformly among the candidates, not best first: after a partition the addresses
+        // across it are the ones that failed.
+        let pick = self
+            .addresses
+            .book
+            .random_candidate(now, &mut self.rng, |address| {
+                skip.contains(address) || Some(address) == listen
+            });
+        if let Some(address) = pick {
+            self.connections.dial_feeler(&address, now, &mut self.out);
+        }
+    }
+
+    /// Dials known addresses until the outbound target is reached; now and then asks a
+    /// random peer for addresses (gossip).
+    pub(super) fn keep_outbound(&mut self, now: Timestamp) {
+        let outbound = self.connections.outbound_count();
+        if outbound < self.config.outbound_target {
+            let in_use = self.connections.addresses_in_use();
+            let listen = self.config.listen.as_deref();
+            let candidates = self
+                .addresses
+                .book
+                .candidates(now, &mut self.rng, |address| {
+                    in_use.contains(address) || Some(address) == listen
+                });
+            for address in candidates
+                .into_iter()
+                .take(self.config.outbound_target - outbound)
+            {
+                self.connections.dial(&address, now, &mut self.out);
+            }
+        }
+        let ready: Vec<PeerId> = self
+            .connections
+            .iter()
+            .filter(|(id, c)| c.is_ready() && !self.addresses.is_requested(*id))
+            .map(|(id, _)| id)
+            .collect();
+        self.addresses
+            .gossip(&ready, now, &mut self.rng, &mut self.out);
+    }
+}
