@@ -7,7 +7,6 @@
 //! transaction, so a crash leaves the store either before or after the batch.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
 
 use crate::hashing::HashMap;
 use std::sync::Arc;
@@ -123,23 +122,11 @@ pub trait Store: AccountReader {
     /// Applies `batch` atomically: all of it or none of it. Within a batch, deletes apply
     /// after puts, so a block stored and pruned by the same import ends up absent.
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError>;
-
-    /// Peer addresses kept across restarts (the network's address book). A store that does
-    /// not persist anything keeps none.
-    fn peer_addresses(&self) -> Result<Vec<String>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    /// Replaces the kept peer addresses with `addresses`.
-    fn save_peer_addresses(&self, addresses: &[String]) -> Result<(), StoreError> {
-        let _ = addresses;
-        Ok(())
-    }
 }
 
 /// A store in memory. Nothing survives the process; commits cannot fail. It survives a
 /// simulated crash: the simulator keeps it while the node that used it is gone.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MemStore {
     identity: Option<ChainIdentity>,
     blocks: HashMap<BlockHash, Arc<Block>>,
@@ -148,23 +135,6 @@ pub struct MemStore {
     undo: HashMap<BlockHash, BlockUndo>,
     best: BTreeMap<Height, BlockHash>,
     tip: Option<BlockHash>,
-    /// Saved through `&self` (the trait's signature), hence the lock.
-    peer_addresses: Mutex<Vec<String>>,
-}
-
-impl Clone for MemStore {
-    fn clone(&self) -> MemStore {
-        MemStore {
-            identity: self.identity.clone(),
-            blocks: self.blocks.clone(),
-            index: self.index.clone(),
-            accounts: self.accounts.clone(),
-            undo: self.undo.clone(),
-            best: self.best.clone(),
-            tip: self.tip,
-            peer_addresses: Mutex::new(self.kept_peer_addresses()),
-        }
-    }
 }
 
 impl MemStore {
@@ -181,13 +151,6 @@ impl MemStore {
     /// How many block bodies are stored.
     pub fn block_count(&self) -> usize {
         self.blocks.len()
-    }
-
-    fn kept_peer_addresses(&self) -> Vec<String> {
-        self.peer_addresses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 }
 
@@ -220,18 +183,6 @@ impl Store for MemStore {
 
     fn index(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
         Ok(self.index.iter().map(|(h, e)| (*h, *e)).collect())
-    }
-
-    fn peer_addresses(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.kept_peer_addresses())
-    }
-
-    fn save_peer_addresses(&self, addresses: &[String]) -> Result<(), StoreError> {
-        *self
-            .peer_addresses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = addresses.to_vec();
-        Ok(())
     }
 
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError> {

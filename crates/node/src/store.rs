@@ -1,5 +1,6 @@
 //! The chain in one redb file: [`RedbStore`], the durable implementation of the chain
-//! crate's `Store` trait, plus the peer address book.
+//! crate's `Store` trait, and in the same file the peer address book ([`RedbAddresses`],
+//! the protocol's `AddressStore`).
 //!
 //! ```text
 //! table      key                      value (postcard)
@@ -27,6 +28,7 @@ use powchain_chain::keys::Address;
 use powchain_chain::state::{Account, AccountReader, BlockUndo};
 use powchain_chain::store::{ChainIdentity, IndexEntry, Store, StoreError, WriteBatch};
 use powchain_chain::units::Height;
+use powchain_protocol::AddressStore;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -58,7 +60,8 @@ pub struct PeerRecord {
 
 /// A chain database in one redb file.
 pub struct RedbStore {
-    db: Database,
+    /// Shared with the address book's handle ([`RedbAddresses`]).
+    db: Arc<Database>,
 }
 
 /// A store error naming what failed.
@@ -95,7 +98,7 @@ impl RedbStore {
             // redb should report damage as an error; if it panics instead, so do we not.
             Err(_) => return Err(error(&what, "the file is damaged")),
         };
-        let store = RedbStore { db };
+        let store = RedbStore { db: Arc::new(db) };
         store.create_tables()?;
         Ok(store)
     }
@@ -221,6 +224,15 @@ impl RedbStore {
         })
     }
 
+    /// The peer address book kept in the same file, for the node's address manager.
+    pub fn addresses(&self) -> RedbAddresses {
+        RedbAddresses {
+            store: RedbStore {
+                db: Arc::clone(&self.db),
+            },
+        }
+    }
+
     /// One durable write transaction.
     fn write(
         &self,
@@ -315,42 +327,6 @@ impl Store for RedbStore {
         })
     }
 
-    fn peer_addresses(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .peers()?
-            .into_iter()
-            .map(|(address, _)| address)
-            .collect())
-    }
-
-    fn save_peer_addresses(&self, addresses: &[String]) -> Result<(), StoreError> {
-        let known = self.peers()?;
-        self.write(|txn| {
-            let mut table = txn
-                .open_table(PEERS)
-                .map_err(|e| error("cannot open table peers", e))?;
-            for (address, _) in &known {
-                if !addresses.contains(address) {
-                    table
-                        .remove(address.as_str())
-                        .map_err(|e| error("cannot write table peers", e))?;
-                }
-            }
-            let fresh = encode(&PeerRecord::default())?;
-            for address in addresses {
-                if address.is_empty() || address.len() > PEER_ADDRESS_BYTES_MAX {
-                    continue;
-                }
-                if !known.iter().any(|(known, _)| known == address) {
-                    table
-                        .insert(address.as_str(), fresh.as_slice())
-                        .map_err(|e| error("cannot write table peers", e))?;
-                }
-            }
-            Ok(())
-        })
-    }
-
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
         self.write(|txn| {
             let open =
@@ -435,6 +411,52 @@ impl Store for RedbStore {
                     let value = encode(identity)?;
                     meta.insert(IDENTITY_KEY, value.as_slice())
                         .map_err(|e| write("meta", e))?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The peer address book's half of the file: where the node's address manager keeps what it
+/// learned across restarts (the `peers` table). Not consensus data, so not the chain's
+/// `Store`; it shares the file, through [`RedbStore::addresses`].
+pub struct RedbAddresses {
+    store: RedbStore,
+}
+
+impl AddressStore for RedbAddresses {
+    fn load(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .peers()?
+            .into_iter()
+            .map(|(address, _)| address)
+            .collect())
+    }
+
+    fn save(&mut self, addresses: &[String]) -> Result<(), StoreError> {
+        let known = self.store.peers()?;
+        self.store.write(|txn| {
+            let mut table = txn
+                .open_table(PEERS)
+                .map_err(|e| error("cannot open table peers", e))?;
+            for (address, _) in &known {
+                if !addresses.contains(address) {
+                    table
+                        .remove(address.as_str())
+                        .map_err(|e| error("cannot write table peers", e))?;
+                }
+            }
+            let fresh = encode(&PeerRecord::default())?;
+            for address in addresses {
+                if address.is_empty() || address.len() > PEER_ADDRESS_BYTES_MAX {
+                    continue;
+                }
+                if !known.iter().any(|(known, _)| known == address) {
+                    table
+                        .insert(address.as_str(), fresh.as_slice())
+                        .map_err(|e| error("cannot write table peers", e))?;
                 }
             }
             Ok(())

@@ -414,15 +414,14 @@ async fn a_node_restarted_from_its_database_catches_up() {
     let db = dir.0.join("chain.redb");
     let miner = start(51, Listen::Tcp, &[], 0).await;
     let start_follower = |db: PathBuf, peer: Option<String>| async move {
-        let chain = Chain::open(
-            spec(),
-            RedbStore::open(&db).unwrap(),
-            ChainConfig::default(),
-        )
-        .unwrap();
+        let store = RedbStore::open(&db).unwrap();
+        let addresses = Box::new(store.addresses());
+        let chain = Chain::open(spec(), store, ChainConfig::default()).unwrap();
         let mut config = NodeConfig::new(52);
         config.outbound_target = 1;
-        let mut node = Node::new(config, chain, 52);
+        let mut node = Node::new(config, chain, 52)
+            .with_address_store(addresses)
+            .unwrap();
         if let Some(peer) = peer {
             node.add_address(&peer);
         }

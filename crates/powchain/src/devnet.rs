@@ -194,12 +194,14 @@ async fn devnet(
     let mut nodes = Vec::new();
     for (index, driver_config) in configs.into_iter().enumerate() {
         let db = datadir.join(format!("node-{index}.redb"));
-        let chain = Chain::open(spec.clone(), RedbStore::open(&db)?, ChainConfig::default())?;
+        let store = RedbStore::open(&db)?;
+        let book = Box::new(store.addresses());
+        let chain = Chain::open(spec.clone(), store, ChainConfig::default())?;
         let mut config = NodeConfig::new(rng.random());
         config.listen = Some(addresses[index].clone());
         config.outbound_target = dials[index].len();
         config.miner_address = Some(Keypair::dev(index as u64 % 10).address());
-        let mut node = Node::new(config, chain, rng.random());
+        let mut node = Node::new(config, chain, rng.random()).with_address_store(book)?;
         for target in &dials[index] {
             node.add_address(&addresses[*target]);
         }

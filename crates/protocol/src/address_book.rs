@@ -4,10 +4,16 @@
 //! and finished a handshake: then it is verified, and only verified addresses are passed on
 //! to others. Failed connections back off exponentially; an address that turned out to be
 //! this node itself is never dialled again.
+//!
+//! The book outlives a run through an [`AddressStore`]: the node's redb file keeps it in a
+//! table of its own (`powchain_node::store::RedbAddresses`), tests and the simulator in
+//! memory ([`MemAddresses`], which survives a simulated crash). Addresses are not consensus
+//! data: the chain's `Store` knows nothing of them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use powchain_chain::Timestamp;
+use powchain_chain::{StoreError, Timestamp};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngExt};
 
@@ -222,6 +228,49 @@ impl AddressBook {
             }
         }
         pick.cloned()
+    }
+}
+
+/// Where the address book is kept across restarts.
+pub trait AddressStore: Send {
+    /// The addresses the last run kept.
+    fn load(&self) -> Result<Vec<String>, StoreError>;
+    /// Replaces the kept addresses with `addresses`.
+    fn save(&mut self, addresses: &[String]) -> Result<(), StoreError>;
+}
+
+/// Addresses kept in memory. Clones share one list, so a simulated node that crashes and
+/// restarts with a clone finds what it saved before.
+#[derive(Clone, Debug, Default)]
+pub struct MemAddresses {
+    kept: Arc<Mutex<Vec<String>>>,
+}
+
+impl MemAddresses {
+    /// A store that already holds `addresses` (as if an earlier run kept them).
+    pub fn holding(addresses: Vec<String>) -> MemAddresses {
+        MemAddresses {
+            kept: Arc::new(Mutex::new(addresses)),
+        }
+    }
+
+    /// What it holds.
+    pub fn kept(&self) -> Vec<String> {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl AddressStore for MemAddresses {
+    fn load(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.kept())
+    }
+
+    fn save(&mut self, addresses: &[String]) -> Result<(), StoreError> {
+        *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = addresses.to_vec();
+        Ok(())
     }
 }
 

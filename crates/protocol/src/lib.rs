@@ -15,6 +15,7 @@ pub mod message;
 pub mod node;
 pub mod peer;
 
+pub use address_book::{AddressStore, MemAddresses};
 pub use frame::Received;
 pub use message::{Hello, Message, MessageError, PROTOCOL_VERSION, TipSummary};
 pub use node::{Command, Event, Node, NodeConfig, NodeStats, Output, PeerSummary};

@@ -6,12 +6,12 @@ use std::collections::{HashMap, VecDeque};
 use powchain_chain::spec::DevAccounts;
 use powchain_chain::{
     Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Header, Keypair,
-    MemStore, Memo, Store, Timestamp, Transfer, UnsignedTransfer, miner,
+    MemStore, Memo, Timestamp, Transfer, UnsignedTransfer, miner,
 };
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::{
-    Command, Direction, DisconnectReason, Event, Message, Node, NodeConfig, Output, PeerId,
-    PeerInfo, Unasked,
+    AddressStore, Command, Direction, DisconnectReason, Event, MemAddresses, Message, Node,
+    NodeConfig, Output, PeerId, PeerInfo, Unasked,
 };
 use rand::SeedableRng;
 
@@ -52,20 +52,27 @@ impl Net {
         Net::build(specs, |_, _, _| {})
     }
 
-    /// Nodes with `configure` applied to each one's config and store before it starts.
-    fn build(specs: Vec<ChainSpec>, configure: impl Fn(usize, &mut NodeConfig, &MemStore)) -> Net {
+    /// Nodes with `configure` applied to each one's config and kept addresses before it
+    /// starts.
+    fn build(
+        specs: Vec<ChainSpec>,
+        configure: impl Fn(usize, &mut NodeConfig, &mut MemAddresses),
+    ) -> Net {
         let nodes = specs
             .into_iter()
             .enumerate()
             .map(|(i, spec)| {
                 let store = MemStore::new();
+                let mut addresses = MemAddresses::default();
                 let mut config = NodeConfig::new(1_000 + i as u64);
                 config.listen = Some(address(i));
                 config.outbound_target = 0;
                 config.miner_address = Some(Keypair::dev(i as u64).address());
-                configure(i, &mut config, &store);
+                configure(i, &mut config, &mut addresses);
                 let chain = Chain::open(spec, store, ChainConfig::default()).unwrap();
                 Node::new(config, chain, i as u64)
+                    .with_address_store(Box::new(addresses))
+                    .unwrap()
             })
             .collect::<Vec<_>>();
         let count = nodes.len();
@@ -747,14 +754,14 @@ fn a_block_that_arrives_after_being_given_up_on_is_welcome() {
 /// filled their one outbound slot within their pair and know every address; 1 and 3 know
 /// only their partner, already connected, so nobody needs a new connection.
 fn split_pairs(feeler_interval_ms: u64) -> Net {
-    let mut net = Net::build(vec![spec(); 4], |i, config, store| {
+    let mut net = Net::build(vec![spec(); 4], |i, config, addresses| {
         config.outbound_target = 1;
         config.feeler_interval_ms = feeler_interval_ms;
         let known: Vec<String> = match i {
             0 | 2 => (0..4).filter(|&j| j != i).map(address).collect(),
             _ => vec![address(i - 1)],
         };
-        store.save_peer_addresses(&known).unwrap();
+        addresses.save(&known).unwrap();
     });
     net.connect(0, 1);
     net.connect(2, 3);

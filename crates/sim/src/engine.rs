@@ -27,7 +27,9 @@ use powchain_chain::{
     Memo, Timestamp, Transfer, TxId, UnsignedTransfer, miner,
 };
 use powchain_protocol::frame::{self, Received};
-use powchain_protocol::{Direction, Event, Message, Node, NodeConfig, Output, PeerInfo};
+use powchain_protocol::{
+    Direction, Event, MemAddresses, Message, Node, NodeConfig, Output, PeerInfo,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -120,6 +122,8 @@ enum Life {
 
 struct SimNode {
     life: Life,
+    /// Its address book as saved, which survives a crash as its store does.
+    addresses: MemAddresses,
     /// Bumped at every crash, so a dead node's pending ticks and dials are ignored.
     lives: u32,
     /// Peer id -> connection.
@@ -218,9 +222,11 @@ impl Simulation {
             scenario,
         };
         for index in 0..count {
-            let node = sim.start_node(index, MemStore::new())?;
+            let addresses = MemAddresses::default();
+            let node = sim.start_node(index, MemStore::new(), &addresses)?;
             sim.nodes.push(SimNode {
                 life: Life::Up(Box::new(node)),
+                addresses,
                 lives: 0,
                 peers: BTreeMap::new(),
                 next_peer: 1,
@@ -271,7 +277,12 @@ impl Simulation {
         Ok(sim)
     }
 
-    fn start_node(&self, index: usize, store: MemStore) -> Result<Node<MemStore>, String> {
+    fn start_node(
+        &self,
+        index: usize,
+        store: MemStore,
+        addresses: &MemAddresses,
+    ) -> Result<Node<MemStore>, String> {
         let seed = self.scenario.seed;
         let chain = Chain::open(self.spec.clone(), store, ChainConfig::default())
             .map_err(|e| format!("node {index}: {e}"))?;
@@ -286,11 +297,13 @@ impl Simulation {
         // A coinbase address per node, so two nodes never mine the same block.
         config.miner_address = Some(Keypair::dev(1_000 + index as u64).address());
         let lives = self.nodes.get(index).map_or(0, |n| n.lives);
-        Ok(Node::new(
+        Node::new(
             config,
             chain,
             mix(seed ^ mix(index as u64) ^ u64::from(lives)),
-        ))
+        )
+        .with_address_store(Box::new(addresses.clone()))
+        .map_err(|e| e.to_string())
     }
 
     /// Runs to the end: the scenario's duration, then settling.
@@ -984,7 +997,8 @@ impl Simulation {
             self.nodes[index].life = life;
             return;
         };
-        match self.start_node(index, *store) {
+        let addresses = self.nodes[index].addresses.clone();
+        match self.start_node(index, *store, &addresses) {
             Ok(node) => {
                 self.nodes[index].life = Life::Up(Box::new(node));
                 self.note(format_args!("node {index} restarts from its store"));

@@ -26,7 +26,7 @@ use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
 use powchain_node::miner::MinerConfig;
 use powchain_node::store::RedbStore;
 use powchain_node::wallet::Wallet;
-use powchain_protocol::{Command, Event, Node, NodeConfig, PeerId};
+use powchain_protocol::{AddressStore, Command, Event, Node, NodeConfig, PeerId};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
@@ -119,7 +119,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     if args.ephemeral {
         let chain = Chain::open(spec, MemStore::new(), ChainConfig::default())?;
-        runtime.block_on(serve(args, rpc, chain, None))
+        runtime.block_on(serve(args, rpc, chain, None, None))
     } else {
         // The wallet lives next to the database: in --datadir, beside --db, or in powchain-data.
         let beside_db = args.db.as_ref().and_then(|db| db.parent()).map(|dir| {
@@ -140,13 +140,15 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             .db
             .clone()
             .unwrap_or_else(|| datadir.join("chain.redb"));
-        let chain = Chain::open(spec, RedbStore::open(&db)?, ChainConfig::default())?;
+        let store = RedbStore::open(&db)?;
+        let addresses: Box<dyn AddressStore> = Box::new(store.addresses());
+        let chain = Chain::open(spec, store, ChainConfig::default())?;
         println!(
             "data: database {}, wallet {}",
             db.display(),
             datadir.join("wallet.keys").display()
         );
-        runtime.block_on(serve(args, rpc, chain, Some(datadir)))
+        runtime.block_on(serve(args, rpc, chain, Some(addresses), Some(datadir)))
     }
 }
 
@@ -188,6 +190,7 @@ async fn serve<S: Store + Send + 'static>(
     args: NodeArgs,
     rpc: RpcSetting,
     chain: Chain<S>,
+    addresses: Option<Box<dyn AddressStore>>,
     datadir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let spec = chain.spec().clone();
@@ -230,6 +233,9 @@ async fn serve<S: Store + Send + 'static>(
         config.miner_address = Some(resolve_account(&spec, &who).map_err(anyhow::Error::msg)?);
     }
     let mut node = Node::new(config, chain, rand::random());
+    if let Some(addresses) = addresses {
+        node = node.with_address_store(addresses)?;
+    }
     for peer in &args.peers {
         node.add_address(peer);
     }

@@ -45,14 +45,10 @@ pub(crate) struct Addresses {
 }
 
 impl Addresses {
-    /// The book, with the addresses kept from an earlier run as dial candidates.
-    pub fn new(config: &NodeConfig, kept: Vec<String>) -> Addresses {
-        let mut book = AddressBook::new(config.address_book_max);
-        for address in kept {
-            book.add_kept(&address);
-        }
+    /// An empty book.
+    pub fn new(config: &NodeConfig) -> Addresses {
         Addresses {
-            book,
+            book: AddressBook::new(config.address_book_max),
             requested: BTreeMap::new(),
             last_gossip: Timestamp(0),
             last_saved: Timestamp(0),
@@ -150,7 +146,9 @@ mod tests {
     use crate::node::outbox::Output;
 
     fn addresses() -> Addresses {
-        Addresses::new(&NodeConfig::new(1), vec!["10.0.0.1:1".into()])
+        let mut addresses = Addresses::new(&NodeConfig::new(1));
+        addresses.book.add_kept("10.0.0.1:1");
+        addresses
     }
 
     #[test]

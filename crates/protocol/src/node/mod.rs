@@ -50,11 +50,11 @@ mod summary;
 mod sync;
 mod time;
 
-use powchain_chain::{Chain, Height, Mempool, Store, Timestamp};
+use powchain_chain::{Chain, Height, Mempool, Store, StoreError, Timestamp};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::address_book::AddressBook;
+use crate::address_book::{AddressBook, AddressStore};
 use crate::message::{Hello, Message, PROTOCOL_VERSION, REASON_BYTES_MAX, TipSummary};
 use crate::peer::{Direction, DisconnectReason, PeerId, PeerInfo};
 use addresses::Addresses;
@@ -85,19 +85,20 @@ pub struct Node<S: Store> {
     /// Every random choice (ping nonces, gossip targets, dial candidates, extra nonces):
     /// one seeded stream, so a run replays exactly.
     rng: ChaCha8Rng,
+    /// Where the address book is kept across restarts (`None`: it is not).
+    address_store: Option<Box<dyn AddressStore>>,
     out: Outbox,
     stats: NodeStats,
 }
 
 impl<S: Store> Node<S> {
     /// A node on `chain`; `seed` drives its random choices (ping nonces, gossip targets).
-    /// Addresses the store kept from an earlier run become dial candidates again.
+    /// Its address book starts empty and is not kept: see [`Node::with_address_store`].
     pub fn new(config: NodeConfig, chain: Chain<S>, seed: u64) -> Node<S> {
-        let kept = chain.store().peer_addresses().unwrap_or_default();
         Node {
             mempool: Mempool::new(config.mempool),
             connections: Connections::new(&config),
-            addresses: Addresses::new(&config, kept),
+            addresses: Addresses::new(&config),
             liveness: Pinger::new(&config),
             sync: Sync::new(&config),
             inventory: Inventory::new(&config),
@@ -105,9 +106,25 @@ impl<S: Store> Node<S> {
             config,
             chain,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            address_store: None,
             out: Outbox::default(),
             stats: NodeStats::default(),
         }
+    }
+
+    /// Keeps the address book in `store` (at most every `ADDRESSES_SAVE_INTERVAL_MS`, if it
+    /// changed, and at shutdown); the addresses it kept from an earlier run become dial
+    /// candidates again. Call it before adding addresses. A store that cannot be read is an
+    /// error: the node would otherwise start without its peers and overwrite them.
+    pub fn with_address_store(
+        mut self,
+        store: Box<dyn AddressStore>,
+    ) -> Result<Node<S>, StoreError> {
+        for address in store.load()? {
+            self.addresses.book.add_kept(&address);
+        }
+        self.address_store = Some(store);
+        Ok(self)
     }
 
     // ---- reads ---------------------------------------------------------------------------

@@ -205,7 +205,8 @@ impl<S: Store> Node<S> {
     /// Keeps the verified addresses in the store for the next run.
     pub(super) fn save_addresses(&mut self, now: Timestamp) {
         if let Some(keep) = self.addresses.save_now(now)
-            && let Err(error) = self.chain.store().save_peer_addresses(&keep)
+            && let Some(store) = &mut self.address_store
+            && let Err(error) = store.save(&keep)
         {
             self.out.event(Event::StoreFailed(error.to_string()));
         }
