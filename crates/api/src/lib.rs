@@ -16,6 +16,8 @@
 //! told otherwise. Anything that changes the node (submit, mine, automine, connect,
 //! disconnect) needs the token the node wrote to its cookie file at start.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod explorer;
 mod metrics;

@@ -24,6 +24,7 @@
 //! - [`miner`]: a simple reference miner.
 //! - [`hashing`], [`sigcache`]: reproducible hash maps, and signatures already verified.
 
+#![forbid(unsafe_code)]
 // Errors name blocks and accounts by their 64- and 32-byte ids, by value, so they are larger
 // than clippy likes. They are returned on the rare invalid path only; boxing them would add
 // noise at every construction site and save nothing measurable.

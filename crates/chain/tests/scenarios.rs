@@ -1,6 +1,9 @@
 //! Whole-chain scenarios: the seed's screenshots, reorgs by work, and the mempool following
 //! the tip.
 
+// A test fails by panicking: unwrap, expect and panic are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

@@ -4,6 +4,9 @@
 //! ban list), keep serving an honest peer (an echo round trip), and keep its chain, state and
 //! mempool exactly as they were. `docs/RELIABILITY.md` lists the cases and outcomes.
 
+// A test fails by panicking: unwrap, expect and panic are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use powchain_chain::block::tx_root;

@@ -1,5 +1,8 @@
 //! The redb store under the chain: restart, reorgs, foreign and damaged files, peers.
 
+// A test fails by panicking: unwrap, expect and panic are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -11,6 +11,8 @@
 //! - `wallet new|list|show`: keys in their own file.
 //! - `spec`: prints a chain spec as TOML with its genesis hash (a start for custom specs).
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod client;
 mod database;

@@ -1,5 +1,8 @@
 //! Drives the real `powchain` binary as a user would.
 
+// A test fails by panicking: unwrap, expect and panic are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::{Command, Output};
 
 use powchain_chain::ChainSpec;

@@ -11,6 +11,9 @@
 //!
 //! Needs root and `ip netns` (iproute2). Without them the test says it was skipped, and why.
 
+// A test fails by panicking: unwrap, expect and panic are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::Path;

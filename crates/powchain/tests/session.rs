@@ -1,5 +1,8 @@
 //! Real `powchain node` processes driven through stdin, as a person would type.
 
+// A test fails by panicking: unwrap, expect and panic are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};

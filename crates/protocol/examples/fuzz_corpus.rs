@@ -8,6 +8,9 @@
 //! The blocks and transfers are made under the fuzz targets' chain (`fuzz/src/lib.rs`: the dev
 //! chain named `fuzz`, one bit of proof of work), so they are valid there.
 
+// A development tool: it stops with a message when it cannot write the corpus.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use powchain_chain::{

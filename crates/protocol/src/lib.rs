@@ -9,6 +9,8 @@
 //! - [`node`]: the state machine. The tokio driver (node crate) and the simulator feed it
 //!   connections, messages, commands, ticks and mined blocks, and carry out its outputs.
 
+#![forbid(unsafe_code)]
+
 pub mod address_book;
 pub mod frame;
 pub mod message;

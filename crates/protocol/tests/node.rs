@@ -1,6 +1,9 @@
 //! The node state machine alone, without sockets: nodes wired to each other in memory,
 //! every message encoded and decoded as on the wire, time passed by hand.
 
+// A test fails by panicking: unwrap, expect and panic are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{HashMap, VecDeque};
 
 use powchain_chain::spec::DevAccounts;

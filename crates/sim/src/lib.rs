@@ -20,6 +20,8 @@
 //! Nothing here reads a clock or an unseeded random source; with the chain crate's
 //! reproducible hash maps, the same scenario and seed give the same run, event for event.
 
+#![forbid(unsafe_code)]
+
 pub mod adversary;
 pub mod engine;
 pub mod metrics;

@@ -1,6 +1,9 @@
 //! The simulator end to end, at sizes that keep the suite fast (the large runs are in
 //! `powchain bench sim`).
 
+// A test fails by panicking: unwrap, expect and panic are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use powchain_sim::scenario::{Action, AdversarySettings, ScheduledAction};
 use powchain_sim::{Scenario, Span, run};
 
