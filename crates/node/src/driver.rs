@@ -6,7 +6,7 @@
 //!  reader tasks ──messages, closed──┤             │              bounded queue)
 //!  miner threads ──solutions────────┼──> main ────┤
 //!  Handle (commands, inspect) ──────┤    loop     └── miner: templates in, solutions out
-//!  ticker, shutdown ────────────────┘  owns Node
+//!  timers, shutdown ────────────────┘  owns Node   (woken at Node::poll_timeout)
 //! ```
 //!
 //! One task owns the node and feeds it every input in order: the seed's single sequential
@@ -41,7 +41,9 @@ pub struct DriverConfig {
     pub tcp: Option<TcpListener>,
     /// A bound unix-socket listener, if the node accepts local peers (see [`bind_unix`]).
     pub unix: Option<UnixListener>,
-    /// How often the node's clock ticks (timeouts, polls, reconnections).
+    /// The longest the driver lets the node sleep. The node says when it next needs waking
+    /// (`Node::poll_timeout`: timeouts, pings, reconnections) and is woken then; this only
+    /// bounds the wait.
     pub tick: Duration,
     /// Frames queued for one peer before it counts as too slow and is disconnected.
     pub peer_queue_frames_max: usize,
@@ -61,7 +63,7 @@ impl DriverConfig {
         DriverConfig {
             tcp: None,
             unix: None,
-            tick: Duration::from_millis(100),
+            tick: Duration::from_secs(60),
             peer_queue_frames_max: 1_024,
             peer_queue_bytes_max: 16 << 20,
             connect_timeout: Duration::from_secs(5),
@@ -184,6 +186,16 @@ impl<S: Store + 'static> Handle<S> {
         self.requests.send(Request::Mining(answer)).await.ok()?;
         receive.await.ok()
     }
+}
+
+/// When to wake the node: at its next deadline (`Node::poll_timeout`, on the wall clock),
+/// at the latest `longest` from now.
+fn wake_at<S: Store>(node: &Node<S>, longest: Duration) -> tokio::time::Instant {
+    let start = tokio::time::Instant::now();
+    let wait = node.poll_timeout().map_or(longest, |deadline| {
+        Duration::from_millis(deadline.ms_since(now())).min(longest)
+    });
+    start + wait
 }
 
 /// The milliseconds since the Unix epoch: the node's `now`.
@@ -376,8 +388,10 @@ pub async fn run<S: Store + Send + 'static>(
         rate: HashRate::new(),
         events,
     };
-    let mut ticker = tokio::time::interval(config.tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The miner's rate is measured on its own clock, and only while it works; the node is
+    // woken when its timers say (`Node::poll_timeout`), at the latest after `config.tick`.
+    let mut rate_clock = tokio::time::interval(HASH_RATE_WINDOW);
+    rate_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             Some(input) = input_queue.recv() => match input {
@@ -406,10 +420,8 @@ pub async fn run<S: Store + Send + 'static>(
                     node.block_mined(solution.block, now());
                 }
             }
-            _ = ticker.tick() => {
-                io.measure_hash_rate();
-                node.tick(now());
-            }
+            _ = tokio::time::sleep_until(wake_at(&node, config.tick)) => node.tick(now()),
+            _ = rate_clock.tick(), if io.working => io.measure_hash_rate(),
             _ = shutdown.changed() => break,
         }
         io.carry_out(&mut node);

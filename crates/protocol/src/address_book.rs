@@ -194,6 +194,16 @@ impl AddressBook {
         candidates.into_iter().map(|(a, _)| a.clone()).collect()
     }
 
+    /// The earliest instant an address other than those `skip` names is worth dialling
+    /// (in the past when one already is).
+    pub fn next_dialable(&self, skip: impl Fn(&str) -> bool) -> Option<Timestamp> {
+        self.entries
+            .iter()
+            .filter(|(address, entry)| !entry.is_self && !skip(address))
+            .map(|(_, entry)| entry.next_try)
+            .min()
+    }
+
     /// One address worth dialling now, chosen uniformly among them whatever their rank (a
     /// feeler tests addresses, failed ones included), without sorting the book.
     pub fn random_candidate(

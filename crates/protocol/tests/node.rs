@@ -186,8 +186,15 @@ impl Net {
     fn advance(&mut self, ms: u64) {
         self.now = Timestamp(self.now.0 + ms);
         let now = self.now;
-        for node in &mut self.nodes {
+        for (index, node) in self.nodes.iter_mut().enumerate() {
             node.tick(now);
+            // What a tick was due for, it did: the next wake is later (a driver that sleeps
+            // until `poll_timeout` would otherwise spin).
+            let next = node.poll_timeout();
+            assert!(
+                next.is_none_or(|at| at > now),
+                "node {index} wants waking at {next:?} right after a tick at {now:?}"
+            );
         }
         self.settle();
     }
@@ -813,4 +820,71 @@ fn a_feeler_joins_a_split_network_and_closes_when_done() {
             .count();
         assert_eq!(outbound, 1, "node {node} keeps one outbound peer");
     }
+}
+
+#[test]
+fn a_node_with_nothing_to_do_is_never_woken() {
+    let net = Net::new(1);
+    assert_eq!(net.nodes[0].poll_timeout(), None);
+}
+
+#[test]
+fn the_next_wake_is_the_next_deadline_and_ticking_there_does_its_work() {
+    let mut net = Net::new(2);
+    net.connect(0, 1);
+    net.settle();
+    // Ready peers, and an address book with room: gossip is due at once.
+    for node in &net.nodes {
+        assert!(node.poll_timeout().is_some_and(|at| at <= net.now));
+    }
+    net.advance(0);
+    // Then the next thing either node must do is ping (and gossip again), one interval
+    // after the connection opened.
+    let interval = NodeConfig::new(0).ping_interval_ms;
+    for node in &net.nodes {
+        assert_eq!(node.poll_timeout(), Some(Timestamp(START + interval)));
+    }
+    // Nothing is done before the deadline; at it, the ping goes out.
+    net.advance(interval - 1);
+    let pings = |net: &Net| {
+        net.delivered
+            .iter()
+            .filter(|(_, _, m)| matches!(m, Message::Ping { .. }))
+            .count()
+    };
+    assert_eq!(pings(&net), 0);
+    net.advance(1);
+    assert_eq!(pings(&net), 2);
+    // Its pong came back at once: the next wake is the next ping.
+    for node in &net.nodes {
+        assert_eq!(node.poll_timeout(), Some(Timestamp(START + 2 * interval)));
+    }
+}
+
+#[test]
+fn a_silent_handshake_is_the_next_deadline() {
+    let mut net = Net::new(2);
+    // A connection node 1 never answers: node 0's wake is its handshake timeout.
+    net.links.clear();
+    let now = net.now;
+    net.nodes[0].peer_connected(
+        77,
+        PeerInfo {
+            address: address(1),
+            ban_key: address(1),
+            direction: Direction::Inbound,
+        },
+        now,
+    );
+    let timeout = NodeConfig::new(0).handshake_timeout_ms;
+    assert_eq!(
+        net.nodes[0].poll_timeout(),
+        Some(Timestamp(START + timeout + 1))
+    );
+    net.advance(timeout + 1);
+    assert!(
+        net.peer_gone(0)
+            .contains(&DisconnectReason::HandshakeTimeout)
+    );
+    assert_eq!(net.nodes[0].poll_timeout(), None);
 }

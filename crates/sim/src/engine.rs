@@ -48,6 +48,8 @@ const TIE_BREAK_AFTER: Span = Span::from_secs(30);
 /// Something that happens at a point of simulated time.
 #[derive(Debug)]
 enum What {
+    /// A node's timers are due (`Node::poll_timeout`); stale unless it is still the
+    /// node's `wake`.
     Tick {
         node: usize,
         life: u32,
@@ -122,6 +124,8 @@ enum Life {
 
 struct SimNode {
     life: Life,
+    /// When its timers next wake it: the one `Tick` that is not stale.
+    wake: Option<u64>,
     /// Its address book as saved, which survives a crash as its store does.
     addresses: MemAddresses,
     /// Bumped at every crash, so a dead node's pending ticks and dials are ignored.
@@ -226,6 +230,7 @@ impl Simulation {
             let node = sim.start_node(index, MemStore::new(), &addresses)?;
             sim.nodes.push(SimNode {
                 life: Life::Up(Box::new(node)),
+                wake: None,
                 addresses,
                 lives: 0,
                 peers: BTreeMap::new(),
@@ -248,15 +253,6 @@ impl Simulation {
                 }
                 node.command(powchain_protocol::Command::Automine(true), now);
             });
-            // Ticks are spread over the first interval, as real nodes start at random times.
-            let offset = sim.rng.random_range(0..sim.scenario.node.tick.0);
-            sim.schedule(
-                offset,
-                What::Tick {
-                    node: index,
-                    life: 0,
-                },
-            );
         }
         let first_block = sim.exponential(sim.scenario.chain.block_interval.as_secs_f64());
         sim.schedule(first_block, What::BlockFound);
@@ -386,22 +382,41 @@ impl Simulation {
         };
         let result = f(node, now);
         let outputs = node.outputs();
+        let deadline = node.poll_timeout();
         for output in outputs {
             self.apply(index, output);
         }
+        if let Some(deadline) = deadline {
+            self.wake(index, deadline);
+        }
         Some(result)
+    }
+
+    /// Makes sure node `index` is woken by `deadline` (its clock's milliseconds). A wake
+    /// already due sooner stands (the node then reschedules); a later one is superseded.
+    fn wake(&mut self, index: usize, deadline: Timestamp) {
+        let base = self.spec.genesis_time_ms + 1_000;
+        let at = deadline
+            .0
+            .saturating_sub(base)
+            .saturating_mul(1_000)
+            .max(self.now);
+        let node = &mut self.nodes[index];
+        if node.wake.is_some_and(|scheduled| scheduled <= at) {
+            return;
+        }
+        node.wake = Some(at);
+        let life = node.lives;
+        self.schedule(at, What::Tick { node: index, life });
     }
 
     fn handle(&mut self, what: What) {
         match what {
             What::Tick { node, life } => {
-                if self.nodes[node].lives == life
-                    && self.with_node(node, |n, now| n.tick(now)).is_some()
-                {
-                    self.schedule(
-                        self.now + self.scenario.node.tick.0,
-                        What::Tick { node, life },
-                    );
+                let due = self.nodes[node].lives == life && self.nodes[node].wake == Some(self.now);
+                if due {
+                    self.nodes[node].wake = None;
+                    self.with_node(node, |n, now| n.tick(now));
                 }
             }
             What::Arrive {
@@ -968,6 +983,7 @@ impl Simulation {
         };
         node.life = Life::Down(Box::new(state.into_chain().into_store()));
         node.lives += 1;
+        node.wake = None;
         node.inbox.clear();
         node.busy = false;
         node.template = None;
@@ -1005,8 +1021,6 @@ impl Simulation {
                 self.with_node(index, |n, now| {
                     n.command(powchain_protocol::Command::Automine(true), now)
                 });
-                let life = self.nodes[index].lives;
-                self.schedule(self.now + 1, What::Tick { node: index, life });
             }
             Err(error) => {
                 // A memory store cannot fail to reopen; if it ever did, the node stays down

@@ -182,8 +182,6 @@ pub enum HashPower {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeSettings {
-    /// How often each node's clock ticks (timeouts, polls, reconnections).
-    pub tick: Span,
     /// Outbound connections each node keeps.
     pub outbound: usize,
     /// Most inbound connections.
@@ -368,7 +366,6 @@ impl Default for NetworkSettings {
 impl Default for NodeSettings {
     fn default() -> NodeSettings {
         NodeSettings {
-            tick: Span::from_secs(1),
             outbound: 8,
             inbound_max: 32,
             ping_interval: Span::from_secs(120),
@@ -456,10 +453,8 @@ impl Scenario {
         if !(self.network.loss.is_finite() && (0.0..0.5).contains(&self.network.loss)) {
             return fail("network.loss must be in [0, 0.5)".into());
         }
-        if self.node.tick < Span::from_ms(1) || self.node.ping_interval < self.node.tick {
-            return fail(
-                "node.tick must be at least 1ms and node.ping_interval at least one tick".into(),
-            );
+        if self.node.ping_interval < Span::from_ms(1) {
+            return fail("node.ping_interval must be at least 1ms".into());
         }
         if self.node.outbound == 0 || self.node.inbound_max == 0 {
             return fail("node.outbound and node.inbound_max must be at least 1".into());

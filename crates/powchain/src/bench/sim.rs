@@ -42,7 +42,6 @@ pub fn scenario(nodes: usize, duration: Span) -> Scenario {
         ..Scenario::default()
     };
     scenario.network.topology = "random:8".into();
-    scenario.node.tick = Span::from_secs(30);
     scenario.node.ping_interval = Span::from_secs(30 * 60);
     scenario.node.feeler_interval = Span::from_secs(30 * 60);
     scenario.transactions.rate = 0.002;

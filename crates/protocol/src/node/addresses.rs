@@ -122,6 +122,26 @@ impl Addresses {
         self.request(peer, false, out);
     }
 
+    /// When gossip is next due, if some ready peer could be asked (`can_ask`) and the book
+    /// has room.
+    pub fn next_gossip(&self, can_ask: bool) -> Option<Timestamp> {
+        (can_ask && self.book.len() < self.book_max / 2)
+            .then(|| self.last_gossip.saturating_add_ms(self.gossip_interval_ms))
+    }
+
+    /// When the book is next saved, if it changed since it last was.
+    pub fn next_save(&self) -> Option<Timestamp> {
+        (self.saved_revision != Some(self.book.revision())).then(|| {
+            self.last_saved
+                .saturating_add_ms(ADDRESSES_SAVE_INTERVAL_MS)
+        })
+    }
+
+    /// The book as it is now is the one the store holds.
+    pub fn mark_saved(&mut self) {
+        self.saved_revision = Some(self.book.revision());
+    }
+
     /// Whether the book is due to be saved at `now`.
     pub fn save_due(&self, now: Timestamp) -> bool {
         now.ms_since(self.last_saved) >= ADDRESSES_SAVE_INTERVAL_MS

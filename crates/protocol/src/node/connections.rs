@@ -168,6 +168,26 @@ impl Connections {
         }
     }
 
+    /// When the next handshake or dial runs out of time: a connection that has not said
+    /// hello is dropped once more than `handshake_timeout_ms` have passed, a dial that never
+    /// reported back is forgotten after `dial_timeout_ms`.
+    pub fn next_deadline(
+        &self,
+        handshake_timeout_ms: u64,
+        dial_timeout_ms: u64,
+    ) -> Option<Timestamp> {
+        let handshakes = self
+            .peers
+            .values()
+            .filter(|p| !p.is_ready())
+            .map(|p| p.connected_at.saturating_add_ms(handshake_timeout_ms + 1));
+        let dials = self
+            .dialing
+            .values()
+            .map(|since| since.saturating_add_ms(dial_timeout_ms + 1));
+        handshakes.chain(dials).min()
+    }
+
     /// Takes a connection out.
     pub fn remove(&mut self, peer: PeerId) -> Option<Connection> {
         self.peers.remove(&peer)

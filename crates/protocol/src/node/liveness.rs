@@ -80,6 +80,17 @@ impl Pinger {
         }
     }
 
+    /// When the next ping is due or the next outstanding one times out.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.peers
+            .values()
+            .map(|pings| match pings.outstanding {
+                Some((_, sent)) => sent.saturating_add_ms(self.ping_timeout_ms + 1),
+                None => pings.last_ping.saturating_add_ms(self.ping_interval_ms),
+            })
+            .min()
+    }
+
     /// A ping with `nonce` goes to `peer`.
     pub fn ping_sent(&mut self, peer: PeerId, nonce: u64, now: Timestamp) {
         if let Some(pings) = self.peers.get_mut(&peer) {
@@ -137,6 +148,22 @@ mod tests {
         pinger.pong(1, 8, Timestamp(110));
         assert_eq!(pinger.rtt_ms(1), None);
         assert_eq!(pinger.check(1, Timestamp(400)), Liveness::Fine);
+        assert_eq!(pinger.check(1, Timestamp(401)), Liveness::TimedOut);
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_next_ping_or_timeout() {
+        let mut pinger = pinger();
+        assert_eq!(pinger.next_deadline(), None);
+        pinger.peer_ready(1, Timestamp(0));
+        pinger.peer_ready(2, Timestamp(50));
+        assert_eq!(pinger.next_deadline(), Some(Timestamp(100)));
+        pinger.ping_sent(1, 7, Timestamp(100));
+        // Peer 2's ping is due at 150; peer 1's times out after 400.
+        assert_eq!(pinger.next_deadline(), Some(Timestamp(150)));
+        assert_eq!(pinger.check(2, Timestamp(150)), Liveness::PingDue);
+        pinger.ping_sent(2, 8, Timestamp(150));
+        assert_eq!(pinger.next_deadline(), Some(Timestamp(401)));
         assert_eq!(pinger.check(1, Timestamp(401)), Liveness::TimedOut);
     }
 

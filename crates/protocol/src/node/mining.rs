@@ -103,6 +103,14 @@ impl MiningControl {
         self.template_stale && now.ms_since(self.last_template) >= self.template_refresh_ms
     }
 
+    /// When a stale template is rebuilt, if one is.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.template_stale.then(|| {
+            self.last_template
+                .saturating_add_ms(self.template_refresh_ms)
+        })
+    }
+
     /// A block of ours was accepted: a `Mine` is done (and the miner stops) unless automine
     /// keeps it going.
     pub fn block_found(&mut self) -> NextWork {
@@ -139,6 +147,7 @@ mod tests {
         assert_eq!(control.next_work(Timestamp(0), true), NextWork::Template);
         assert!(!control.transfers_arrived(Timestamp(50)));
         assert!(!control.refresh_due(Timestamp(99)));
+        assert_eq!(control.next_deadline(), Some(Timestamp(100)));
         assert!(control.refresh_due(Timestamp(100)));
         assert!(control.transfers_arrived(Timestamp(150)));
     }

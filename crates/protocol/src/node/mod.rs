@@ -123,6 +123,8 @@ impl<S: Store> Node<S> {
         for address in store.load()? {
             self.addresses.book.add_kept(&address);
         }
+        // What was just read is what the store holds: nothing to save until it changes.
+        self.addresses.mark_saved();
         self.address_store = Some(store);
         Ok(self)
     }

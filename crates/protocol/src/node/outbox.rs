@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use powchain_chain::{Block, BlockHash, Height, MempoolError, Removal, TxId};
+use powchain_chain::{Block, BlockHash, Height, MempoolError, Removal, Timestamp, TxId};
 
 use crate::message::Message;
 use crate::peer::{Direction, DisconnectReason, PeerId};
@@ -143,6 +143,15 @@ pub enum Output {
     Mine(Option<Block>),
     /// Tell the user.
     Event(Event),
+}
+
+/// The earlier of two optional instants: how the managers' next deadlines combine.
+pub(crate) fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
 }
 
 /// Everything the node has to say, oldest first: one queue for every manager, so the driver

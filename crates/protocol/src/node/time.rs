@@ -1,16 +1,81 @@
-//! Time passing: timeouts, the status poll, outbound slots and feelers, gossip, template
-//! refresh and saving the address book, each asked of its manager in a fixed order.
+//! Time passing: [`Node::poll_timeout`] says when the node next needs waking, from every
+//! manager's deadlines; [`Node::tick`] then handles timeouts, the status poll, outbound
+//! slots and feelers, gossip, template refresh and saving the address book, each asked of
+//! its manager in a fixed order.
 
 use powchain_chain::{Store, Timestamp};
 use rand::RngExt;
 
 use super::Node;
 use super::liveness::Liveness;
+use super::outbox::earliest;
 use super::sync::Overdue;
 use crate::message::Message;
 use crate::peer::{DisconnectReason, PeerId};
 
 impl<S: Store> Node<S> {
+    /// The next instant the node needs [`Node::tick`]: the earliest deadline any manager
+    /// has (a handshake, ping, request or dial running out, a ping or gossip due, a stale
+    /// template, a feeler to open or close, a dial candidate's backoff ending, the address
+    /// book to save, sync progress to report). `None`: nothing will happen until an input
+    /// arrives. An instant in the past means now. A node with nothing to do is not woken.
+    ///
+    /// Every deadline is gated on the state `tick` acts on, so a tick at the deadline
+    /// changes what the next one is (waking does not spin).
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let config = &self.config;
+        let mut next = self
+            .connections
+            .next_deadline(config.handshake_timeout_ms, config.handshake_timeout_ms * 3);
+        next = earliest(next, self.liveness.next_deadline());
+        next = earliest(next, self.sync.next_deadline());
+        next = earliest(next, self.mining.next_deadline());
+        let can_ask = self
+            .connections
+            .iter()
+            .any(|(id, c)| c.is_ready() && !self.addresses.is_requested(id));
+        next = earliest(next, self.addresses.next_gossip(can_ask));
+        if self.address_store.is_some() {
+            next = earliest(next, self.addresses.next_save());
+        }
+        if self.connections.outbound_count() < config.outbound_target {
+            let in_use = self.connections.addresses_in_use();
+            let listen = config.listen.as_deref();
+            next = earliest(
+                next,
+                self.addresses
+                    .book
+                    .next_dialable(|address| in_use.contains(address) || Some(address) == listen),
+            );
+        }
+        earliest(next, self.next_feeler_deadline())
+    }
+
+    /// When a feeler is next closed (open for `handshake_timeout_ms` with nothing more to
+    /// give) or opened (every `feeler_interval_ms` while the outbound slots are full).
+    fn next_feeler_deadline(&self) -> Option<Timestamp> {
+        let config = &self.config;
+        let linger_ms = config.handshake_timeout_ms;
+        let closing = self
+            .connections
+            .iter()
+            .filter(|(id, c)| {
+                c.feeler && c.is_ready() && self.sync.has_nothing_from(*id, &self.chain)
+            })
+            .map(|(_, c)| c.connected_at.saturating_add_ms(linger_ms))
+            .min();
+        let opening = (config.feeler_interval_ms != 0
+            && config.outbound_target != 0
+            && !self.connections.feeler_open()
+            && self.connections.outbound_count() >= config.outbound_target)
+            .then(|| {
+                self.connections
+                    .last_feeler()
+                    .saturating_add_ms(config.feeler_interval_ms)
+            });
+        earliest(closing, opening)
+    }
+
     // ---- time ---------------------------------------------------------------------------
 
     /// Time passed: handshake and ping timeouts, the status poll, request timeouts,

@@ -474,6 +474,28 @@ impl Sync {
         Overdue::Blocks(late)
     }
 
+    /// When the next headers or block request times out, or progress is next reported.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let limits = self.limits;
+        let requests = self.peers.values().flat_map(|state| {
+            let headers = state
+                .headers_requested
+                .map(|asked| asked.saturating_add_ms(limits.headers_timeout_ms + 1));
+            let blocks = state
+                .in_flight
+                .values()
+                .min()
+                .map(|asked| asked.saturating_add_ms(limits.block_request_timeout_ms + 1));
+            headers.into_iter().chain(blocks)
+        });
+        let progress = (self.download.len() > 0).then(|| {
+            self.progress
+                .0
+                .saturating_add_ms(limits.progress_interval_ms)
+        });
+        requests.chain(progress).min()
+    }
+
     /// Puts blocks `peer` was fetching back in the queue for others.
     pub fn release(&mut self, peer: PeerId, hashes: &[BlockHash]) {
         for hash in hashes {
