@@ -345,10 +345,14 @@ pub async fn run<S: Store + Send + 'static>(
     let (inputs, mut input_queue) = mpsc::channel::<Input>(4_096);
     let mut listeners = Vec::new();
     if let Some(listener) = config.tcp.take() {
-        listeners.push(tokio::spawn(accept_tcp(listener, inputs.clone())));
+        listeners.push(tokio::spawn(accept_loop(listener, inputs.clone())));
     }
     if let Some(listener) = config.unix.take() {
-        listeners.push(tokio::spawn(accept_unix(listener, inputs.clone())));
+        let listener = UnixAccept {
+            listener,
+            accepted: 0,
+        };
+        listeners.push(tokio::spawn(accept_loop(listener, inputs.clone())));
     }
     let (solution_sender, mut solutions) = mpsc::channel::<Solution>(16);
     let miner = match config.miner {
@@ -763,13 +767,15 @@ async fn write_frames<W: AsyncWrite + Unpin>(
     let _ = tokio::time::timeout(WRITE_TIMEOUT, frames.get_mut().shutdown()).await;
 }
 
-async fn accept_tcp(listener: TcpListener, inputs: mpsc::Sender<Input>) {
-    loop {
-        let Ok((stream, remote)) = listener.accept().await else {
-            // Out of file descriptors and the like: wait a little instead of spinning.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
+/// A listener the driver accepts peers from: TCP or a unix socket.
+trait Accept: Send + 'static {
+    /// The next connection, and what the node is told of it.
+    fn next(&mut self) -> impl Future<Output = io::Result<(Stream, PeerInfo)>> + Send;
+}
+
+impl Accept for TcpListener {
+    async fn next(&mut self) -> io::Result<(Stream, PeerInfo)> {
+        let (stream, remote) = self.accept().await?;
         let _ = stream.set_nodelay(true);
         // A ban applies to the remote IP; on loopback every peer shares the IP, so there
         // the whole address is the key (bans then only refuse that exact connection's port).
@@ -783,38 +789,40 @@ async fn accept_tcp(listener: TcpListener, inputs: mpsc::Sender<Input>) {
             ban_key,
             direction: Direction::Inbound,
         };
-        if inputs
-            .send(Input::Connected {
-                stream: Stream::Tcp(stream),
-                info,
-            })
-            .await
-            .is_err()
-        {
-            return;
-        }
+        Ok((Stream::Tcp(stream), info))
     }
 }
 
-async fn accept_unix(listener: UnixListener, inputs: mpsc::Sender<Input>) {
-    let mut accepted = 0u64;
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        accepted += 1;
-        let address = format!("unix-peer-{accepted}");
+/// A unix-socket listener; its peers have no address, so they are numbered.
+struct UnixAccept {
+    listener: UnixListener,
+    accepted: u64,
+}
+
+impl Accept for UnixAccept {
+    async fn next(&mut self) -> io::Result<(Stream, PeerInfo)> {
+        let (stream, _) = self.listener.accept().await?;
+        self.accepted += 1;
+        let address = format!("unix-peer-{}", self.accepted);
         let info = PeerInfo {
             ban_key: address.clone(),
             address,
             direction: Direction::Inbound,
         };
+        Ok((Stream::Unix(stream), info))
+    }
+}
+
+/// Hands every accepted connection to the main loop until it stops.
+async fn accept_loop(mut listener: impl Accept, inputs: mpsc::Sender<Input>) {
+    loop {
+        let Ok((stream, info)) = listener.next().await else {
+            // Out of file descriptors and the like: wait a little instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
         if inputs
-            .send(Input::Connected {
-                stream: Stream::Unix(stream),
-                info,
-            })
+            .send(Input::Connected { stream, info })
             .await
             .is_err()
         {

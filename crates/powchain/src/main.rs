@@ -25,12 +25,11 @@ mod sim;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use powchain_chain::spec::PRESETS;
-use powchain_chain::{ChainSpec, DifficultyBits, Timestamp};
+use powchain_chain::{ChainSpec, DifficultyBits};
 
 /// A proof-of-work blockchain node small enough to read in an afternoon.
 #[derive(Parser, Debug)]
@@ -218,10 +217,6 @@ pub fn load_spec(chain: &str, difficulty: Option<u64>) -> anyhow::Result<ChainSp
     }
 }
 
-/// The wall clock, in the chain's unit.
-pub fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis());
-    Timestamp(u64::try_from(millis).unwrap_or(u64::MAX))
-}
+/// The wall clock, in the chain's unit: the driver's, so every part of the binary reads
+/// the same clock.
+pub use powchain_node::driver::now;
