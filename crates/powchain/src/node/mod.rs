@@ -7,34 +7,34 @@
 //!   driver events ──> one printed line each, and the API's event stream;
 //!                     every 10 s: "N peers known, M connected"
 //! ```
+//!
+//! This file holds the flags, the storage and [`serve`], the steps from listeners to
+//! shutdown; the session's lines are parsed in [`session`] and answered in [`commands`], one
+//! file per group of commands; [`events`] prints the driver's events; [`rpc`] serves the API.
 
+mod commands;
+mod events;
 pub(crate) mod rpc;
 mod session;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use powchain_api::ApiEvent;
-use powchain_chain::{
-    Address, Amount, BlockHash, Chain, ChainConfig, ChainSpec, Height, Keypair, MemStore, Memo,
-    Store, TxId, UnsignedTransfer,
-};
+use powchain_chain::{Address, Chain, ChainConfig, ChainSpec, MemStore, Store};
 use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
 use powchain_node::miner::MinerConfig;
 use powchain_node::store::RedbStore;
-use powchain_node::wallet::Wallet;
-use powchain_protocol::{AddressStore, Command, Event, Node, NodeConfig, PeerId};
+use powchain_protocol::{AddressStore, Command, Node, NodeConfig};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
 
+use commands::Session;
 use rpc::{Rpc, RpcSetting};
-use session::{AccountRef, HELP, Line, PeerRef};
-
-/// How many recent blocks `tx` looks through for a confirmed transaction.
-const TX_SEARCH_BLOCKS: u64 = 10_000;
+use session::{AccountRef, Line};
 
 /// Flags of `powchain node`.
 #[derive(Args, Debug)]
@@ -161,18 +161,21 @@ pub(crate) fn default_datadir(id: Option<u32>) -> PathBuf {
     }
 }
 
+/// Where node N's unix socket is: --socket-dir, or `powchain-nodes` in the temp directory.
 fn socket_dir(args: &NodeArgs) -> PathBuf {
     args.socket_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("powchain-nodes"))
 }
 
+/// Node N's unix socket in `dir`, the address that `ConnectTo N` dials.
 fn socket_path(dir: &Path, id: u32) -> String {
     dir.join(format!("node.{id}"))
         .to_string_lossy()
         .into_owned()
 }
 
+/// The address an account names: a dev account of this chain, or an address as typed.
 fn resolve_account(spec: &ChainSpec, who: &AccountRef) -> Result<Address, String> {
     match who {
         AccountRef::Dev(index) => spec.dev_address(*index).ok_or_else(|| {
@@ -186,6 +189,8 @@ fn resolve_account(spec: &ChainSpec, who: &AccountRef) -> Result<Address, String
     }
 }
 
+/// Runs the node until the session or a signal stops it, as a sequence of steps: the
+/// listeners, the node, the driver, the API, the event printer, the session, the shutdown.
 async fn serve<S: Store + Send + 'static>(
     args: NodeArgs,
     rpc: RpcSetting,
@@ -195,11 +200,49 @@ async fn serve<S: Store + Send + 'static>(
 ) -> anyhow::Result<()> {
     let spec = chain.spec().clone();
     let sockets = socket_dir(&args);
+    let Listeners {
+        driver: driver_config,
+        listen,
+        where_to_connect,
+    } = bind_listeners(&args, &sockets).await?;
+    let node = build_node(&args, &spec, chain, addresses, listen)?;
+    print_start(&spec, &node, &where_to_connect);
+    let (handle, events, shutdown, task) = driver::spawn(node, driver_config);
+    let api = start_api(&args, rpc, datadir.as_deref(), &handle, &spec).await?;
+    if args.mine {
+        handle.command(Command::Automine(true)).await;
+    }
+    tokio::spawn(events::print(events, handle.clone(), api.events()));
+    let mut session = Session {
+        handle: handle.clone(),
+        spec,
+        sockets: sockets.clone(),
+        wallet: datadir.map(|dir| dir.join("wallet.keys")),
+    };
+    run_session(&args, &mut session).await;
+    shut_down(&args, &sockets, api, shutdown, task).await;
+    Ok(())
+}
+
+/// What the listeners give the rest of `serve`.
+struct Listeners {
+    /// The driver's configuration: the bound sockets and the miner.
+    driver: DriverConfig,
+    /// The address this node tells its peers to dial back.
+    listen: Option<String>,
+    /// How other nodes connect to this one, for the start-up line.
+    where_to_connect: Vec<String>,
+}
+
+/// Binds what the flags ask to listen on (node N's unix socket, a TCP address) and sets the
+/// miner's threads: the driver's configuration, bound before anything starts so that a
+/// taken address stops the node at once.
+async fn bind_listeners(args: &NodeArgs, sockets: &Path) -> anyhow::Result<Listeners> {
     let mut driver_config = DriverConfig::new();
     let mut listen = None;
     let mut where_to_connect = Vec::new();
     if let Some(id) = args.id {
-        let path = socket_path(&sockets, id);
+        let path = socket_path(sockets, id);
         driver_config.unix =
             Some(bind_unix(Path::new(&path)).with_context(|| format!("cannot listen on {path}"))?);
         where_to_connect.push(format!("ConnectTo {id} (socket {path})"));
@@ -219,10 +262,28 @@ async fn serve<S: Store + Send + 'static>(
         miner.threads = usize::try_from(threads)?;
     }
     driver_config.miner = Some(miner);
+    Ok(Listeners {
+        driver: driver_config,
+        listen,
+        where_to_connect,
+    })
+}
+
+/// The node itself: its configuration (the address it listens on, an outbound slot for
+/// every --peers address, who mined blocks pay), the address book it keeps, and the --peers
+/// addresses to dial.
+fn build_node<S: Store>(
+    args: &NodeArgs,
+    spec: &ChainSpec,
+    chain: Chain<S>,
+    addresses: Option<Box<dyn AddressStore>>,
+    listen: Option<String>,
+) -> anyhow::Result<Node<S>> {
     let mut config = NodeConfig::new(rand::random());
     config.listen = listen;
     config.outbound_target = config.outbound_target.max(args.peers.len());
     if let Some(miner) = &args.miner_address {
+        // The flag takes what the session's `balance` takes: a dev number or an address.
         let who = session::parse(&format!("balance {miner}"))
             .ok()
             .and_then(|line| match line {
@@ -230,7 +291,7 @@ async fn serve<S: Store + Send + 'static>(
                 _ => None,
             })
             .with_context(|| format!("--miner-address {miner:?} is not an account"))?;
-        config.miner_address = Some(resolve_account(&spec, &who).map_err(anyhow::Error::msg)?);
+        config.miner_address = Some(resolve_account(spec, &who).map_err(anyhow::Error::msg)?);
     }
     let mut node = Node::new(config, chain, rand::random());
     if let Some(addresses) = addresses {
@@ -239,6 +300,11 @@ async fn serve<S: Store + Send + 'static>(
     for peer in &args.peers {
         node.add_address(peer);
     }
+    Ok(node)
+}
+
+/// Says which chain and tip the node starts from, and how other nodes reach it.
+fn print_start<S: Store>(spec: &ChainSpec, node: &Node<S>, where_to_connect: &[String]) {
     let tip = node.chain().tip();
     println!(
         "chain {:?} (genesis {}), tip {} at height {}",
@@ -252,14 +318,46 @@ async fn serve<S: Store + Send + 'static>(
     } else {
         println!("others connect with: {}", where_to_connect.join(", or "));
     }
-    let (handle, events, shutdown, task) = driver::spawn(node, driver_config);
-    // An ephemeral node keeps its cookie in a private directory of its own, gone at exit.
-    let ephemeral_dir = match (&datadir, rpc) {
+}
+
+/// The API server, and the private directory an ephemeral node keeps its cookie in.
+struct Api {
+    server: Option<Rpc>,
+    ephemeral_dir: Option<PathBuf>,
+}
+
+impl Api {
+    /// Where the event printer passes events on to `/api/v1/events`.
+    fn events(&self) -> Option<broadcast::Sender<ApiEvent>> {
+        self.server.as_ref().map(|server| server.events.clone())
+    }
+
+    /// Stops serving, and removes the cookie with its ephemeral directory.
+    fn stop(self) {
+        if let Some(server) = self.server {
+            server.stop();
+        }
+        if let Some(dir) = self.ephemeral_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Starts the API as --rpc says, its cookie in the data directory (an ephemeral node's in a
+/// private directory of its own, gone at exit), and says where the clients find it.
+async fn start_api<S: Store + Send + 'static>(
+    args: &NodeArgs,
+    rpc: RpcSetting,
+    datadir: Option<&Path>,
+    handle: &Handle<S>,
+    spec: &ChainSpec,
+) -> anyhow::Result<Api> {
+    let ephemeral_dir = match (datadir, rpc) {
         (None, RpcSetting::Default | RpcSetting::At(_)) => Some(private_temp_dir()?),
         _ => None,
     };
-    let rpc_dir = datadir.clone().or_else(|| ephemeral_dir.clone());
-    let api = match &rpc_dir {
+    let rpc_dir = datadir.or(ephemeral_dir.as_deref());
+    let server = match rpc_dir {
         Some(dir) => {
             Rpc::start(
                 rpc,
@@ -272,35 +370,30 @@ async fn serve<S: Store + Send + 'static>(
         }
         None => None,
     };
-    if let Some(api) = &api {
+    if let Some(server) = &server {
         println!(
             "API and explorer on http://{} (token in {})",
-            api.address,
-            api.cookie.display()
+            server.address,
+            server.cookie.display()
         );
         if let Some(dir) = &ephemeral_dir {
             println!("clients reach this node with --datadir {}", dir.display());
         }
     }
-    if args.mine {
-        handle.command(Command::Automine(true)).await;
-    }
-    tokio::spawn(print_events(
-        events,
-        handle.clone(),
-        api.as_ref().map(|api| api.events.clone()),
-    ));
+    Ok(Api {
+        server,
+        ephemeral_dir,
+    })
+}
+
+/// The session on stdin (none with --no-repl): runs each line until `quit`, the end of stdin
+/// (unless peers are served: then the node runs on as a daemon), or SIGINT or SIGTERM.
+async fn run_session<S: Store + 'static>(args: &NodeArgs, session: &mut Session<S>) {
     let serving = args.id.is_some() || args.listen.is_some() || !args.peers.is_empty();
     let lines = if args.no_repl {
         None
     } else {
         Some(read_stdin())
-    };
-    let mut session = Session {
-        handle: handle.clone(),
-        spec,
-        sockets: sockets.clone(),
-        wallet: datadir.map(|dir| dir.join("wallet.keys")),
     };
     let stop = stop_signal();
     tokio::pin!(stop);
@@ -328,20 +421,25 @@ async fn serve<S: Store + Send + 'static>(
     } else {
         stop.await;
     }
+}
+
+/// Stops in an order that leaves nothing behind: the API and its cookie first, then the
+/// driver (which says goodbye to peers and saves what it must), then node N's socket file.
+async fn shut_down<S: Store>(
+    args: &NodeArgs,
+    sockets: &Path,
+    api: Api,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Node<S>>,
+) {
     println!("shutting down: saying goodbye to peers");
-    if let Some(api) = api {
-        api.stop();
-    }
-    if let Some(dir) = ephemeral_dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    api.stop();
     let _ = shutdown.send(true);
     let _ = task.await;
     if let Some(id) = args.id {
         // Leave no socket behind for others to dial.
-        let _ = std::fs::remove_file(socket_path(&sockets, id));
+        let _ = std::fs::remove_file(socket_path(sockets, id));
     }
-    Ok(())
 }
 
 /// A new directory only this user can enter, for an ephemeral node's cookie.
@@ -447,486 +545,4 @@ fn read_stdin() -> mpsc::Receiver<String> {
         }
     });
     receiver
-}
-
-/// Prints each event as one line, and seed 003's peer report every 10 s. While far behind
-/// on a terminal, sync progress is a progress bar instead of lines.
-async fn print_events<S: Store + 'static>(
-    mut events: mpsc::Receiver<Event>,
-    handle: Handle<S>,
-    api: Option<broadcast::Sender<ApiEvent>>,
-) {
-    let mut report = tokio::time::interval(Duration::from_secs(10));
-    report.tick().await;
-    let terminal = std::io::stdout().is_terminal();
-    let mut bar: Option<indicatif::ProgressBar> = None;
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(Event::SyncProgress { height, remaining, blocks_per_sec }) if terminal => {
-                    let bar = bar.get_or_insert_with(|| {
-                        let bar = indicatif::ProgressBar::new(0);
-                        bar.set_style(
-                            indicatif::ProgressStyle::with_template(
-                                "syncing [{bar:40}] {pos}/{len} blocks {msg}",
-                            )
-                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                        );
-                        bar
-                    });
-                    bar.set_length(height.0 + remaining as u64);
-                    bar.set_position(height.0);
-                    bar.set_message(format!("{blocks_per_sec:.0} blocks/s"));
-                }
-                Some(event) => {
-                    if let Some(api) = &api {
-                        ApiEvent::publish(api, &event);
-                    }
-                    if let (Some(done), Event::TipChanged { .. }) = (&bar, &event) {
-                        let caught_up = handle
-                            .inspect(|node| node.download_queue_len() == 0)
-                            .await
-                            .unwrap_or(true);
-                        if caught_up {
-                            done.finish_and_clear();
-                            bar = None;
-                        } else {
-                            // Far behind: the bar speaks for every block.
-                            continue;
-                        }
-                    }
-                    if let Some(line) = describe(&event) {
-                        println!("{line}");
-                    }
-                }
-                None => return,
-            },
-            _ = report.tick() => {
-                let Some((known, connected)) = handle
-                    .inspect(|node| (node.addresses().len(), node.peers().len()))
-                    .await
-                else {
-                    return;
-                };
-                println!("{known} peers known, {connected} connected");
-            }
-        }
-    }
-}
-
-fn describe(event: &Event) -> Option<String> {
-    Some(match event {
-        Event::PeerReady {
-            peer,
-            address,
-            height,
-            ..
-        } => format!("peer {peer} connected: {address} (height {height})"),
-        Event::PeerGone {
-            peer,
-            address,
-            reason,
-        } => format!("peer {peer} disconnected: {address}: {reason}"),
-        Event::ConnectFailed { reason, .. } => reason.clone(),
-        Event::EchoRequested { peer, message } => format!("echo from peer {peer}: {message}"),
-        Event::EchoReplied { peer, message } => format!("echo reply from peer {peer}: {message}"),
-        Event::AddressesLearned { peer, new } => {
-            format!("peer {peer} told us of {new} new addresses")
-        }
-        Event::TipChanged {
-            hash,
-            height,
-            disconnected,
-            connected,
-            from,
-        } => {
-            let source = from.map_or("here".to_string(), |peer| format!("from peer {peer}"));
-            if *disconnected > 0 {
-                format!(
-                    "reorg: {disconnected} blocks out, {connected} in; tip {} at height {height} ({source})",
-                    hash.short(16)
-                )
-            } else {
-                format!("new tip {} at height {height} ({source})", hash.short(16))
-            }
-        }
-        Event::Mined { hash, height, txs } => {
-            format!(
-                "mined block {height} {} with {txs} transactions",
-                hash.short(16)
-            )
-        }
-        Event::NothingToMine => {
-            "WARNING: empty pool of pending transactions, nothing to mine".to_string()
-        }
-        Event::TransferAccepted {
-            id,
-            from: Some(peer),
-        } => {
-            format!("transaction {} from peer {peer}", id.short(16))
-        }
-        Event::TransferAccepted { from: None, .. } => return None,
-        Event::TransferRefused { error } => format!("transaction refused: {error}"),
-        Event::TransferDropped { id, reason } => {
-            format!("transaction {} left the mempool: {reason}", id.short(16))
-        }
-        Event::SyncProgress {
-            height,
-            remaining,
-            blocks_per_sec,
-        } => format!(
-            "syncing: height {height}, {remaining} blocks to go, {blocks_per_sec:.0} blocks/s"
-        ),
-        Event::StoreFailed(error) => format!("ERROR: the database failed: {error}"),
-    })
-}
-
-/// The session's state: how to reach the node, and what names mean.
-struct Session<S: Store> {
-    handle: Handle<S>,
-    spec: ChainSpec,
-    sockets: PathBuf,
-    wallet: Option<PathBuf>,
-}
-
-impl<S: Store + 'static> Session<S> {
-    /// Runs one line and prints its answer; false on `quit`.
-    async fn execute(&mut self, line: &str) -> bool {
-        match session::parse(line) {
-            Ok(Line::Quit) => return false,
-            Ok(parsed) => match self.answer(parsed).await {
-                Ok(Some(text)) => println!("{text}"),
-                Ok(None) => {}
-                Err(error) => println!("error: {error}"),
-            },
-            Err(error) => println!("error: {error}"),
-        }
-        true
-    }
-
-    fn address_of(&self, peer: &PeerRef) -> String {
-        match peer {
-            PeerRef::Id(id) => socket_path(&self.sockets, *id),
-            PeerRef::Address(address) => address.clone(),
-        }
-    }
-
-    async fn peer_id(&self, peer: &PeerRef) -> Result<PeerId, String> {
-        let address = self.address_of(peer);
-        let lookup = address.clone();
-        let found = self
-            .handle
-            .inspect(move |node| node.peer_by_address(&lookup))
-            .await
-            .flatten();
-        found.ok_or_else(|| match peer {
-            PeerRef::Id(id) => format!("not connected to node {id}; type ConnectTo {id} first"),
-            PeerRef::Address(_) => {
-                format!("not connected to {address}; type connect {address} first")
-            }
-        })
-    }
-
-    async fn answer(&mut self, line: Line) -> Result<Option<String>, String> {
-        let stopped = || "the node has stopped".to_string();
-        match line {
-            Line::Empty | Line::Quit => Ok(None),
-            Line::Help => Ok(Some(
-                HELP.iter()
-                    .map(|(syntax, example)| format!("  {syntax:<45} e.g. {example}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )),
-            Line::Connect(peer) => {
-                let address = self.address_of(&peer);
-                // Nodes remove their socket when they stop; one killed outright leaves it, and
-                // then the dial itself reports that nothing answers.
-                if let PeerRef::Id(id) = peer
-                    && !Path::new(&address).exists()
-                {
-                    return Err(format!("node {id} is not active (no socket at {address})"));
-                }
-                self.handle.command(Command::Connect(address.clone())).await;
-                Ok(Some(format!("connecting to {address}")))
-            }
-            Line::Echo(peer, message) => {
-                let id = self.peer_id(&peer).await?;
-                self.handle
-                    .command(Command::Echo { peer: id, message })
-                    .await;
-                Ok(Some("echo sent".into()))
-            }
-            Line::Sync(peer) => {
-                let id = self.peer_id(&peer).await?;
-                self.handle.command(Command::SyncWith(id)).await;
-                Ok(Some("asked for its peers and its chain".into()))
-            }
-            Line::Send {
-                from,
-                to,
-                amount,
-                fee,
-            } => {
-                let to = resolve_account(&self.spec, &to)?;
-                let key = self.key_for(&from)?;
-                let fee = Amount(fee.unwrap_or(self.spec.fee_min.0));
-                let chain_id = self.spec.genesis_hash();
-                let result = self
-                    .handle
-                    .build_and_submit(move |node| {
-                        let nonce = node.next_nonce(&key.address());
-                        UnsignedTransfer {
-                            to,
-                            amount: Amount(amount),
-                            fee,
-                            nonce,
-                            memo: Memo::default(),
-                        }
-                        .sign(&key, &chain_id)
-                    })
-                    .await
-                    .ok_or_else(stopped)?;
-                let id: TxId = result.map_err(|e| e.to_string())?;
-                Ok(Some(format!(
-                    "transaction {id} of {amount} coins accepted into the mempool"
-                )))
-            }
-            Line::Mine => {
-                self.handle.command(Command::MineOnce).await;
-                Ok(None)
-            }
-            Line::Balance(who) => {
-                let address = resolve_account(&self.spec, &who)?;
-                let (confirmed, pending) = self
-                    .handle
-                    .inspect(move |node| {
-                        let confirmed = node
-                            .chain()
-                            .account(&address)
-                            .ok()
-                            .flatten()
-                            .map(|a| a.balance);
-                        let pending = node
-                            .mempool()
-                            .pending_balance(&address, confirmed.unwrap_or_default());
-                        (confirmed, pending)
-                    })
-                    .await
-                    .ok_or_else(stopped)?;
-                let name = match who {
-                    AccountRef::Dev(index) => index.to_string(),
-                    AccountRef::Address(hex) => hex,
-                };
-                match (confirmed, pending) {
-                    (Some(confirmed), pending) if pending != confirmed => Ok(Some(format!(
-                        "Balance of {name}: {confirmed} (with pending transactions: {pending})"
-                    ))),
-                    (Some(confirmed), _) => Ok(Some(format!("Balance of {name}: {confirmed}"))),
-                    (None, pending) if pending > Amount::ZERO => Ok(Some(format!(
-                        "Balance of {name}: 0 (with pending transactions: {pending})"
-                    ))),
-                    (None, _) => Err(format!("account {name} doesn't exist on this chain")),
-                }
-            }
-            Line::Peers => {
-                let peers = self
-                    .handle
-                    .inspect(|node| node.peers())
-                    .await
-                    .ok_or_else(stopped)?;
-                if peers.is_empty() {
-                    return Ok(Some("no peers".into()));
-                }
-                Ok(Some(
-                    peers
-                        .into_iter()
-                        .map(|(id, address, direction, node_id, height)| {
-                            format!("peer {id}: {address} ({direction:?}, node {node_id:016x}, height {height})")
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                ))
-            }
-            Line::Chain => {
-                let text = self
-                    .handle
-                    .inspect(|node| {
-                        let chain = node.chain();
-                        let tip = chain.tip();
-                        let mut lines = vec![format!(
-                            "tip {} at height {}, total work {}, difficulty {:.1} bits",
-                            tip.hash,
-                            tip.height,
-                            tip.chain_work,
-                            tip.header.target.difficulty_bits()
-                        )];
-                        for height in (tip.height.0.saturating_sub(4)..=tip.height.0).rev() {
-                            if let Ok(Some(block)) = chain.block_at(Height(height)) {
-                                lines.push(format!(
-                                    "  {height:>6} {} {} txs",
-                                    block.hash().short(16),
-                                    block.txs.len()
-                                ));
-                            }
-                        }
-                        lines.join("\n")
-                    })
-                    .await
-                    .ok_or_else(stopped)?;
-                Ok(Some(text))
-            }
-            Line::Block(which) => {
-                let text = self
-                    .handle
-                    .inspect(move |node| {
-                        let chain = node.chain();
-                        let block = match which.parse::<u64>() {
-                            Ok(height) => chain.block_at(Height(height)),
-                            Err(_) => match which.parse::<BlockHash>() {
-                                Ok(hash) => chain.block(&hash),
-                                Err(e) => {
-                                    return Err(format!(
-                                        "{which:?} is neither a height nor a block hash: {e}"
-                                    ));
-                                }
-                            },
-                        };
-                        match block {
-                            Ok(Some(block)) => Ok(format!(
-                                "block {} {}\n  parent {}\n  time {} ms, nonce {}\n{}",
-                                block.header.height,
-                                block.hash(),
-                                block.header.prev_hash.short(16),
-                                block.header.time.0,
-                                block.header.nonce,
-                                block
-                                    .txs
-                                    .iter()
-                                    .map(|tx| format!("  {} {tx}", tx.id().short(16)))
-                                    .collect::<Vec<_>>()
-                                    .join("\n")
-                            )),
-                            Ok(None) => Err(format!("no block {which} on this node")),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    })
-                    .await
-                    .ok_or_else(stopped)??;
-                Ok(Some(text))
-            }
-            Line::Tx(id) => {
-                let id: TxId = id
-                    .parse()
-                    .map_err(|e| format!("a transaction id is 128 hex digits: {e}"))?;
-                let text = self
-                    .handle
-                    .inspect(move |node| {
-                        if let Some(transfer) = node.mempool().get(&id) {
-                            return Ok(format!(
-                                "pending: {} coins, fee {}, nonce {}",
-                                transfer.amount, transfer.fee, transfer.nonce
-                            ));
-                        }
-                        // No transaction index yet: look through the recent best chain.
-                        let chain = node.chain();
-                        let tip = chain.tip().height.0;
-                        for height in (tip.saturating_sub(TX_SEARCH_BLOCKS)..=tip).rev() {
-                            let Ok(Some(block)) = chain.block_at(Height(height)) else {
-                                continue;
-                            };
-                            if let Some(tx) = block.txs.iter().find(|tx| tx.id() == id) {
-                                return Ok(format!(
-                                    "in block {height} ({} confirmations): {tx}",
-                                    tip - height + 1
-                                ));
-                            }
-                        }
-                        Err(format!(
-                            "transaction {} is neither pending nor in the last {TX_SEARCH_BLOCKS} blocks",
-                            id.short(16)
-                        ))
-                    })
-                    .await
-                    .ok_or_else(stopped)??;
-                Ok(Some(text))
-            }
-            Line::Mempool => {
-                let text = self
-                    .handle
-                    .inspect(|node| {
-                        let transfers = node.mempool().transfers();
-                        let mut lines = vec![format!("{} pending transactions", transfers.len())];
-                        for (id, transfer) in transfers.iter().take(20) {
-                            lines.push(format!(
-                                "  {} {} coins, fee {}, nonce {}",
-                                id.short(16),
-                                transfer.amount,
-                                transfer.fee,
-                                transfer.nonce
-                            ));
-                        }
-                        lines.join("\n")
-                    })
-                    .await
-                    .ok_or_else(stopped)?;
-                Ok(Some(text))
-            }
-            Line::Automine(on) => {
-                self.handle.command(Command::Automine(on)).await;
-                Ok(Some(format!("automine {}", if on { "on" } else { "off" })))
-            }
-            Line::WalletNew => {
-                let path = self
-                    .wallet
-                    .clone()
-                    .ok_or("an --ephemeral node keeps no wallet")?;
-                let mut wallet = Wallet::open(&path).map_err(|e| e.to_string())?;
-                let key = Keypair::generate(&mut rand::rng());
-                let address = key.address();
-                wallet.add(key).map_err(|e| e.to_string())?;
-                Ok(Some(format!("new key {address} in {}", path.display())))
-            }
-            Line::WalletList => {
-                let path = self
-                    .wallet
-                    .clone()
-                    .ok_or("an --ephemeral node keeps no wallet")?;
-                let wallet = Wallet::open(&path).map_err(|e| e.to_string())?;
-                if wallet.keys().is_empty() {
-                    return Ok(Some("the wallet is empty; type wallet new".into()));
-                }
-                Ok(Some(
-                    wallet
-                        .keys()
-                        .iter()
-                        .map(|k| k.address().to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                ))
-            }
-        }
-    }
-
-    /// The key that signs for `from`: a dev account, or an address in the wallet.
-    fn key_for(&self, from: &AccountRef) -> Result<Keypair, String> {
-        match from {
-            AccountRef::Dev(index) => {
-                resolve_account(&self.spec, from)?;
-                Ok(Keypair::dev(*index))
-            }
-            AccountRef::Address(hex) => {
-                let path = self
-                    .wallet
-                    .clone()
-                    .ok_or("only dev accounts can send from an --ephemeral node")?;
-                let wallet = Wallet::open(&path).map_err(|e| e.to_string())?;
-                wallet
-                    .keys()
-                    .iter()
-                    .find(|key| key.address().to_string() == *hex)
-                    .cloned()
-                    .ok_or_else(|| format!("the wallet {} has no key for {hex}", path.display()))
-            }
-        }
-    }
 }

@@ -1,0 +1,143 @@
+//! `chain`, `block`, `tx` and `mempool`: what this node holds, its best chain and its pending
+//! transactions.
+
+use powchain_chain::{BlockHash, Height, Store, TxId};
+
+use super::{Answer, Session, stopped};
+
+/// How many recent blocks `tx` looks through for a confirmed transaction.
+const TX_SEARCH_BLOCKS: u64 = 10_000;
+
+impl<S: Store + 'static> Session<S> {
+    /// `chain`: the tip, its work and difficulty, and the last five blocks.
+    pub(super) async fn chain(&self) -> Answer {
+        let text = self
+            .handle
+            .inspect(|node| {
+                let chain = node.chain();
+                let tip = chain.tip();
+                let mut lines = vec![format!(
+                    "tip {} at height {}, total work {}, difficulty {:.1} bits",
+                    tip.hash,
+                    tip.height,
+                    tip.chain_work,
+                    tip.header.target.difficulty_bits()
+                )];
+                for height in (tip.height.0.saturating_sub(4)..=tip.height.0).rev() {
+                    if let Ok(Some(block)) = chain.block_at(Height(height)) {
+                        lines.push(format!(
+                            "  {height:>6} {} {} txs",
+                            block.hash().short(16),
+                            block.txs.len()
+                        ));
+                    }
+                }
+                lines.join("\n")
+            })
+            .await
+            .ok_or_else(stopped)?;
+        Ok(Some(text))
+    }
+
+    /// `block`: one block, by height on the best chain or by hash, with its transactions.
+    pub(super) async fn block(&self, which: String) -> Answer {
+        let text = self
+            .handle
+            .inspect(move |node| {
+                let chain = node.chain();
+                let block = match which.parse::<u64>() {
+                    Ok(height) => chain.block_at(Height(height)),
+                    Err(_) => match which.parse::<BlockHash>() {
+                        Ok(hash) => chain.block(&hash),
+                        Err(e) => {
+                            return Err(format!(
+                                "{which:?} is neither a height nor a block hash: {e}"
+                            ));
+                        }
+                    },
+                };
+                match block {
+                    Ok(Some(block)) => Ok(format!(
+                        "block {} {}\n  parent {}\n  time {} ms, nonce {}\n{}",
+                        block.header.height,
+                        block.hash(),
+                        block.header.prev_hash.short(16),
+                        block.header.time.0,
+                        block.header.nonce,
+                        block
+                            .txs
+                            .iter()
+                            .map(|tx| format!("  {} {tx}", tx.id().short(16)))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    )),
+                    Ok(None) => Err(format!("no block {which} on this node")),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await
+            .ok_or_else(stopped)??;
+        Ok(Some(text))
+    }
+
+    /// `tx`: a transaction, pending or in one of the last [`TX_SEARCH_BLOCKS`] blocks.
+    pub(super) async fn tx(&self, id: String) -> Answer {
+        let id: TxId = id
+            .parse()
+            .map_err(|e| format!("a transaction id is 128 hex digits: {e}"))?;
+        let text = self
+            .handle
+            .inspect(move |node| {
+                if let Some(transfer) = node.mempool().get(&id) {
+                    return Ok(format!(
+                        "pending: {} coins, fee {}, nonce {}",
+                        transfer.amount, transfer.fee, transfer.nonce
+                    ));
+                }
+                // No transaction index yet: look through the recent best chain.
+                let chain = node.chain();
+                let tip = chain.tip().height.0;
+                for height in (tip.saturating_sub(TX_SEARCH_BLOCKS)..=tip).rev() {
+                    let Ok(Some(block)) = chain.block_at(Height(height)) else {
+                        continue;
+                    };
+                    if let Some(tx) = block.txs.iter().find(|tx| tx.id() == id) {
+                        return Ok(format!(
+                            "in block {height} ({} confirmations): {tx}",
+                            tip - height + 1
+                        ));
+                    }
+                }
+                Err(format!(
+                    "transaction {} is neither pending nor in the last {TX_SEARCH_BLOCKS} blocks",
+                    id.short(16)
+                ))
+            })
+            .await
+            .ok_or_else(stopped)??;
+        Ok(Some(text))
+    }
+
+    /// `mempool`: how many transactions are pending, and the first 20 of them.
+    pub(super) async fn mempool(&self) -> Answer {
+        let text = self
+            .handle
+            .inspect(|node| {
+                let transfers = node.mempool().transfers();
+                let mut lines = vec![format!("{} pending transactions", transfers.len())];
+                for (id, transfer) in transfers.iter().take(20) {
+                    lines.push(format!(
+                        "  {} {} coins, fee {}, nonce {}",
+                        id.short(16),
+                        transfer.amount,
+                        transfer.fee,
+                        transfer.nonce
+                    ));
+                }
+                lines.join("\n")
+            })
+            .await
+            .ok_or_else(stopped)?;
+        Ok(Some(text))
+    }
+}
