@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,22 +13,24 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use powchain_api::{ApiEvent, ApiState, BODY_BYTES_MAX, router};
 use powchain_chain::{
-    Amount, Chain, ChainConfig, ChainSpec, DifficultyBits, Keypair, MemStore, Memo,
-    UnsignedTransfer,
+    Amount, Chain, ChainConfig, ChainSpec, Keypair, MemStore, Memo, UnsignedTransfer,
 };
 use powchain_node::driver::{self, DriverConfig};
 use powchain_node::miner::MinerConfig;
 use powchain_protocol::{Node, NodeConfig};
+use powchain_testkit::eventually;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token";
 
+/// How long a node may take to show what a test waits for; it then fails instead of hanging.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The chain of the nodes here: 8 bits, the dev chain's own accounts.
 fn spec() -> ChainSpec {
-    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(8).unwrap());
-    spec.name = "api-test".into();
-    spec
+    powchain_testkit::spec("api-test", 8)
 }
 
 struct Api {
@@ -131,20 +133,18 @@ impl Api {
             .await;
     }
 
-    /// Polls the status until `done` holds (or fails after 20 s).
+    /// Polls the status until `done` holds, and returns it; fails at the deadline with the
+    /// last status seen.
     async fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        eventually(what, DEADLINE, || async {
             let (_, status) = self.get("/api/v1/status").await;
             if done(&status) {
-                return status;
+                Ok(status)
+            } else {
+                Err(status)
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {status}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 }
 

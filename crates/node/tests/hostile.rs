@@ -10,16 +10,16 @@
 use std::time::Duration;
 
 use powchain_chain::block::tx_root;
-use powchain_chain::spec::DevAccounts;
 use powchain_chain::{
-    Amount, Block, BlockError, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Height,
-    ImportError, Keypair, MemStore, Memo, Mempool, MempoolConfig, Timestamp, Transaction, Transfer,
+    Amount, Block, BlockError, BlockHash, Chain, ChainConfig, ChainSpec, Height, ImportError,
+    Keypair, MemStore, Memo, Mempool, MempoolConfig, Timestamp, Transaction, Transfer,
     UnsignedTransfer, Work,
 };
 use powchain_node::driver::{self, DriverConfig, Handle, now};
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
 use powchain_protocol::{Command, DisconnectReason, Event, Node, NodeConfig, Unasked, Violation};
+use powchain_testkit::{eventually, spec_with_dev_accounts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -30,14 +30,9 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// The node under attack has this id (a hostile hello can claim it).
 const NODE_ID: u64 = 4_242;
 
+/// The chain of the node under attack and its peers: 8 bits, six dev accounts of 1,000 coins.
 fn spec() -> ChainSpec {
-    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(8).unwrap());
-    spec.name = "hostile-test".into();
-    spec.dev_accounts = Some(DevAccounts {
-        count: 6,
-        balance: Amount(1_000),
-    });
-    spec
+    spec_with_dev_accounts("hostile-test", 8, 6, Amount(1_000))
 }
 
 struct TestNode {
@@ -116,14 +111,10 @@ struct Scene {
 async fn scene() -> Scene {
     let node = start(NODE_ID, &[]).await;
     let honest = start(7, &[&node.address]).await;
-    let start = tokio::time::Instant::now();
-    while honest.handle.inspect(|n| n.peers().len()).await.unwrap() == 0 {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the honest peer never connected"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the honest peer to connect", DEADLINE, || async {
+        honest.handle.inspect(|n| n.peers().len()).await.unwrap() > 0
+    })
+    .await;
     let before = snapshot(&node).await;
     Scene {
         node,
@@ -403,6 +394,8 @@ fn put(block: &mut Block, index: usize, transfer: Transfer) {
 
 // ---- the cases: bytes and frames -----------------------------------------------------------
 
+// These write their bytes by hand on purpose: `frame::encode` only frames real messages.
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_that_are_not_a_frame() {
     let scene = scene().await;
@@ -487,17 +480,14 @@ async fn no_handshake_within_the_timeout() {
 async fn a_slowloris_handshake_one_byte_at_a_time() {
     let scene = scene().await;
     let mut hostile = Hostile::connect(&scene).await;
-    let payload = Message::Hello(Hello {
+    let bytes = frame::encode(&Message::Hello(Hello {
         version: PROTOCOL_VERSION,
         genesis: spec().genesis_hash(),
         node_id: 666,
         listen: None,
         tip: genesis_tip(),
         agent: "slow".into(),
-    })
-    .encode();
-    let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
-    bytes.extend_from_slice(&payload);
+    }));
     // A byte every 50 ms: the whole hello would take seconds; the timeout is 600 ms.
     for byte in bytes {
         hostile.raw(&[byte]).await;
@@ -671,18 +661,11 @@ async fn a_timestamp_too_far_in_the_future() {
     // The node's clock could be the one that is wrong: it drops the block but keeps the peer,
     // unbanned, and everything else as it was.
     let key = hostile.key.clone();
-    let start = tokio::time::Instant::now();
-    while scene
-        .node
-        .handle
-        .inspect(|node| node.stats().blocks_rejected)
-        .await
-        .unwrap()
-        == 0
-    {
-        assert!(start.elapsed() < DEADLINE, "the block was never judged");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the block to be judged", DEADLINE, || async {
+        let judged = scene.node.handle.inspect(|n| n.stats().blocks_rejected);
+        judged.await.unwrap() > 0
+    })
+    .await;
     let (connected, banned) = scene
         .node
         .handle

@@ -5,28 +5,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use powchain_chain::spec::DevAccounts;
 use powchain_chain::{
-    Amount, Block, Chain, ChainConfig, ChainSpec, DifficultyBits, Keypair, MemStore, Mempool,
-    MempoolConfig, Placement, Target, Timestamp, Transaction,
+    Amount, Block, Chain, ChainConfig, ChainSpec, Keypair, MemStore, Mempool, MempoolConfig,
+    Placement, Target, Timestamp, Transaction,
 };
 use powchain_node::miner::{Miner, MinerConfig, MinerError, Solution};
 use powchain_node::sha512::Backend;
 use powchain_node::sha512::mining::NonceSearch;
+use powchain_testkit::{spec_with_dev_accounts, wait_until};
 
 /// Generous: only a broken miner takes this long, and the test then fails instead of hanging.
 const DEADLINE: Duration = Duration::from_secs(120);
 
+/// The chain the miner works for, at `bits`: four dev accounts of 1,000 coins.
 fn spec(bits: u64) -> ChainSpec {
-    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(bits).unwrap());
-    spec.name = "miner-test".into();
-    spec.dev_accounts = Some(DevAccounts {
-        count: 4,
-        balance: Amount(1_000),
-    });
-    spec
+    spec_with_dev_accounts("miner-test", bits, 4, Amount(1_000))
 }
 
 fn config(backend: Backend, threads: usize) -> MinerConfig {
@@ -51,15 +46,6 @@ fn empty_chain_template(spec: &ChainSpec, extra_nonce: u64) -> Block {
         )
         .unwrap()
         .block
-}
-
-/// Polls `condition` until it holds or the deadline passes.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
 }
 
 #[test]
@@ -146,16 +132,16 @@ fn new_work_replaces_old_in_every_thread() {
     let threads = 2;
     let miner = Miner::start(config(Backend::detect(), threads), sender).unwrap();
     let first = miner.mine(impossible.clone());
-    wait_until("the threads to start hashing", || {
+    wait_until("the threads to start hashing", DEADLINE, || {
         miner.threads_on(first) == threads && miner.hashes() > 0
     });
     let second = miner.mine(impossible);
     assert_eq!(second, first + 1);
-    wait_until("every thread to take the new work", || {
+    wait_until("every thread to take the new work", DEADLINE, || {
         miner.threads_on(second) == threads
     });
     let paused = miner.pause();
-    wait_until("every thread to stop", || {
+    wait_until("every thread to stop", DEADLINE, || {
         miner.threads_on(paused) == threads
     });
     assert!(solutions.try_recv().is_err(), "nothing meets a zero target");
@@ -212,7 +198,7 @@ fn a_template_without_coinbase_ends_the_threads_work_instead_of_spinning() {
     .unwrap();
     let generation = miner.mine(template);
     // Each thread tries its 16 nonces once, cannot roll, and stops hashing.
-    wait_until("both ranges to be tried", || miner.hashes() >= 32);
+    wait_until("both ranges to be tried", DEADLINE, || miner.hashes() >= 32);
     assert_eq!(miner.hashes(), 32);
     assert!(miner.threads_on(generation) == 2);
     assert!(solutions.try_recv().is_err());

@@ -7,10 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use powchain_chain::spec::DevAccounts;
 use powchain_chain::{
-    Amount, Chain, ChainConfig, ChainSpec, DifficultyBits, Height, Keypair, MemStore, Memo,
-    UnsignedTransfer,
+    Amount, Chain, ChainConfig, ChainSpec, Height, Keypair, MemStore, Memo, UnsignedTransfer,
 };
 use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
 use powchain_node::miner::MinerConfig;
@@ -18,6 +16,7 @@ use powchain_node::sha512::Backend;
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
 use powchain_protocol::{Command, Event, Node, NodeConfig};
+use powchain_testkit::{TempDir, eventually, spec_with_dev_accounts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -26,14 +25,9 @@ use tokio::task::JoinHandle;
 /// Only a broken network takes this long; the test then fails instead of hanging.
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// The chain every node here runs: 8 bits, six dev accounts of 1,000 coins.
 fn spec() -> ChainSpec {
-    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(8).unwrap());
-    spec.name = "network-test".into();
-    spec.dev_accounts = Some(DevAccounts {
-        count: 6,
-        balance: Amount(1_000),
-    });
-    spec
+    spec_with_dev_accounts("network-test", 8, 6, Amount(1_000))
 }
 
 struct TestNode {
@@ -148,36 +142,6 @@ impl TestNode {
     }
 }
 
-/// Polls `condition` every 10 ms until it holds, failing at the deadline.
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = tokio::time::Instant::now();
-    while !condition().await {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("powchain-net-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `EchoTo` the node's first peer, and wait for the echo to come back.
 async fn echo(node: &mut TestNode, text: &'static str) {
     let peer = node.peer_ids().await[0];
@@ -192,14 +156,14 @@ async fn echo(node: &mut TestNode, text: &'static str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_unix_sockets_replay_the_seed_session() {
-    let dir = TempDir::new("unix");
-    let mut zero = start(1, Listen::Unix(dir.0.join("node.0")), &[], 0).await;
-    let mut one = start(2, Listen::Unix(dir.0.join("node.1")), &[], 0).await;
+    let dir = TempDir::new("net-unix");
+    let mut zero = start(1, Listen::Unix(dir.file("node.0")), &[], 0).await;
+    let mut one = start(2, Listen::Unix(dir.file("node.1")), &[], 0).await;
     // ConnectTo 0.
     one.handle
         .command(Command::Connect(zero.address.clone()))
         .await;
-    eventually("both to see each other", || async {
+    eventually("both to see each other", DEADLINE, || async {
         !zero.peer_ids().await.is_empty() && !one.peer_ids().await.is_empty()
     })
     .await;
@@ -217,7 +181,7 @@ async fn two_nodes_on_unix_sockets_replay_the_seed_session() {
     .sign(&Keypair::dev(4), &spec().genesis_hash());
     one.handle.command(Command::SubmitTransfer(transfer)).await;
     one.handle.command(Command::MineOnce).await;
-    eventually("the block to reach node 0", || async {
+    eventually("the block to reach node 0", DEADLINE, || async {
         zero.height().await == 1
     })
     .await;
@@ -232,14 +196,16 @@ async fn two_nodes_on_unix_sockets_replay_the_seed_session() {
 async fn a_node_that_knows_only_b_finds_a_by_gossip() {
     let a = start(11, Listen::Tcp, &[], 0).await;
     let b = start(12, Listen::Tcp, &[&a.address], 2).await;
-    eventually("B to connect to A", || async {
+    eventually("B to connect to A", DEADLINE, || async {
         b.peer_addresses().await.contains(&a.address)
     })
     .await;
     let c = start(13, Listen::Tcp, &[&b.address], 2).await;
-    eventually("C to learn A from B and connect to it", || async {
-        c.peer_addresses().await.contains(&a.address)
-    })
+    eventually(
+        "C to learn A from B and connect to it",
+        DEADLINE,
+        || async { c.peer_addresses().await.contains(&a.address) },
+    )
     .await;
     for node in [a, b, c] {
         node.stop().await;
@@ -258,7 +224,7 @@ async fn five_nodes_in_a_line_converge_after_each_mines() {
         let peers: Vec<&str> = peers.iter().map(String::as_str).collect();
         nodes.push(start(21 + id, Listen::Tcp, &peers, 1).await);
     }
-    eventually("the line to form", || async {
+    eventually("the line to form", DEADLINE, || async {
         for node in &nodes {
             if node.peer_addresses().await.is_empty() {
                 return false;
@@ -270,12 +236,12 @@ async fn five_nodes_in_a_line_converge_after_each_mines() {
     for (index, node) in nodes.iter().enumerate() {
         let before = node.height().await;
         node.handle.command(Command::Automine(true)).await;
-        eventually("a block of its own", || async {
+        eventually("a block of its own", DEADLINE, || async {
             node.height().await > before
         })
         .await;
         node.handle.command(Command::Automine(false)).await;
-        eventually("every node to agree", || async {
+        eventually("every node to agree", DEADLINE, || async {
             let tip = node.tip().await;
             for other in &nodes {
                 if other.tip().await != tip {
@@ -322,7 +288,7 @@ async fn send_frame(stream: &mut TcpStream, message: &Message) {
 async fn hostile_clients_are_disconnected_and_honest_peers_served() {
     let node = start(31, Listen::Tcp, &[], 0).await;
     let honest = start(32, Listen::Tcp, &[&node.address], 1).await;
-    eventually("the honest peer to connect", || async {
+    eventually("the honest peer to connect", DEADLINE, || async {
         !honest.peer_addresses().await.is_empty()
     })
     .await;
@@ -339,7 +305,8 @@ async fn hostile_clients_are_disconnected_and_honest_peers_served() {
         agent: "hostile".into(),
     };
 
-    // Garbage that is not a frame of any message.
+    // Garbage that is not a frame of any message (by hand on purpose: `frame::encode` only
+    // frames real messages).
     let mut client = TcpStream::connect(&node.address).await.unwrap();
     client
         .write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff])
@@ -348,7 +315,7 @@ async fn hostile_clients_are_disconnected_and_honest_peers_served() {
     let reason = goodbye_of(&mut client).await.unwrap_or_default();
     assert!(reason.contains("bad message"), "{reason}");
 
-    // A length prefix beyond the maximum: refused before anything is allocated.
+    // A length prefix beyond the maximum (by hand, too): refused before anything is allocated.
     let mut client = TcpStream::connect(&node.address).await.unwrap();
     client.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     let reason = goodbye_of(&mut client).await.unwrap_or_default();
@@ -382,7 +349,7 @@ async fn hostile_clients_are_disconnected_and_honest_peers_served() {
     assert_eq!(node.height().await, 0);
     assert!(!node.peer_addresses().await.is_empty());
     honest.handle.command(Command::Automine(true)).await;
-    eventually("the honest block to arrive", || async {
+    eventually("the honest block to arrive", DEADLINE, || async {
         node.height().await >= 1
     })
     .await;
@@ -392,8 +359,8 @@ async fn hostile_clients_are_disconnected_and_honest_peers_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_socket_file_is_replaced_and_a_dead_node_is_not_active() {
-    let dir = TempDir::new("stale");
-    let path = dir.0.join("node.7");
+    let dir = TempDir::new("net-stale");
+    let path = dir.file("node.7");
     // A socket file whose node is gone.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(path.exists());
@@ -403,7 +370,7 @@ async fn a_stale_socket_file_is_replaced_and_a_dead_node_is_not_active() {
     // Dialling a node id whose socket is gone is an event, not a crash.
     node.handle
         .command(Command::Connect(
-            dir.0.join("node.9").to_str().unwrap().to_owned(),
+            dir.file("node.9").to_str().unwrap().to_owned(),
         ))
         .await;
     assert_eq!(node.height().await, 0);
@@ -413,8 +380,8 @@ async fn a_stale_socket_file_is_replaced_and_a_dead_node_is_not_active() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_from_its_database_catches_up() {
     use powchain_node::store::RedbStore;
-    let dir = TempDir::new("restart");
-    let db = dir.0.join("chain.redb");
+    let dir = TempDir::new("net-restart");
+    let db = dir.file("chain.redb");
     let miner = start(51, Listen::Tcp, &[], 0).await;
     let start_follower = |db: PathBuf, peer: Option<String>| async move {
         let store = RedbStore::open(&db).unwrap();
@@ -440,10 +407,13 @@ async fn a_node_restarted_from_its_database_catches_up() {
     };
 
     miner.handle.command(Command::Automine(true)).await;
-    eventually("a few blocks", || async { miner.height().await >= 5 }).await;
+    eventually("a few blocks", DEADLINE, || async {
+        miner.height().await >= 5
+    })
+    .await;
     let (handle, _events, shutdown, task) =
         start_follower(db.clone(), Some(miner.address.clone())).await;
-    eventually("the follower to catch up once", || {
+    eventually("the follower to catch up once", DEADLINE, || {
         let (handle, miner) = (handle.clone(), &miner);
         async move { height(handle).await >= 5 && miner.height().await >= 5 }
     })
@@ -454,7 +424,7 @@ async fn a_node_restarted_from_its_database_catches_up() {
     drop(stopped);
 
     // The miner goes on while the follower is down; the follower restarts from its file.
-    eventually("more blocks meanwhile", || async {
+    eventually("more blocks meanwhile", DEADLINE, || async {
         miner.height().await >= stored_height + 5
     })
     .await;
@@ -466,7 +436,7 @@ async fn a_node_restarted_from_its_database_catches_up() {
         "it starts from its stored tip"
     );
     let target = miner.tip().await;
-    eventually("the restarted follower to catch up", || {
+    eventually("the restarted follower to catch up", DEADLINE, || {
         let handle = handle.clone();
         async move { handle.inspect(|node| node.chain().tip().hash).await == Some(target) }
     })
@@ -481,12 +451,12 @@ async fn drivers_also_run_over_in_memory_pipes() {
     let a = start(61, Listen::Tcp, &[], 0).await;
     let b = start(62, Listen::Tcp, &[], 0).await;
     assert!(driver::memory_link(&b.handle, &a.handle, "memory:a", 64 * 1024).await);
-    eventually("the pipe's handshake", || async {
+    eventually("the pipe's handshake", DEADLINE, || async {
         !a.peer_ids().await.is_empty() && !b.peer_ids().await.is_empty()
     })
     .await;
     a.handle.command(Command::Automine(true)).await;
-    eventually("a block across the pipe", || async {
+    eventually("a block across the pipe", DEADLINE, || async {
         b.height().await >= 2
     })
     .await;

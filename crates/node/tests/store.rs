@@ -4,50 +4,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use powchain_chain::block::tx_root;
 use powchain_chain::header::HEADER_VERSION;
-use powchain_chain::spec::DevAccounts;
 use powchain_chain::state::StateOverlay;
 use powchain_chain::tx::Coinbase;
 use powchain_chain::{
-    Address, Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Header,
-    Height, Keypair, Memo, OpenError, Timestamp, Transaction, UnsignedTransfer, miner,
+    Address, Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, Header, Height, Keypair,
+    Memo, OpenError, Timestamp, Transaction, UnsignedTransfer, miner,
 };
 use powchain_node::store::{PeerRecord, RedbStore};
+use powchain_testkit::{TempDir, spec_with_dev_accounts};
 
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("powchain-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// The chain of every database here: 4 bits, four dev accounts of 1,000 coins.
 fn spec() -> ChainSpec {
-    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(4).unwrap());
-    spec.name = "store-test".into();
-    spec.dev_accounts = Some(DevAccounts {
-        count: 4,
-        balance: Amount(1_000),
-    });
-    spec
+    spec_with_dev_accounts("store-test", 4, 4, Amount(1_000))
 }
 
 fn now(spec: &ChainSpec) -> Timestamp {
@@ -131,7 +103,7 @@ fn replay(chain: &Chain<RedbStore>) -> BTreeMap<Address, powchain_chain::Account
 
 #[test]
 fn a_missing_file_is_created_with_genesis_and_reopens_unchanged() {
-    let dir = TempDir::new("restart");
+    let dir = TempDir::new("store-restart");
     let path = dir.file("chain.redb");
     let spec = spec();
     let mut chain = open(&spec, &path).unwrap();
@@ -152,7 +124,7 @@ fn a_missing_file_is_created_with_genesis_and_reopens_unchanged() {
 
 #[test]
 fn reorgs_commit_through_undo_data_and_survive_a_restart() {
-    let dir = TempDir::new("reorg");
+    let dir = TempDir::new("store-reorg");
     let path = dir.file("chain.redb");
     let spec = spec();
     let mut chain = open(&spec, &path).unwrap();
@@ -182,7 +154,7 @@ fn reorgs_commit_through_undo_data_and_survive_a_restart() {
 
 #[test]
 fn a_file_of_another_chain_is_refused_naming_both() {
-    let dir = TempDir::new("foreign");
+    let dir = TempDir::new("store-foreign");
     let path = dir.file("chain.redb");
     drop(open(&ChainSpec::seed(), &path).unwrap());
     let store = RedbStore::open(&path).unwrap();
@@ -207,7 +179,7 @@ fn a_file_of_another_chain_is_refused_naming_both() {
 
 #[test]
 fn damaged_files_give_clear_errors() {
-    let dir = TempDir::new("damaged");
+    let dir = TempDir::new("store-damaged");
     let spec = spec();
     // A real database, then cut to pieces.
     let good = dir.file("good.redb");
@@ -255,7 +227,7 @@ fn damaged_files_give_clear_errors() {
 
 #[test]
 fn a_database_in_use_is_refused() {
-    let dir = TempDir::new("in-use");
+    let dir = TempDir::new("store-in-use");
     let path = dir.file("chain.redb");
     let _first = RedbStore::open(&path).unwrap();
     let error = match RedbStore::open(&path) {
@@ -267,7 +239,7 @@ fn a_database_in_use_is_refused() {
 
 #[test]
 fn the_peer_address_book_persists() {
-    let dir = TempDir::new("peers");
+    let dir = TempDir::new("store-peers");
     let path = dir.file("chain.redb");
     let store = RedbStore::open(&path).unwrap();
     let record = PeerRecord {

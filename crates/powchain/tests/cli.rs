@@ -6,6 +6,7 @@
 use std::process::{Command, Output};
 
 use powchain_chain::ChainSpec;
+use powchain_testkit::TempDir;
 
 fn powchain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_powchain"))
@@ -94,12 +95,10 @@ fn spec_prints_a_spec_that_loads_back() {
     let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
     assert_eq!(ChainSpec::from_toml_str(&body).unwrap(), seed);
 
-    let dir = std::env::temp_dir().join(format!("powchain-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("custom.toml");
+    let dir = TempDir::new("cli-spec");
+    let file = dir.file_arg("custom.toml");
     std::fs::write(&file, body.replace("name = \"seed\"", "name = \"custom\"")).unwrap();
-    let output = powchain(&["demo", "--chain", file.to_str().unwrap(), "--blocks", "1"]);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let output = powchain(&["demo", "--chain", &file, "--blocks", "1"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("chain \"custom\""));
 }
@@ -146,35 +145,13 @@ fn bench_refuses_out_of_range_flags() {
     assert!(stderr(&output).contains("--seconds must be between"));
 }
 
-/// A directory under the system temp dir, removed when dropped.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let path = std::env::temp_dir().join(format!("powchain-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Scratch(path)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn mine_export_import_round_trip() {
-    let dir = Scratch::new("round-trip");
+    let dir = TempDir::new("cli-round-trip");
     let (db, json, copy) = (
-        dir.path("chain.redb"),
-        dir.path("chain.json"),
-        dir.path("copy.redb"),
+        dir.file_arg("chain.redb"),
+        dir.file_arg("chain.json"),
+        dir.file_arg("copy.redb"),
     );
     let mine = powchain(&[
         "mine",
@@ -228,8 +205,8 @@ fn mine_export_import_round_trip() {
 
 #[test]
 fn import_refuses_tampered_and_foreign_files() {
-    let dir = Scratch::new("tampered");
-    let (db, json) = (dir.path("chain.redb"), dir.path("chain.json"));
+    let dir = TempDir::new("cli-tampered");
+    let (db, json) = (dir.file_arg("chain.redb"), dir.file_arg("chain.json"));
     assert!(
         powchain(&[
             "mine",
@@ -262,9 +239,9 @@ fn import_refuses_tampered_and_foreign_files() {
         .find(|tx| tx.get("Transfer").is_some())
         .unwrap();
     transfer["Transfer"]["amount"] = serde_json::json!(9);
-    let path = dir.path("tampered.json");
+    let path = dir.file_arg("tampered.json");
     std::fs::write(&path, tampered.to_string()).unwrap();
-    let import = powchain(&["import", "--db", &dir.path("a.redb"), "--in", &path]);
+    let import = powchain(&["import", "--db", &dir.file_arg("a.redb"), "--in", &path]);
     assert_eq!(import.status.code(), Some(1));
     assert!(stderr(&import).contains("block 1"), "{}", stderr(&import));
     assert!(
@@ -277,7 +254,7 @@ fn import_refuses_tampered_and_foreign_files() {
     let import = powchain(&[
         "import",
         "--db",
-        &dir.path("b.redb"),
+        &dir.file_arg("b.redb"),
         "--chain",
         "dev",
         "--in",
@@ -293,14 +270,14 @@ fn import_refuses_tampered_and_foreign_files() {
     // Not an export at all.
     file["format"] = serde_json::json!("something-else");
     std::fs::write(&path, file.to_string()).unwrap();
-    let import = powchain(&["import", "--db", &dir.path("c.redb"), "--in", &path]);
+    let import = powchain(&["import", "--db", &dir.file_arg("c.redb"), "--in", &path]);
     assert!(
         stderr(&import).contains("unknown export format"),
         "{}",
         stderr(&import)
     );
     std::fs::write(&path, "not json").unwrap();
-    let import = powchain(&["import", "--db", &dir.path("c.redb"), "--in", &path]);
+    let import = powchain(&["import", "--db", &dir.file_arg("c.redb"), "--in", &path]);
     assert!(
         stderr(&import).contains("is not a powchain chain export"),
         "{}",
@@ -310,8 +287,8 @@ fn import_refuses_tampered_and_foreign_files() {
 
 #[test]
 fn wallet_keys_live_in_a_private_file() {
-    let dir = Scratch::new("wallet");
-    let wallet = dir.path("keys");
+    let dir = TempDir::new("cli-wallet");
+    let wallet = dir.file_arg("keys");
     let first = powchain(&["wallet", "new", "--wallet", &wallet]);
     assert!(first.status.success(), "{}", stderr(&first));
     let address = stdout(&first).trim().to_owned();
@@ -382,9 +359,9 @@ fn bench_sync_and_propagation_print_their_json() {
 
 #[test]
 fn devnet_runs_a_network_and_reports() {
-    let dir = Scratch::new("devnet");
-    let report = dir.path("report.json");
-    let svg = dir.path("tree.svg");
+    let dir = TempDir::new("cli-devnet");
+    let report = dir.file_arg("report.json");
+    let svg = dir.file_arg("tree.svg");
     let output = powchain(&[
         "devnet",
         "--nodes",
@@ -420,11 +397,11 @@ fn devnet_runs_a_network_and_reports() {
 
 #[test]
 fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
-    let dir = Scratch::new("sim");
+    let dir = TempDir::new("cli-sim");
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/loopback.toml");
     let run = |name: &str| {
-        let report = dir.path(&format!("{name}.json"));
-        let events = dir.path(&format!("{name}.log"));
+        let report = dir.file_arg(&format!("{name}.json"));
+        let events = dir.file_arg(&format!("{name}.log"));
         let output = powchain(&[
             "sim",
             "--scenario",
@@ -440,9 +417,9 @@ fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
             "--events",
             &events,
             "--svg",
-            &dir.path(&format!("{name}-tree.svg")),
+            &dir.file_arg(&format!("{name}-tree.svg")),
             "--timeline-svg",
-            &dir.path(&format!("{name}-timeline.svg")),
+            &dir.file_arg(&format!("{name}-timeline.svg")),
         ]);
         assert!(output.status.success(), "{}", stderr(&output));
         let report = std::fs::read_to_string(&report).unwrap();
@@ -468,7 +445,7 @@ fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
     assert_eq!(report["nodes"].as_u64(), Some(6));
     for name in ["first-tree.svg", "first-timeline.svg"] {
         assert!(
-            std::fs::read_to_string(dir.path(name))
+            std::fs::read_to_string(dir.file_arg(name))
                 .unwrap()
                 .starts_with("<svg")
         );
@@ -477,8 +454,8 @@ fn sim_prints_its_seed_replays_exactly_and_reports_devnets_keys() {
 
 #[test]
 fn sim_refuses_bad_scenarios_with_a_clear_error() {
-    let dir = Scratch::new("sim-bad");
-    let bad = dir.path("bad.toml");
+    let dir = TempDir::new("cli-sim-bad");
+    let bad = dir.file_arg("bad.toml");
     std::fs::write(&bad, "nodes = 5\n[network]\nlatency = [\"1s\", \"10ms\"]\n").unwrap();
     let output = powchain(&["sim", "--scenario", &bad]);
     assert!(!output.status.success());

@@ -8,7 +8,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{NodeProcess, Scratch};
+use common::NodeProcess;
+use powchain_testkit::{TempDir, wait_until};
 use serde_json::Value;
 
 /// Runs `powchain ARGS`; returns whether it succeeded, its stdout and its stderr.
@@ -52,8 +53,8 @@ fn api_address(node: &mut NodeProcess) -> String {
 
 #[test]
 fn the_clients_send_mine_and_read_through_the_nodes_api() {
-    let dir = Scratch::new("clients");
-    let datadir = dir.path();
+    let dir = TempDir::new("clients");
+    let datadir = dir.arg();
     let mut node = NodeProcess::start(&[
         "--datadir",
         datadir,
@@ -65,8 +66,8 @@ fn the_clients_send_mine_and_read_through_the_nodes_api() {
         "127.0.0.1:0",
     ]);
     let address = api_address(&mut node);
-    let cookie = dir.0.join("api.cookie");
-    let written = std::fs::read_to_string(dir.0.join("api.address")).unwrap();
+    let cookie = dir.file("api.cookie");
+    let written = std::fs::read_to_string(dir.file("api.address")).unwrap();
     assert_eq!(written.trim(), address, "the address file names the API");
     #[cfg(unix)]
     {
@@ -132,8 +133,8 @@ fn the_clients_send_mine_and_read_through_the_nodes_api() {
     let (ok, _, err) = powchain(&["balance", "../status", "--datadir", datadir]);
     assert!(!ok && err.contains("neither a dev account"), "{err}");
     // Reads need only the address; changes need the cookie of the node's data directory.
-    let elsewhere = Scratch::new("clients-elsewhere");
-    let (ok, out, err) = powchain(&["status", "--rpc", &address, "--datadir", elsewhere.path()]);
+    let elsewhere = TempDir::new("clients-elsewhere");
+    let (ok, out, err) = powchain(&["status", "--rpc", &address, "--datadir", elsewhere.arg()]);
     assert!(ok, "{err}");
     assert!(out.contains("height 1,"), "{out}");
     let (ok, _, err) = powchain(&[
@@ -147,30 +148,30 @@ fn the_clients_send_mine_and_read_through_the_nodes_api() {
         "--rpc",
         &address,
         "--datadir",
-        elsewhere.path(),
+        elsewhere.arg(),
     ]);
     assert!(!ok && err.contains("api.cookie"), "{err}");
-    let (ok, _, err) = powchain(&["status", "--datadir", elsewhere.path()]);
+    let (ok, _, err) = powchain(&["status", "--datadir", elsewhere.arg()]);
     assert!(!ok && err.contains("no running node found"), "{err}");
 
     node.quit();
     assert!(!cookie.exists(), "the cookie goes when the node stops");
-    assert!(!dir.0.join("api.address").exists());
+    assert!(!dir.file("api.address").exists());
     let (ok, _, err) = powchain(&["status", "--rpc", &address]);
     assert!(!ok && err.contains("cannot reach"), "{err}");
 }
 
 #[test]
 fn nodes_on_one_machine_get_their_own_api_and_remote_binding_needs_a_flag() {
-    let first = Scratch::new("clients-first");
-    let second = Scratch::new("clients-second");
+    let first = TempDir::new("clients-first");
+    let second = TempDir::new("clients-second");
     // Both ask for the usual port; at most one gets it, the other a free one.
-    let mut a = NodeProcess::start(&["--datadir", first.path()]);
-    let mut b = NodeProcess::start(&["--datadir", second.path()]);
+    let mut a = NodeProcess::start(&["--datadir", first.arg()]);
+    let mut b = NodeProcess::start(&["--datadir", second.arg()]);
     let (address_a, address_b) = (api_address(&mut a), api_address(&mut b));
     assert_ne!(address_a, address_b);
     for (dir, address) in [(&first, &address_a), (&second, &address_b)] {
-        let status = client_json(dir.path(), &["status"]);
+        let status = client_json(dir.arg(), &["status"]);
         assert_eq!(status["height"], 0, "{address}");
     }
     a.quit();
@@ -190,9 +191,9 @@ fn nodes_on_one_machine_get_their_own_api_and_remote_binding_needs_a_flag() {
 fn no_private_key_is_written_anywhere_but_the_wallet() {
     use powchain_chain::Keypair;
 
-    let dir = Scratch::new("clients-secrets");
-    let datadir = dir.path();
-    let wallet = dir.0.join("wallet.keys");
+    let dir = TempDir::new("clients-secrets");
+    let datadir = dir.arg();
+    let wallet = dir.file("wallet.keys");
     let (ok, address, err) = powchain(&["wallet", "new", "--wallet", wallet.to_str().unwrap()]);
     assert!(ok, "{err}");
     let address = address.trim().to_owned();
@@ -204,7 +205,7 @@ fn no_private_key_is_written_anywhere_but_the_wallet() {
         .expect("the wallet holds the key")
         .to_owned();
 
-    let log = dir.0.join("node.log");
+    let log = dir.file("node.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_powchain"))
         .args([
             "node",
@@ -223,17 +224,12 @@ fn no_private_key_is_written_anywhere_but_the_wallet() {
             "trace",
         ])
         .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.0.join("node.err")).unwrap())
+        .stderr(std::fs::File::create(dir.file("node.err")).unwrap())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while !dir.0.join("api.address").exists() {
-        assert!(
-            start.elapsed() < common::DEADLINE,
-            "the node never served its API"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the node to serve its API", common::DEADLINE, || {
+        dir.file("api.address").exists()
+    });
     client(
         datadir,
         &["send", "--from", "0", "--to", &address, "--amount", "500"],
@@ -254,7 +250,7 @@ fn no_private_key_is_written_anywhere_but_the_wallet() {
     {
         use std::os::unix::fs::PermissionsExt;
         for file in ["wallet.keys", "api.cookie"] {
-            let mode = std::fs::metadata(dir.0.join(file))
+            let mode = std::fs::metadata(dir.file(file))
                 .unwrap()
                 .permissions()
                 .mode();
@@ -273,7 +269,7 @@ fn no_private_key_is_written_anywhere_but_the_wallet() {
         .collect();
     secrets.push(wallet_bytes);
     let mut searched = vec![("the API's answers".to_owned(), answers.into_bytes())];
-    for entry in std::fs::read_dir(&dir.0).unwrap() {
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
         if path.file_name().is_some_and(|n| n == "wallet.keys") || path.is_dir() {
             continue;

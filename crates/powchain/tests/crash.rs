@@ -9,14 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use powchain_chain::state::StateOverlay;
-use powchain_chain::{BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Height};
+use powchain_chain::{BlockHash, Chain, ChainConfig, ChainSpec, Height};
 use powchain_node::store::RedbStore;
+use powchain_testkit::TempDir;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -32,17 +33,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 /// The dev chain at a fixed 14 bits: blocks come fast however many are mined.
 fn spec() -> ChainSpec {
-    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(14).unwrap());
-    spec.name = "crash-test".into();
-    spec
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    powchain_testkit::spec("crash-test", 14)
 }
 
 /// Runs `powchain mine` until it has announced `announcements` blocks (plus a random extra
@@ -147,13 +138,11 @@ fn assert_state_is_a_replay(chain: &Chain<RedbStore>, spec: &ChainSpec, when: &s
 fn kill_9_loses_nothing_announced() {
     let iterations = env_number("POWCHAIN_CRASH_ITERATIONS", 20);
     let mut rng = ChaCha8Rng::seed_from_u64(env_number("POWCHAIN_CRASH_SEED", 9));
-    let dir = TempDir(std::env::temp_dir().join(format!("powchain-crash-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("crash");
     let spec = spec();
-    let spec_file = dir.0.join("spec.toml");
+    let spec_file = dir.file("spec.toml");
     std::fs::write(&spec_file, spec.to_toml_string()).unwrap();
-    let db = dir.0.join("chain.redb");
+    let db = dir.file("chain.redb");
     let mut announced: Vec<(Height, BlockHash)> = Vec::new();
     // Kills that landed after a commit but before its announcement reached us.
     let mut committed_unannounced = 0;
@@ -294,19 +283,16 @@ fn sync_and_kill(db: &Path, spec_file: &Path, source: &str, millis: u64) -> Vec<
 fn kill_9_while_syncing_and_reorganising_loses_nothing_announced() {
     let iterations = env_number("POWCHAIN_SYNC_CRASH_ITERATIONS", 8);
     let mut rng = ChaCha8Rng::seed_from_u64(env_number("POWCHAIN_CRASH_SEED", 9));
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("powchain-synccrash-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("synccrash");
     let spec = spec();
-    let spec_file = dir.0.join("spec.toml");
+    let spec_file = dir.file("spec.toml");
     std::fs::write(&spec_file, spec.to_toml_string()).unwrap();
     // Branch A, then a longer branch B from genesis: syncing B after A is a deep reorg.
-    let (a_db, b_db) = (dir.0.join("a.redb"), dir.0.join("b.redb"));
+    let (a_db, b_db) = (dir.file("a.redb"), dir.file("b.redb"));
     mine_chain(&a_db, &spec_file, 1, 400);
     mine_chain(&b_db, &spec_file, 2, 600);
     let sources = [serve(&a_db, &spec_file), serve(&b_db, &spec_file)];
-    let db = dir.0.join("node.redb");
+    let db = dir.file("node.redb");
     let mut kills = 0;
     let mut mid_way = 0;
     // Rounds from an empty database: sync branch A under kills until caught up, then

@@ -13,10 +13,10 @@ mod common;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{DEADLINE, NodeProcess, Scratch};
+use common::{DEADLINE, NodeProcess};
 use fantoccini::{Client, ClientBuilder, Locator};
+use powchain_testkit::{TempDir, eventually};
 use serde_json::{Value, json};
 
 /// Where Debian puts them; `CHROMIUM` and `CHROMEDRIVER` override.
@@ -41,21 +41,6 @@ impl Drop for Driver {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-/// Polls `probe` until it gives a value, or fails the test at the deadline.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The text of the element with `id`, if it is there.
@@ -101,10 +86,10 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
         return;
     };
 
-    let dir = Scratch::new("explorer");
+    let dir = TempDir::new("explorer");
     let mut node = NodeProcess::start(&[
         "--datadir",
-        dir.path(),
+        dir.arg(),
         "--difficulty",
         "17",
         "--miner-threads",
@@ -119,7 +104,7 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap()
         .to_owned();
-    let token = std::fs::read_to_string(dir.0.join("api.cookie")).unwrap();
+    let token = std::fs::read_to_string(dir.file("api.cookie")).unwrap();
 
     let port = free_port();
     let _driver = Driver(
@@ -130,7 +115,7 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
             .spawn()
             .expect("chromedriver starts"),
     );
-    let profile = Scratch::new("explorer-profile");
+    let profile = TempDir::new("explorer-profile");
     let capabilities = json!({
         "goog:chromeOptions": {
             "binary": chromium,
@@ -140,12 +125,12 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                "--window-size=1280,1100", format!("--user-data-dir={}", profile.path()),
+                "--window-size=1280,1100", format!("--user-data-dir={}", profile.arg()),
             ],
         }
     });
     let webdriver = format!("http://127.0.0.1:{port}");
-    let browser = eventually("chromedriver to accept a session", || {
+    let browser = eventually("chromedriver to accept a session", DEADLINE, || {
         let capabilities = capabilities.as_object().cloned().unwrap();
         let webdriver = webdriver.clone();
         async move {
@@ -163,7 +148,7 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
         .goto(&format!("http://{address}/"))
         .await
         .expect("the page opens");
-    eventually("the page to show height 0", || async {
+    eventually("the page to show height 0", DEADLINE, || async {
         (text_of(&browser, "tip-height").await.as_deref() == Some("0")).then_some(())
     })
     .await;
@@ -197,7 +182,7 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
         Some(token.trim()),
         Some(json!({})),
     );
-    eventually("the page to show height 1", || async {
+    eventually("the page to show height 1", DEADLINE, || async {
         (text_of(&browser, "tip-height").await.as_deref() == Some("1")).then_some(())
     })
     .await;
@@ -216,7 +201,7 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
     search.send_keys("dev:3").await.unwrap();
     let form = browser.form(Locator::Id("search-form")).await.unwrap();
     form.submit().await.unwrap();
-    eventually("the account's balance", || async {
+    eventually("the account's balance", DEADLINE, || async {
         (text_of(&browser, "account-balance").await.as_deref() == Some(expected.as_str()))
             .then_some(())
     })
@@ -235,7 +220,7 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
         Some(token.trim()),
         Some(json!({ "on": true })),
     );
-    eventually("a few automined blocks on the page", || async {
+    eventually("a few automined blocks on the page", DEADLINE, || async {
         let height: u64 = text_of(&browser, "tip-height").await?.parse().ok()?;
         (height >= 12).then_some(())
     })
@@ -246,7 +231,7 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
         Some(token.trim()),
         Some(json!({ "on": false })),
     );
-    eventually("the front page again", || async {
+    eventually("the front page again", DEADLINE, || async {
         text_of(&browser, "interval-chart").await.map(|_| ())
     })
     .await;

@@ -20,7 +20,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Scratch};
+use common::DEADLINE;
+use powchain_testkit::{TempDir, wait_until};
 use serde_json::Value;
 
 /// Runs a command; whether it succeeded, and its stderr.
@@ -156,14 +157,11 @@ impl NsNode {
             ns: ns.to_owned(),
             datadir,
         };
-        let start = Instant::now();
-        while !Path::new(&node.datadir).join("api.address").exists() {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "the node in {ns} never served its API"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            &format!("the node in {ns} to serve its API"),
+            DEADLINE,
+            || Path::new(&node.datadir).join("api.address").exists(),
+        );
         node
     }
 
@@ -202,15 +200,6 @@ impl NsNode {
         ]);
         self.client(&["mine"]);
         assert!(self.status()["height"].as_u64().unwrap() > before);
-    }
-}
-
-/// Polls `done` until it holds, failing at the deadline with `what`.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -334,20 +323,20 @@ fn a_partition_between_namespaces_heals_and_loses_no_transfer() {
         Some(KilledProxy(proxy))
     };
 
-    let dir = Scratch::new("netns");
-    let node_a = NsNode::start(&a, &dir.0.join("a"), &["--listen", "10.77.1.1:9000"]);
+    let dir = TempDir::new("netns");
+    let node_a = NsNode::start(&a, &dir.file("a"), &["--listen", "10.77.1.1:9000"]);
     let node_b = NsNode::start(
         &b,
-        &dir.0.join("b"),
+        &dir.file("b"),
         &["--listen", "0.0.0.0:9000", "--peers", "10.77.1.1:9000"],
     );
     let node_c = NsNode::start(
         &c,
-        &dir.0.join("c"),
+        &dir.file("c"),
         &["--listen", "10.77.2.2:9000", "--peers", &c_dials],
     );
     let nodes = [&node_a, &node_b, &node_c];
-    eventually("the line to connect", || {
+    wait_until("the line to connect", DEADLINE, || {
         node_b.status()["peers"].as_u64() == Some(2)
     });
     let base = node_a.client(&["balance", "5"])["balance"]
@@ -360,7 +349,7 @@ fn a_partition_between_namespaces_heals_and_loses_no_transfer() {
     };
 
     node_a.pay_and_mine(0);
-    eventually("all three at height 1", || agreed(1));
+    wait_until("all three at height 1", DEADLINE, || agreed(1));
 
     // The partition: B — C down. A's side mines two blocks, C alone one.
     let b_to_c = format!("wb{tag}");
@@ -383,16 +372,16 @@ fn a_partition_between_namespaces_heals_and_loses_no_transfer() {
         "ip",
         &["netns", "exec", &b, "ip", "link", "set", &b_to_c, "up"],
     );
-    eventually("one tip again after the heal", || agreed(3));
+    wait_until("one tip again after the heal", DEADLINE, || agreed(3));
     println!(
         "one tip again {:.1} s after the heal",
         healed.elapsed().as_secs_f64()
     );
-    eventually("C's orphaned transfer to reach A", || {
+    wait_until("C's orphaned transfer to reach A", DEADLINE, || {
         node_a.status()["mempool_count"].as_u64() >= Some(1)
     });
     node_a.pay_and_mine(3);
-    eventually("every transfer confirmed everywhere", || {
+    wait_until("every transfer confirmed everywhere", DEADLINE, || {
         agreed(4)
             && nodes
                 .iter()

@@ -7,15 +7,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, NodeProcess, Scratch};
+use common::{DEADLINE, NodeProcess};
+use powchain_testkit::{TempDir, wait_until};
 
 /// Seed 000's session, typed into two node processes on unix sockets.
 #[test]
 fn the_seed_000_session_on_two_nodes() {
-    let dir = Scratch::new("seed000");
+    let dir = TempDir::new("seed000");
     let common = [
         "--socket-dir",
-        dir.path(),
+        dir.arg(),
         "--chain",
         "seed",
         "--ephemeral",
@@ -59,9 +60,9 @@ fn the_seed_000_session_on_two_nodes() {
 /// Whatever is typed, the session answers with an error and goes on.
 #[test]
 fn junk_on_stdin_gets_errors_never_a_crash() {
-    let dir = Scratch::new("junk");
+    let dir = TempDir::new("junk");
     let mut node =
-        NodeProcess::start(&["--socket-dir", dir.path(), "--ephemeral", "--chain", "seed"]);
+        NodeProcess::start(&["--socket-dir", dir.arg(), "--ephemeral", "--chain", "seed"]);
     node.expect("not listening");
     node.send(&"A".repeat(10_000));
     node.expect("error:");
@@ -117,10 +118,11 @@ fn all_agree(nodes: &mut [&mut NodeProcess]) -> bool {
 /// Waits for one tip everywhere. Miners stopped at the same moment can leave branches of
 /// equal work, which nothing resolves: then the first node mines one more block.
 fn wait_for_agreement(nodes: &mut [&mut NodeProcess], what: &str) {
-    let start = Instant::now();
     let mut nudge = Instant::now();
-    while !all_agree(nodes) {
-        assert!(start.elapsed() < DEADLINE, "{what}");
+    wait_until(what, DEADLINE, || {
+        if all_agree(nodes) {
+            return true;
+        }
         if nudge.elapsed() > Duration::from_secs(2) {
             nodes[0].send("automine on");
             nodes[0].expect("mined block");
@@ -128,15 +130,16 @@ fn wait_for_agreement(nodes: &mut [&mut NodeProcess], what: &str) {
             nodes[0].expect("automine off");
             nudge = Instant::now();
         }
-    }
+        false
+    });
 }
 
 /// Seed 003's way: nodes with a database file, a TCP port and a peer list, mining all the
 /// time; one is killed and restarted from its file.
 #[test]
 fn three_seed_003_nodes_converge_and_one_restarts_from_its_file() {
-    let dir = Scratch::new("seed003");
-    let db = |name: &str| dir.0.join(name).to_str().unwrap().to_owned();
+    let dir = TempDir::new("seed003");
+    let db = |name: &str| dir.file_arg(name);
     let common = [
         "--difficulty",
         "20",
@@ -163,10 +166,7 @@ fn three_seed_003_nodes_converge_and_one_restarts_from_its_file() {
         node.send("automine off");
         node.expect("automine off");
     }
-    wait_for_agreement(
-        &mut [&mut a, &mut b, &mut c],
-        "the three nodes never agreed",
-    );
+    wait_for_agreement(&mut [&mut a, &mut b, &mut c], "the three nodes to agree");
 
     // C dies abruptly; A mines on; C comes back from its file and catches up.
     c.child.kill().unwrap();
@@ -189,21 +189,17 @@ fn three_seed_003_nodes_converge_and_one_restarts_from_its_file() {
         "127.0.0.1:0",
     ]);
     c.expect("tip ");
-    let start = Instant::now();
-    while !all_agree(&mut [&mut a, &mut b, &mut c]) {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the restarted node never caught up"
-        );
-    }
+    wait_until("the restarted node to catch up", DEADLINE, || {
+        all_agree(&mut [&mut a, &mut b, &mut c])
+    });
     for node in [a, b, c] {
         node.quit();
     }
     // Each database file holds the chain.
     let chain = |name: &str| {
-        let spec = powchain_chain::ChainSpec::dev()
-            .with_fixed_difficulty(powchain_chain::DifficultyBits::new(20).unwrap());
-        let store = powchain_node::store::RedbStore::open(&dir.0.join(name)).unwrap();
+        // What `--difficulty 20` makes of the dev chain.
+        let spec = powchain_testkit::spec("dev", 20);
+        let store = powchain_node::store::RedbStore::open(&dir.file(name)).unwrap();
         powchain_chain::Chain::open(spec, store, Default::default())
             .unwrap()
             .tip()

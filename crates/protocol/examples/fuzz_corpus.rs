@@ -14,16 +14,14 @@
 use std::path::{Path, PathBuf};
 
 use powchain_chain::{
-    Amount, Block, Chain, ChainConfig, ChainSpec, DifficultyBits, Height, Keypair, MemStore, Memo,
-    Mempool, MempoolConfig, Timestamp, Transfer, UnsignedTransfer,
+    Amount, Block, Chain, ChainConfig, ChainSpec, Height, Keypair, MemStore, Memo, Mempool,
+    MempoolConfig, Timestamp, Transfer, UnsignedTransfer,
 };
-use powchain_protocol::{Hello, Message, PROTOCOL_VERSION, TipSummary};
+use powchain_protocol::{Hello, Message, PROTOCOL_VERSION, TipSummary, frame};
 
-/// The same rules as `powchain_fuzz::spec`.
+/// The same rules as `powchain_fuzz::spec`: the dev chain named `fuzz`, at one bit.
 fn spec() -> ChainSpec {
-    let mut spec = ChainSpec::dev();
-    spec.name = "fuzz".into();
-    spec.with_fixed_difficulty(DifficultyBits::new(1).expect("1 bit is a difficulty"))
+    powchain_testkit::spec("fuzz", 1)
 }
 
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
@@ -32,15 +30,12 @@ fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).expect("the corpus file can be written");
 }
 
-/// A framed stream as the driver reads it: a 4-byte big-endian length, then the payload.
+/// A framed stream as the driver reads it: each message's frame, one after the other.
 fn frames(messages: &[&Message]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for message in messages {
-        let payload = message.encode();
-        bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        bytes.extend_from_slice(&payload);
-    }
-    bytes
+    messages
+        .iter()
+        .flat_map(|message| frame::encode(message))
+        .collect()
 }
 
 /// The peer target's framing: a 2-byte big-endian length, then the payload.

@@ -6,26 +6,21 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use powchain_chain::spec::DevAccounts;
 use powchain_chain::{
-    Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Header, Keypair,
-    MemStore, Memo, Timestamp, Transfer, UnsignedTransfer, miner,
+    Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, Header, Keypair, MemStore, Memo,
+    Timestamp, Transfer, UnsignedTransfer, miner,
 };
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::{
     AddressStore, Command, Direction, DisconnectReason, Event, MemAddresses, Message, Node,
     NodeConfig, Output, PeerId, PeerInfo, Unasked,
 };
+use powchain_testkit::spec_with_dev_accounts;
 use rand::SeedableRng;
 
+/// The chain of the nodes here: 4 bits, six dev accounts of 1,000 coins.
 fn spec() -> ChainSpec {
-    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new(4).unwrap());
-    spec.name = "protocol-test".into();
-    spec.dev_accounts = Some(DevAccounts {
-        count: 6,
-        balance: Amount(1_000),
-    });
-    spec
+    spec_with_dev_accounts("protocol-test", 4, 6, Amount(1_000))
 }
 
 const START: u64 = 1_800_000_000_000;

@@ -1,13 +1,15 @@
 //! What the tests of real `powchain` processes share: a node process whose stdout is read
-//! line by line with a deadline, and a scratch directory removed at the end.
+//! line by line with a deadline. Their temporary directories, and their waits for what is not
+//! a line, are the test kit's (`powchain_testkit`).
 
 #![allow(dead_code)] // Each test file uses part of it.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use powchain_testkit::wait_until;
 
 /// Only a broken node takes this long; the test then fails instead of hanging.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -83,18 +85,16 @@ impl NodeProcess {
 
     /// Asks `question` until an answer line starting with `prefix` contains `wanted`.
     pub fn ask_until(&mut self, question: &str, prefix: &str, wanted: &str) {
-        let start = Instant::now();
-        loop {
+        let what = format!("{question} to answer {wanted:?}");
+        wait_until(&what, DEADLINE, || {
             self.send(question);
             let answer = self.expect(prefix);
             if answer.contains(wanted) {
-                return;
+                Ok(())
+            } else {
+                Err(format!("last: {answer}"))
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{question} never answered {wanted:?}; last: {answer}"
-            );
-        }
+        });
     }
 
     pub fn quit(mut self) {
@@ -107,27 +107,5 @@ impl Drop for NodeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(name: &str) -> Scratch {
-        let path =
-            std::env::temp_dir().join(format!("powchain-session-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Scratch(path)
-    }
-
-    pub fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -1,0 +1,30 @@
+//! Test chains: the dev chain's rules, renamed and at a fixed difficulty, so that blocks come
+//! as fast as a test needs and no two test files share a genesis by accident.
+
+use powchain_chain::spec::DevAccounts;
+use powchain_chain::{Amount, ChainSpec, DifficultyBits};
+
+/// The dev chain named `name`, at a fixed `difficulty_bits` (no retargeting), funding the dev
+/// chain's own dev accounts.
+///
+/// The name is part of the genesis, so each caller keeps its own name (and its own genesis
+/// hash); the bits must be in the chain's range (1 to 80), or the test fails here.
+pub fn spec(name: &str, difficulty_bits: u64) -> ChainSpec {
+    let bits = DifficultyBits::new(difficulty_bits).expect("the test's difficulty is in range");
+    let mut spec = ChainSpec::dev().with_fixed_difficulty(bits);
+    spec.name = name.into();
+    spec
+}
+
+/// As [`spec`], funding dev accounts `0..count` with `balance` each instead: small balances
+/// keep the numbers a test checks readable.
+pub fn spec_with_dev_accounts(
+    name: &str,
+    difficulty_bits: u64,
+    count: u64,
+    balance: Amount,
+) -> ChainSpec {
+    let mut spec = spec(name, difficulty_bits);
+    spec.dev_accounts = Some(DevAccounts { count, balance });
+    spec
+}
