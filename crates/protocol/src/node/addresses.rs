@@ -76,6 +76,11 @@ impl Addresses {
         out.send(peer, Message::GetAddresses);
     }
 
+    /// How many requests are unanswered (each to a ready peer).
+    pub fn requested_count(&self) -> usize {
+        self.requested.len()
+    }
+
     /// Whether a request to `peer` is unanswered.
     pub fn is_requested(&self, peer: PeerId) -> bool {
         self.requested.contains_key(&peer)

@@ -81,6 +81,9 @@ pub(crate) struct Connections {
     feeler_dialing: Option<String>,
     last_feeler: Timestamp,
     bans: HashMap<String, Timestamp>,
+    /// Counts kept as connections come, become ready and go, so the questions the node
+    /// asks after every input (`Node::poll_timeout`) cost nothing.
+    counts: Counts,
     inbound_max: usize,
     ban_ms: u64,
     bans_max: usize,
@@ -94,6 +97,7 @@ impl Connections {
             feeler_dialing: None,
             last_feeler: Timestamp(0),
             bans: HashMap::default(),
+            counts: Counts::default(),
             inbound_max: config.inbound_max,
             ban_ms: config.ban_ms,
             bans_max: config.bans_max,
@@ -124,7 +128,11 @@ impl Connections {
             .filter(|p| p.info.direction == Direction::Inbound)
             .count();
         let direction = info.direction;
-        self.peers.insert(peer, Connection::new(info, now, feeler));
+        let connection = Connection::new(info, now, feeler);
+        self.counts.add(&connection, 1);
+        if let Some(replaced) = self.peers.insert(peer, connection) {
+            self.counts.add(&replaced, -1);
+        }
         if banned {
             return Some(DisconnectReason::Banned);
         }
@@ -176,6 +184,9 @@ impl Connections {
         handshake_timeout_ms: u64,
         dial_timeout_ms: u64,
     ) -> Option<Timestamp> {
+        if self.counts.unready == 0 && self.dialing.is_empty() {
+            return None;
+        }
         let handshakes = self
             .peers
             .values()
@@ -190,7 +201,28 @@ impl Connections {
 
     /// Takes a connection out.
     pub fn remove(&mut self, peer: PeerId) -> Option<Connection> {
-        self.peers.remove(&peer)
+        let connection = self.peers.remove(&peer)?;
+        self.counts.add(&connection, -1);
+        Some(connection)
+    }
+
+    /// `peer`'s hello was accepted: it is ready.
+    pub fn set_ready(&mut self, peer: PeerId, hello: Hello) {
+        if let Some(connection) = self.peers.get_mut(&peer) {
+            self.counts.add(connection, -1);
+            connection.hello = Some(hello);
+            self.counts.add(connection, 1);
+        }
+    }
+
+    /// Ready connections.
+    pub fn ready_count(&self) -> usize {
+        self.counts.ready
+    }
+
+    /// Open feeler connections.
+    pub fn feeler_count(&self) -> usize {
+        self.counts.feelers
     }
 
     /// Refuses `key` for `ban_ms` (while fewer than `bans_max` are remembered).
@@ -213,6 +245,7 @@ impl Connections {
         self.peers.get(&peer)
     }
 
+    /// A connection to change what the counts do not cover (bytes, the flood window).
     pub fn get_mut(&mut self, peer: PeerId) -> Option<&mut Connection> {
         self.peers.get_mut(&peer)
     }
@@ -259,11 +292,7 @@ impl Connections {
 
     /// Outbound connections open or being dialled, feelers not counted.
     pub fn outbound_count(&self) -> usize {
-        let open = self
-            .peers
-            .values()
-            .filter(|p| p.info.direction == Direction::Outbound && !p.feeler)
-            .count();
+        let open = self.counts.outbound;
         let feeler_dialing = self
             .feeler_dialing
             .as_ref()
@@ -273,7 +302,7 @@ impl Connections {
 
     /// Whether a feeler is open or being dialled.
     pub fn feeler_open(&self) -> bool {
-        self.feeler_dialing.is_some() || self.peers.values().any(|p| p.feeler)
+        self.feeler_dialing.is_some() || self.counts.feelers > 0
     }
 
     /// When the last feeler was opened; [`Connections::feeler_opened`] sets it.
@@ -300,6 +329,34 @@ impl Connections {
             })
             .map(|(id, _)| *id)
             .collect()
+    }
+}
+
+/// How many connections are of each kind.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Outbound, feelers not counted.
+    outbound: usize,
+    feelers: usize,
+    ready: usize,
+    unready: usize,
+}
+
+impl Counts {
+    /// Counts `connection` in (`sign` 1) or out (-1).
+    fn add(&mut self, connection: &Connection, sign: isize) {
+        let step = |count: &mut usize| *count = count.saturating_add_signed(sign);
+        if connection.info.direction == Direction::Outbound && !connection.feeler {
+            step(&mut self.outbound);
+        }
+        if connection.feeler {
+            step(&mut self.feelers);
+        }
+        if connection.is_ready() {
+            step(&mut self.ready);
+        } else {
+            step(&mut self.unready);
+        }
     }
 }
 

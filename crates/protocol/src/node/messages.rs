@@ -19,19 +19,15 @@ impl<S: Store> Node<S> {
     pub fn frame_received(&mut self, peer: PeerId, frame: Received, now: Timestamp) {
         let bytes = frame.bytes as u64;
         self.stats.bytes_in += bytes;
-        if let Some(connection) = self.connections.get_mut(peer) {
-            connection.bytes_in += bytes;
-        }
-        match frame.message {
-            Ok(message) => self.message_received(peer, message, now),
-            Err(error) => self.disconnect(peer, DisconnectReason::BadMessage(error), now),
-        }
-    }
-
-    pub(super) fn message_received(&mut self, peer: PeerId, message: Message, now: Timestamp) {
         let per_second = self.config.messages_per_second_max;
+        // One lookup of the connection for the bytes, the flood window and readiness.
         let Some(connection) = self.connections.get_mut(peer) else {
             return;
+        };
+        connection.bytes_in += bytes;
+        let message = match frame.message {
+            Ok(message) => message,
+            Err(error) => return self.disconnect(peer, DisconnectReason::BadMessage(error), now),
         };
         // Answers to our own requests do not count toward the flood limit (they are only
         // accepted when asked for); everything else does.
@@ -43,6 +39,17 @@ impl<S: Store> Node<S> {
             return self.disconnect(peer, DisconnectReason::Flood, now);
         }
         let ready = connection.is_ready();
+        self.message_received(peer, message, ready, now);
+    }
+
+    /// A message within its bounds from a connected peer, handed to its manager.
+    pub(super) fn message_received(
+        &mut self,
+        peer: PeerId,
+        message: Message,
+        ready: bool,
+        now: Timestamp,
+    ) {
         match message {
             Message::Hello(hello) if !ready => self.on_hello(peer, hello, now),
             Message::Hello(_) => self.disconnect(
@@ -174,9 +181,7 @@ impl<S: Store> Node<S> {
             agent: hello.agent.clone(),
             height: tip.height,
         });
-        if let Some(connection) = self.connections.get_mut(peer) {
-            connection.hello = Some(hello);
-        }
+        self.connections.set_ready(peer, hello);
         // The peer is ready: every manager that keeps ready peers learns of it.
         self.liveness.peer_ready(peer, connected_at);
         self.sync.peer_ready(peer, tip);

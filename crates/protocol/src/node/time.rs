@@ -30,10 +30,8 @@ impl<S: Store> Node<S> {
         next = earliest(next, self.liveness.next_deadline());
         next = earliest(next, self.sync.next_deadline());
         next = earliest(next, self.mining.next_deadline());
-        let can_ask = self
-            .connections
-            .iter()
-            .any(|(id, c)| c.is_ready() && !self.addresses.is_requested(id));
+        // Requests only go to ready peers and end with them: some ready peer is unasked.
+        let can_ask = self.connections.ready_count() > self.addresses.requested_count();
         next = earliest(next, self.addresses.next_gossip(can_ask));
         if self.address_store.is_some() {
             next = earliest(next, self.addresses.next_save());
@@ -56,14 +54,17 @@ impl<S: Store> Node<S> {
     fn next_feeler_deadline(&self) -> Option<Timestamp> {
         let config = &self.config;
         let linger_ms = config.handshake_timeout_ms;
-        let closing = self
-            .connections
-            .iter()
-            .filter(|(id, c)| {
-                c.feeler && c.is_ready() && self.sync.has_nothing_from(*id, &self.chain)
+        let closing = (self.connections.feeler_count() > 0)
+            .then(|| {
+                self.connections
+                    .iter()
+                    .filter(|(id, c)| {
+                        c.feeler && c.is_ready() && self.sync.has_nothing_from(*id, &self.chain)
+                    })
+                    .map(|(_, c)| c.connected_at.saturating_add_ms(linger_ms))
+                    .min()
             })
-            .map(|(_, c)| c.connected_at.saturating_add_ms(linger_ms))
-            .min();
+            .flatten();
         let opening = (config.feeler_interval_ms != 0
             && config.outbound_target != 0
             && !self.connections.feeler_open()

@@ -20,6 +20,7 @@
 mod download;
 pub(crate) mod serve;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use powchain_chain::store::BlockStatus;
@@ -98,6 +99,8 @@ pub(crate) struct Sync {
     header_sync: Option<PeerId>,
     /// When progress was last reported, and the height then.
     progress: (Timestamp, Height),
+    /// `next_deadline`'s answer until the next change (it is asked after every input).
+    deadline: Cell<Option<Option<Timestamp>>>,
     limits: Limits,
 }
 
@@ -120,6 +123,7 @@ impl Sync {
             download: Download::new(config.download_queue_max),
             header_sync: None,
             progress: (Timestamp(0), Height(0)),
+            deadline: Cell::new(None),
             limits: Limits {
                 blocks_in_flight_per_peer_max: config.blocks_in_flight_per_peer_max,
                 download_window_blocks: config.download_window_blocks,
@@ -139,6 +143,7 @@ impl Sync {
 
     /// A peer finished its handshake with this tip.
     pub fn peer_ready(&mut self, peer: PeerId, tip: TipSummary) {
+        self.deadline.take();
         self.peers.insert(
             peer,
             SyncPeer {
@@ -153,6 +158,7 @@ impl Sync {
 
     /// A peer is gone: what it was fetching for us goes back to the queue.
     pub fn peer_gone(&mut self, peer: PeerId) {
+        self.deadline.take();
         if let Some(state) = self.peers.remove(&peer) {
             for hash in state.in_flight.keys() {
                 if self.download.requested_from(hash) == Some(peer) {
@@ -196,6 +202,7 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
+        self.deadline.take();
         if tip.work <= chain.tip().chain_work
             || self.header_sync.is_some()
             || chain.tree().get(&tip.hash).is_some()
@@ -216,6 +223,7 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
+        self.deadline.take();
         let locator = serve::locator(chain);
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
@@ -243,6 +251,7 @@ impl Sync {
         out: &mut Outbox,
         mut known: impl FnMut(BlockHash),
     ) -> Result<HeadersTaken, Refusal> {
+        self.deadline.take();
         let Some(state) = self.peers.get_mut(&peer) else {
             return Ok(HeadersTaken::AskedAgain);
         };
@@ -313,6 +322,7 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Result<bool, Refusal> {
+        self.deadline.take();
         let hash = header.hash();
         if chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
             return Ok(false);
@@ -348,6 +358,7 @@ impl Sync {
     /// The peer lacks blocks we asked it for: ask someone else, never it again. Returns
     /// whether any request was released (time to schedule downloads).
     pub fn not_found(&mut self, peer: PeerId, hashes: &[BlockHash]) -> bool {
+        self.deadline.take();
         let mut released = false;
         if let Some(state) = self.peers.get_mut(&peer) {
             for hash in hashes {
@@ -366,6 +377,7 @@ impl Sync {
     /// A block `hash` arrived from `peer`: whether it was asked of it (or asked and given up
     /// on); `None` when the peer is not known here. It leaves the queue either way.
     pub fn block_arrived(&mut self, peer: PeerId, hash: &BlockHash) -> Option<bool> {
+        self.deadline.take();
         let state = self.peers.get_mut(&peer)?;
         let asked = state.in_flight.remove(hash).is_some() || state.avoid.contains(hash);
         if asked {
@@ -376,6 +388,7 @@ impl Sync {
 
     /// A block failed validation: it and everything queued on it are no longer wanted.
     pub fn block_invalid(&mut self, hash: &BlockHash) {
+        self.deadline.take();
         self.download.remove_with_descendants(hash);
     }
 
@@ -389,6 +402,7 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
+        self.deadline.take();
         if !self.download.contains(missing) && self.header_sync.is_none() {
             self.request_headers(peer, None, chain, now, out);
         }
@@ -441,6 +455,7 @@ impl Sync {
             for hash in &batch {
                 state.in_flight.insert(*hash, now);
             }
+            self.deadline.take();
             out.send(*peer, Message::GetBlocks(batch));
         }
     }
@@ -471,11 +486,22 @@ impl Sync {
             state.in_flight.remove(hash);
             state.avoid.insert(*hash);
         }
+        self.deadline.take();
         Overdue::Blocks(late)
     }
 
     /// When the next headers or block request times out, or progress is next reported.
     pub fn next_deadline(&self) -> Option<Timestamp> {
+        if let Some(known) = self.deadline.get() {
+            return known;
+        }
+        let next = self.compute_deadline();
+        self.deadline.set(Some(next));
+        next
+    }
+
+    /// [`Self::next_deadline`], computed afresh.
+    fn compute_deadline(&self) -> Option<Timestamp> {
         let limits = self.limits;
         let requests = self.peers.values().flat_map(|state| {
             let headers = state
@@ -498,6 +524,7 @@ impl Sync {
 
     /// Puts blocks `peer` was fetching back in the queue for others.
     pub fn release(&mut self, peer: PeerId, hashes: &[BlockHash]) {
+        self.deadline.take();
         for hash in hashes {
             if self.download.requested_from(hash) == Some(peer) {
                 self.download.release(hash);
@@ -514,6 +541,7 @@ impl Sync {
     ) {
         let (since, from) = self.progress;
         if self.download.len() == 0 {
+            // With nothing queued the deadline does not depend on progress: still valid.
             self.progress = (now, chain.tip().height);
             return;
         }
@@ -524,6 +552,7 @@ impl Sync {
         let height = chain.tip().height;
         let blocks = height.0.saturating_sub(from.0);
         self.progress = (now, height);
+        self.deadline.take();
         out.event(Event::SyncProgress {
             height,
             remaining: self.download.len(),
