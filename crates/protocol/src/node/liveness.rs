@@ -7,12 +7,12 @@
 //!   `ping_timeout_ms` is disconnected (not banned).
 //! - **A pong counts only if it carries the outstanding ping's nonce.**
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use powchain_chain::Timestamp;
 
 use crate::node::config::NodeConfig;
+use crate::node::outbox::CachedDeadline;
 use crate::peer::PeerId;
 
 #[derive(Debug)]
@@ -39,8 +39,8 @@ pub(crate) enum Liveness {
 #[derive(Debug)]
 pub(crate) struct Pinger {
     peers: BTreeMap<PeerId, Pings>,
-    /// `next_deadline`'s answer until the next change (it is asked after every input).
-    deadline: Cell<Option<Option<Timestamp>>>,
+    /// `next_deadline`'s answer until the next change.
+    deadline: CachedDeadline,
     ping_interval_ms: u64,
     ping_timeout_ms: u64,
 }
@@ -49,7 +49,7 @@ impl Pinger {
     pub fn new(config: &NodeConfig) -> Pinger {
         Pinger {
             peers: BTreeMap::new(),
-            deadline: Cell::new(None),
+            deadline: CachedDeadline::default(),
             ping_interval_ms: config.ping_interval_ms,
             ping_timeout_ms: config.ping_timeout_ms,
         }
@@ -57,7 +57,7 @@ impl Pinger {
 
     /// A peer became ready; its first ping is due one interval after it connected.
     pub fn peer_ready(&mut self, peer: PeerId, connected_at: Timestamp) {
-        self.deadline.take();
+        self.deadline.forget();
         self.peers.insert(
             peer,
             Pings {
@@ -69,7 +69,7 @@ impl Pinger {
     }
 
     pub fn peer_gone(&mut self, peer: PeerId) {
-        self.deadline.take();
+        self.deadline.forget();
         self.peers.remove(&peer);
     }
 
@@ -88,12 +88,7 @@ impl Pinger {
 
     /// When the next ping is due or the next outstanding one times out.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        if let Some(known) = self.deadline.get() {
-            return known;
-        }
-        let next = self.compute_deadline();
-        self.deadline.set(Some(next));
-        next
+        self.deadline.get_or(|| self.compute_deadline())
     }
 
     /// [`Self::next_deadline`], computed afresh.
@@ -109,7 +104,7 @@ impl Pinger {
 
     /// A ping with `nonce` goes to `peer`.
     pub fn ping_sent(&mut self, peer: PeerId, nonce: u64, now: Timestamp) {
-        self.deadline.take();
+        self.deadline.forget();
         if let Some(pings) = self.peers.get_mut(&peer) {
             pings.outstanding = Some((nonce, now));
             pings.last_ping = now;
@@ -118,7 +113,7 @@ impl Pinger {
 
     /// A pong from `peer`.
     pub fn pong(&mut self, peer: PeerId, nonce: u64, now: Timestamp) {
-        self.deadline.take();
+        self.deadline.forget();
         if let Some(pings) = self.peers.get_mut(&peer)
             && let Some((sent_nonce, sent_at)) = pings.outstanding
             && sent_nonce == nonce

@@ -1,6 +1,7 @@
 //! What the node asks its driver to do ([`Output`]), what it tells the user ([`Event`]), and
 //! the [`Outbox`] every manager writes them into, in the order they happen.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 use powchain_chain::{Block, BlockHash, Height, MempoolError, Removal, Timestamp, TxId};
@@ -151,6 +152,28 @@ pub(crate) fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Tim
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
         (None, b) => b,
+    }
+}
+
+/// A manager's next deadline, remembered until its state changes (`Node::poll_timeout`
+/// asks after every input; most inputs change no deadline).
+#[derive(Debug, Default)]
+pub(crate) struct CachedDeadline(Cell<Option<Option<Timestamp>>>);
+
+impl CachedDeadline {
+    /// The remembered deadline, or `compute`'s, remembered from now on.
+    pub fn get_or(&self, compute: impl FnOnce() -> Option<Timestamp>) -> Option<Timestamp> {
+        if let Some(known) = self.0.get() {
+            return known;
+        }
+        let next = compute();
+        self.0.set(Some(next));
+        next
+    }
+
+    /// The state changed: compute it again next time.
+    pub fn forget(&mut self) {
+        self.0.set(None);
     }
 }
 

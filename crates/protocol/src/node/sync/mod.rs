@@ -20,7 +20,6 @@
 mod download;
 pub(crate) mod serve;
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use powchain_chain::store::BlockStatus;
@@ -30,7 +29,7 @@ use crate::message::{
     BLOCKS_PER_MESSAGE_MAX, HEADERS_PER_MESSAGE_MAX, LOCATOR_HASHES_MAX, Message, TipSummary,
 };
 use crate::node::config::NodeConfig;
-use crate::node::outbox::{Event, Outbox};
+use crate::node::outbox::{CachedDeadline, Event, Outbox};
 use crate::peer::{BoundedSet, DisconnectReason, HeaderFault, PeerId, Unasked};
 use download::{Download, Wanted};
 
@@ -99,8 +98,8 @@ pub(crate) struct Sync {
     header_sync: Option<PeerId>,
     /// When progress was last reported, and the height then.
     progress: (Timestamp, Height),
-    /// `next_deadline`'s answer until the next change (it is asked after every input).
-    deadline: Cell<Option<Option<Timestamp>>>,
+    /// `next_deadline`'s answer until the next change.
+    deadline: CachedDeadline,
     limits: Limits,
 }
 
@@ -123,7 +122,7 @@ impl Sync {
             download: Download::new(config.download_queue_max),
             header_sync: None,
             progress: (Timestamp(0), Height(0)),
-            deadline: Cell::new(None),
+            deadline: CachedDeadline::default(),
             limits: Limits {
                 blocks_in_flight_per_peer_max: config.blocks_in_flight_per_peer_max,
                 download_window_blocks: config.download_window_blocks,
@@ -143,7 +142,7 @@ impl Sync {
 
     /// A peer finished its handshake with this tip.
     pub fn peer_ready(&mut self, peer: PeerId, tip: TipSummary) {
-        self.deadline.take();
+        self.deadline.forget();
         self.peers.insert(
             peer,
             SyncPeer {
@@ -158,7 +157,7 @@ impl Sync {
 
     /// A peer is gone: what it was fetching for us goes back to the queue.
     pub fn peer_gone(&mut self, peer: PeerId) {
-        self.deadline.take();
+        self.deadline.forget();
         if let Some(state) = self.peers.remove(&peer) {
             for hash in state.in_flight.keys() {
                 if self.download.requested_from(hash) == Some(peer) {
@@ -202,7 +201,7 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        self.deadline.take();
+        self.deadline.forget();
         if tip.work <= chain.tip().chain_work
             || self.header_sync.is_some()
             || chain.tree().get(&tip.hash).is_some()
@@ -223,7 +222,7 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        self.deadline.take();
+        self.deadline.forget();
         let locator = serve::locator(chain);
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
@@ -251,7 +250,7 @@ impl Sync {
         out: &mut Outbox,
         mut known: impl FnMut(BlockHash),
     ) -> Result<HeadersTaken, Refusal> {
-        self.deadline.take();
+        self.deadline.forget();
         let Some(state) = self.peers.get_mut(&peer) else {
             return Ok(HeadersTaken::AskedAgain);
         };
@@ -322,7 +321,7 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Result<bool, Refusal> {
-        self.deadline.take();
+        self.deadline.forget();
         let hash = header.hash();
         if chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
             return Ok(false);
@@ -358,7 +357,7 @@ impl Sync {
     /// The peer lacks blocks we asked it for: ask someone else, never it again. Returns
     /// whether any request was released (time to schedule downloads).
     pub fn not_found(&mut self, peer: PeerId, hashes: &[BlockHash]) -> bool {
-        self.deadline.take();
+        self.deadline.forget();
         let mut released = false;
         if let Some(state) = self.peers.get_mut(&peer) {
             for hash in hashes {
@@ -377,7 +376,7 @@ impl Sync {
     /// A block `hash` arrived from `peer`: whether it was asked of it (or asked and given up
     /// on); `None` when the peer is not known here. It leaves the queue either way.
     pub fn block_arrived(&mut self, peer: PeerId, hash: &BlockHash) -> Option<bool> {
-        self.deadline.take();
+        self.deadline.forget();
         let state = self.peers.get_mut(&peer)?;
         let asked = state.in_flight.remove(hash).is_some() || state.avoid.contains(hash);
         if asked {
@@ -388,7 +387,7 @@ impl Sync {
 
     /// A block failed validation: it and everything queued on it are no longer wanted.
     pub fn block_invalid(&mut self, hash: &BlockHash) {
-        self.deadline.take();
+        self.deadline.forget();
         self.download.remove_with_descendants(hash);
     }
 
@@ -402,7 +401,7 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        self.deadline.take();
+        self.deadline.forget();
         if !self.download.contains(missing) && self.header_sync.is_none() {
             self.request_headers(peer, None, chain, now, out);
         }
@@ -455,7 +454,7 @@ impl Sync {
             for hash in &batch {
                 state.in_flight.insert(*hash, now);
             }
-            self.deadline.take();
+            self.deadline.forget();
             out.send(*peer, Message::GetBlocks(batch));
         }
     }
@@ -486,18 +485,13 @@ impl Sync {
             state.in_flight.remove(hash);
             state.avoid.insert(*hash);
         }
-        self.deadline.take();
+        self.deadline.forget();
         Overdue::Blocks(late)
     }
 
     /// When the next headers or block request times out, or progress is next reported.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        if let Some(known) = self.deadline.get() {
-            return known;
-        }
-        let next = self.compute_deadline();
-        self.deadline.set(Some(next));
-        next
+        self.deadline.get_or(|| self.compute_deadline())
     }
 
     /// [`Self::next_deadline`], computed afresh.
@@ -524,7 +518,7 @@ impl Sync {
 
     /// Puts blocks `peer` was fetching back in the queue for others.
     pub fn release(&mut self, peer: PeerId, hashes: &[BlockHash]) {
-        self.deadline.take();
+        self.deadline.forget();
         for hash in hashes {
             if self.download.requested_from(hash) == Some(peer) {
                 self.download.release(hash);
@@ -552,7 +546,7 @@ impl Sync {
         let height = chain.tip().height;
         let blocks = height.0.saturating_sub(from.0);
         self.progress = (now, height);
-        self.deadline.take();
+        self.deadline.forget();
         out.event(Event::SyncProgress {
             height,
             remaining: self.download.len(),
