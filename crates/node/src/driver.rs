@@ -12,8 +12,9 @@
 //! One task owns the node and feeds it every input in order: the seed's single sequential
 //! main process. Frames are the protocol crate's (`powchain_protocol::frame`: a u32
 //! big-endian length and a postcard message, the length checked against `FRAME_BYTES_MAX`
-//! before any buffer is allocated); [`FrameCodec`] only moves them between sockets and it. A peer whose outbound
-//! queue is full is too slow and is disconnected rather than buffered without bound.
+//! before any buffer is allocated); [`FrameCodec`] only adapts that module to tokio. A peer
+//! whose outbound queue is full is too slow and is disconnected rather than buffered without
+//! bound.
 
 use std::collections::HashMap;
 use std::io;
