@@ -15,8 +15,21 @@ use sha2::{Digest, Sha512};
 pub const HASH_BYTES: usize = 64;
 
 /// A SHA-512 digest.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Hash512(pub [u8; HASH_BYTES]);
+
+/// Hash tables see the digest's last 16 bytes, not all 64: a digest is already uniform, so
+/// 128 bits tell entries apart as well as 512 do and the table's hasher (keyed SipHash, see
+/// [`crate::hashing`]) does a quarter of the work on every lookup. The last bytes, because a
+/// block hash's first ones are the zeros its proof of work bought.
+impl std::hash::Hash for Hash512 {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (_, tail) = self.0.split_at(HASH_BYTES - 16);
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(tail);
+        state.write_u128(u128::from_le_bytes(bytes));
+    }
+}
 
 impl Hash512 {
     /// The all-zero digest, used as the parent of genesis.

@@ -213,20 +213,14 @@ impl Mempool {
             return Err(TxError::Duplicate(id).into());
         }
         check_transfer_rules(&tx, spec)?;
-        // A replayed transfer is refused before its signature costs anything.
-        let confirmed_nonce = state.account(&tx.from)?.map_or(0, |a| a.nonce);
-        if tx.nonce < confirmed_nonce {
-            return Err(TxError::WrongNonce {
-                from: tx.from,
-                expected: confirmed_nonce,
-                got: tx.nonce,
-            }
-            .into());
-        }
+        // Everything a lookup can refuse is refused before the signature costs anything: an
+        // unknown sender, a replayed or far-ahead nonce, a nonce already pending, a balance
+        // that does not cover it. Only a transfer that would be admitted is verified.
+        self.admissible(&tx, state, spec, Door::New)?;
         if !tx.signature_is_valid(chain_id) {
             return Err(TxError::BadSignature.into());
         }
-        let evicted = self.admit(id, tx, state, spec, now, Door::New)?;
+        let evicted = self.insert_admissible(id, tx, now)?;
         Ok((id, evicted))
     }
 
@@ -241,6 +235,19 @@ impl Mempool {
         arrived: Timestamp,
         door: Door,
     ) -> Result<Vec<(TxId, Removal)>, MempoolError> {
+        self.admissible(&tx, state, spec, door)?;
+        self.insert_admissible(id, tx, arrived)
+    }
+
+    /// Whether `tx` fits the state and the pending transfers (sender, recipient, nonce,
+    /// balance), without changing anything: lookups only, no signature.
+    fn admissible(
+        &self,
+        tx: &Transfer,
+        state: &dyn AccountReader,
+        spec: &ChainSpec,
+        door: Door,
+    ) -> Result<(), MempoolError> {
         let incoming = |address: &Address| self.incoming.get(address).copied();
         let sender = match state.account(&tx.from)? {
             Some(account) => account,
@@ -295,6 +302,16 @@ impl Mempool {
             }
             .into());
         }
+        Ok(())
+    }
+
+    /// Makes room for `tx`, which [`Mempool::admissible`] passed, and inserts it.
+    fn insert_admissible(
+        &mut self,
+        id: TxId,
+        tx: Transfer,
+        arrived: Timestamp,
+    ) -> Result<Vec<(TxId, Removal)>, MempoolError> {
         let bytes = tx.encoded_len();
         let evicted = self.make_room(&tx, bytes)?;
         let seq = self.next_seq;
@@ -686,6 +703,39 @@ mod tests {
                 overlay.apply_transfer(tx, &self.spec).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn what_a_lookup_refuses_is_refused_before_the_signature_is_checked() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        // Forged (signed by another key) and refusable on state: the state's refusal is the
+        // answer, so no signature was checked to give it.
+        let mut unfunded = pay(42, 1, 10, 1, 0);
+        unfunded.signature = pay(0, 1, 10, 1, 0).signature;
+        assert_eq!(
+            f.add(&unfunded).unwrap_err(),
+            MempoolError::Tx(TxError::UnknownSender(address(42)))
+        );
+        let mut too_dear = pay(0, 1, 5_000, 1, 0);
+        too_dear.signature = pay(1, 0, 5_000, 1, 0).signature;
+        assert!(matches!(
+            f.add(&too_dear).unwrap_err(),
+            MempoolError::Tx(TxError::InsufficientBalance { .. })
+        ));
+        let mut far_ahead = pay(0, 1, 10, 1, 1_000);
+        far_ahead.signature = pay(1, 0, 10, 1, 0).signature;
+        assert!(matches!(
+            f.add(&far_ahead).unwrap_err(),
+            MempoolError::NonceTooFarAhead { .. }
+        ));
+        // One that would be admitted is checked: a forged one is refused for it.
+        let mut admissible = pay(0, 1, 10, 1, 0);
+        admissible.signature = pay(1, 0, 10, 1, 0).signature;
+        assert_eq!(
+            f.add(&admissible).unwrap_err(),
+            MempoolError::Tx(TxError::BadSignature)
+        );
+        assert!(f.pool.is_empty());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::hashing::{HashMap, HashSet};
 
 use crate::block::BlockContext;
 use crate::hash::BlockHash;
+use crate::header::Header;
 use crate::pow::{Target, Work};
 use crate::spec::ChainSpec;
 use crate::store::{BlockStatus, IndexEntry};
@@ -230,33 +231,11 @@ impl BlockTree {
         let Some(entry) = self.entries.get(parent) else {
             return spec.genesis_target();
         };
-        let Some(rule) = &spec.retarget else {
-            return spec.genesis_target();
-        };
-        let height = entry.header.height.0 + 1;
-        if !rule.adjusts_at(height) {
-            return entry.header.target;
-        }
-        // The window is the `window_blocks` blocks ending at the parent, measured from the
-        // block before it, so that consecutive windows share their boundary block and no
-        // interval goes unmeasured (Bitcoin's off-by-one leaves one out, which is what makes
-        // its time-warp attack possible). A window never reaches back to genesis, whose time
-        // is a constant of the spec rather than when anyone mined, so the first window is
-        // measured from block 1 and has two intervals fewer.
-        let first_height = Height(height.saturating_sub(rule.window_blocks + 1).max(1));
-        let intervals = entry.header.height.0.saturating_sub(first_height.0);
-        if intervals == 0 {
-            return entry.header.target;
-        }
-        let Some(first_time) = self
-            .ancestor(parent, first_height)
-            .and_then(|h| self.entries.get(&h))
-            .map(|e| e.header.time)
-        else {
-            return entry.header.target;
-        };
-        let actual_ms = entry.header.time.ms_since(first_time);
-        rule.next_target(entry.header.target, actual_ms, intervals)
+        expected_target_after(&entry.header, spec, |height| {
+            self.ancestor(parent, height)
+                .and_then(|h| self.entries.get(&h))
+                .map(|e| e.header.time)
+        })
     }
 
     /// What a child of `parent` is checked against.
@@ -396,6 +375,40 @@ fn body_bytes(entry: &IndexEntry) -> u64 {
     }
 }
 
+/// The target a child of `parent` must have, wherever the parent's ancestors are kept:
+/// `time_at(height)` gives the time of the parent's ancestor at `height` (asked only at a
+/// retarget, for the first block of the window). The block tree uses it for blocks it
+/// holds, and header sync for headers whose parent is only queued, so a header is held to
+/// the same target whether or not its parent's block has arrived.
+pub fn expected_target_after(
+    parent: &Header,
+    spec: &ChainSpec,
+    time_at: impl FnOnce(Height) -> Option<Timestamp>,
+) -> Target {
+    let Some(rule) = &spec.retarget else {
+        return spec.genesis_target();
+    };
+    let height = parent.height.0 + 1;
+    if !rule.adjusts_at(height) {
+        return parent.target;
+    }
+    // The window is the `window_blocks` blocks ending at the parent, measured from the
+    // block before it, so that consecutive windows share their boundary block and no
+    // interval goes unmeasured (Bitcoin's off-by-one leaves one out, which is what makes
+    // its time-warp attack possible). A window never reaches back to genesis, whose time
+    // is a constant of the spec rather than when anyone mined, so the first window is
+    // measured from block 1 and has two intervals fewer.
+    let first_height = Height(height.saturating_sub(rule.window_blocks + 1).max(1));
+    let intervals = parent.height.0.saturating_sub(first_height.0);
+    if intervals == 0 {
+        return parent.target;
+    }
+    let Some(first_time) = time_at(first_height) else {
+        return parent.target;
+    };
+    let actual_ms = parent.time.ms_since(first_time);
+    rule.next_target(parent.target, actual_ms, intervals)
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -368,6 +368,29 @@ pub enum TxError {
     CostOverflow,
 }
 
+impl TxError {
+    /// Whether the transfer breaks a rule that no state can make right (its amount, fee,
+    /// size, accounts or signature), so no honest node would ever relay it. The others
+    /// (unknown sender, balance, nonce, duplicate) depend on what the receiver has seen and
+    /// an honest peer a block ahead or behind sends them too.
+    pub fn breaks_the_rules(&self) -> bool {
+        match self {
+            TxError::InvalidAmount { .. }
+            | TxError::SelfTransfer
+            | TxError::BadSignature
+            | TxError::FeeTooLow { .. }
+            | TxError::TooLarge { .. }
+            | TxError::CostOverflow => true,
+            TxError::UnknownSender(_)
+            | TxError::UnknownRecipient(_)
+            | TxError::InsufficientBalance { .. }
+            | TxError::WrongNonce { .. }
+            | TxError::Duplicate(_)
+            | TxError::BalanceOverflow(_) => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

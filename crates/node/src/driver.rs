@@ -27,7 +27,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use powchain_chain::{MempoolError, Store, Timestamp, Transfer, TxId};
 use powchain_protocol::frame::{self, Received};
-use powchain_protocol::{Command, Direction, Event, Node, Output, PeerId, PeerInfo};
+use powchain_protocol::{
+    Command, Direction, DisconnectReason, Event, Node, Output, PeerId, PeerInfo,
+};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -50,6 +52,13 @@ pub struct DriverConfig {
     pub peer_queue_frames_max: usize,
     /// Bytes queued for one peer before it counts as too slow and is disconnected.
     pub peer_queue_bytes_max: usize,
+    /// Bytes queued for one peer above which nothing more is read from it until it has read
+    /// them (Bitcoin Core's pause-send): what its requests cost us stays bounded by what it
+    /// takes, instead of growing our memory.
+    pub peer_send_pause_bytes: usize,
+    /// Frames read from one peer and not yet handled by the node above which nothing more is
+    /// read from it: a peer cannot queue work faster than the node does it.
+    pub peer_frames_unhandled_max: usize,
     /// How long a dial may take.
     pub connect_timeout: Duration,
     /// Mining threads, if this node mines.
@@ -67,6 +76,8 @@ impl DriverConfig {
             tick: Duration::from_secs(60),
             peer_queue_frames_max: 1_024,
             peer_queue_bytes_max: 16 << 20,
+            peer_send_pause_bytes: 1 << 20,
+            peer_frames_unhandled_max: 4,
             connect_timeout: Duration::from_secs(5),
             miner: None,
             shutdown_grace: Duration::from_secs(2),
@@ -122,17 +133,26 @@ const HASH_RATE_WINDOW: Duration = Duration::from_secs(2);
 /// The way to talk to a running driver.
 pub struct Handle<S: Store> {
     requests: mpsc::Sender<Request<S>>,
+    peak_queued: Arc<AtomicUsize>,
 }
 
 impl<S: Store> Clone for Handle<S> {
     fn clone(&self) -> Handle<S> {
         Handle {
             requests: self.requests.clone(),
+            peak_queued: self.peak_queued.clone(),
         }
     }
 }
 
 impl<S: Store + 'static> Handle<S> {
+    /// The most bytes that were ever waiting to be written to one peer: what the peers'
+    /// requests cost in memory at worst, held near [`DriverConfig::peer_send_pause_bytes`]
+    /// by not reading from a peer that does not read.
+    pub fn peak_send_queue_bytes(&self) -> usize {
+        self.peak_queued.load(Ordering::Relaxed)
+    }
+
     /// Sends a command; false if the driver has stopped.
     pub async fn command(&self, command: Command) -> bool {
         self.requests.send(Request::Command(command)).await.is_ok()
@@ -281,10 +301,53 @@ enum Outgoing {
 
 struct Connection {
     outgoing: mpsc::Sender<Outgoing>,
-    /// Bytes queued for the writer and not yet written.
-    queued: Arc<AtomicUsize>,
+    flow: Arc<Flow>,
     reader: JoinHandle<()>,
     writer: tokio::task::AbortHandle,
+}
+
+/// What a connection's reader, its writer and the event loop share, so the reader reads only
+/// while the peer is worth reading: the bytes queued for the writer and not yet written, the
+/// frames read and not yet handled, and a wake-up for a paused reader when either goes down.
+struct Flow {
+    queued: AtomicUsize,
+    unhandled: AtomicUsize,
+    changed: tokio::sync::Notify,
+    pause_bytes: usize,
+    unhandled_max: usize,
+}
+
+impl Flow {
+    fn new(pause_bytes: usize, unhandled_max: usize) -> Flow {
+        Flow {
+            queued: AtomicUsize::new(0),
+            unhandled: AtomicUsize::new(0),
+            changed: tokio::sync::Notify::new(),
+            pause_bytes,
+            unhandled_max,
+        }
+    }
+
+    /// Until the peer has read what it is owed and the node has handled its frames.
+    async fn wait_until_readable(&self) {
+        while self.queued.load(Ordering::Relaxed) > self.pause_bytes
+            || self.unhandled.load(Ordering::Relaxed) >= self.unhandled_max.max(1)
+        {
+            // `notify_one` keeps a permit when nobody waits, so a change between the check
+            // and this wait is not missed.
+            self.changed.notified().await;
+        }
+    }
+
+    fn written(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::Relaxed);
+        self.changed.notify_one();
+    }
+
+    fn handled(&self) {
+        self.unhandled.fetch_sub(1, Ordering::Relaxed);
+        self.changed.notify_one();
+    }
 }
 
 /// How long writing one frame (or flushing at the end) may take before the peer is given up.
@@ -336,12 +399,13 @@ impl Encoder<Bytes> for FrameCodec {
 
 /// Runs the node until `shutdown` turns true; returns it for inspection. Events go to
 /// `events` (dropped when that queue is full, so a slow reader never stalls the node).
-pub async fn run<S: Store + Send + 'static>(
+async fn run<S: Store + Send + 'static>(
     mut node: Node<S>,
     mut config: DriverConfig,
     mut requests: mpsc::Receiver<Request<S>>,
     events: mpsc::Sender<Event>,
     mut shutdown: watch::Receiver<bool>,
+    peak_queued: Arc<AtomicUsize>,
 ) -> Node<S> {
     let (inputs, mut input_queue) = mpsc::channel::<Input>(4_096);
     let mut listeners = Vec::new();
@@ -386,6 +450,9 @@ pub async fn run<S: Store + Send + 'static>(
         inputs: inputs.clone(),
         queue_frames_max: config.peer_queue_frames_max,
         queue_bytes_max: config.peer_queue_bytes_max,
+        send_pause_bytes: config.peer_send_pause_bytes,
+        frames_unhandled_max: config.peer_frames_unhandled_max,
+        peak_queued,
         connect_timeout: config.connect_timeout,
         miner,
         mining_generation: None,
@@ -402,7 +469,12 @@ pub async fn run<S: Store + Send + 'static>(
             Some(input) = input_queue.recv() => match input {
                 Input::Connected { stream, info } => io.connect(&mut node, stream, info),
                 Input::DialFailed { address, reason } => node.connect_failed(&address, &reason, now()),
-                Input::Frame { peer, frame } => node.frame_received(peer, frame, now()),
+                Input::Frame { peer, frame } => {
+                    node.frame_received(peer, frame, now());
+                    if let Some(connection) = io.connections.get(&peer) {
+                        connection.flow.handled();
+                    }
+                }
                 Input::Closed { peer } => {
                     io.drop_connection(peer);
                     node.peer_disconnected(peer, now());
@@ -465,6 +537,10 @@ struct Io {
     inputs: mpsc::Sender<Input>,
     queue_frames_max: usize,
     queue_bytes_max: usize,
+    send_pause_bytes: usize,
+    frames_unhandled_max: usize,
+    /// The most bytes ever queued for one peer (see [`Handle::peak_send_queue_bytes`]).
+    peak_queued: Arc<AtomicUsize>,
     connect_timeout: Duration,
     miner: Option<Miner>,
     mining_generation: Option<u64>,
@@ -553,8 +629,13 @@ impl Io {
     fn connect<S: Store>(&mut self, node: &mut Node<S>, stream: Stream, info: PeerInfo) {
         let peer = self.next_peer;
         self.next_peer += 1;
-        let (connection, writer) =
-            spawn_connection(peer, stream, self.inputs.clone(), self.queue_frames_max);
+        let (connection, writer) = spawn_connection(
+            peer,
+            stream,
+            self.inputs.clone(),
+            self.queue_frames_max,
+            Flow::new(self.send_pause_bytes, self.frames_unhandled_max),
+        );
         self.connections.insert(peer, connection);
         self.writers.push(writer);
         self.writers.retain(|writer| !writer.is_finished());
@@ -591,20 +672,23 @@ impl Io {
                 };
                 let bytes = Bytes::from(frame::encode(&message));
                 let size = bytes.len();
-                let queued = connection.queued.load(Ordering::Relaxed);
-                let fits = queued + size <= self.queue_bytes_max
+                // Counted before the writer can see it, so the writer's subtraction never
+                // comes first.
+                let queued = connection.flow.queued.fetch_add(size, Ordering::Relaxed) + size;
+                let fits = queued <= self.queue_bytes_max
                     && connection.outgoing.try_send(Outgoing::Frame(bytes)).is_ok();
                 if fits {
-                    connection.queued.fetch_add(size, Ordering::Relaxed);
+                    self.peak_queued.fetch_max(queued, Ordering::Relaxed);
                     // Payload bytes, as the node counts what it receives.
                     node.frame_sent(peer, size - frame::LENGTH_PREFIX_BYTES);
                 } else {
+                    connection.flow.queued.fetch_sub(size, Ordering::Relaxed);
                     // Too slow to keep up (or gone): let it go rather than buffer.
                     if let Some(connection) = self.connections.remove(&peer) {
                         connection.reader.abort();
                         connection.writer.abort();
                     }
-                    node.peer_disconnected(peer, now());
+                    node.peer_dropped(peer, DisconnectReason::SendQueueFull, now());
                 }
             }
             Output::Connect(address) => {
@@ -689,9 +773,10 @@ fn spawn_connection(
     stream: Stream,
     inputs: mpsc::Sender<Input>,
     queue_max: usize,
+    flow: Flow,
 ) -> (Connection, JoinHandle<()>) {
     let (outgoing, queue) = mpsc::channel(queue_max.max(1));
-    let queued = Arc::new(AtomicUsize::new(0));
+    let queued = Arc::new(flow);
     let (reader, writer) = match stream {
         Stream::Tcp(stream) => {
             let (read, write) = stream.into_split();
@@ -708,7 +793,7 @@ fn spawn_connection(
     };
     let connection = Connection {
         outgoing,
-        queued,
+        flow: queued,
         reader,
         writer: writer.abort_handle(),
     };
@@ -722,22 +807,35 @@ fn spawn_halves<R, W>(
     write: W,
     inputs: mpsc::Sender<Input>,
     queue: mpsc::Receiver<Outgoing>,
-    queued: &Arc<AtomicUsize>,
+    flow: &Arc<Flow>,
 ) -> (JoinHandle<()>, JoinHandle<()>)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     (
-        tokio::spawn(read_frames(peer, read, inputs)),
-        tokio::spawn(write_frames(write, queue, queued.clone())),
+        tokio::spawn(read_frames(peer, read, inputs, flow.clone())),
+        tokio::spawn(write_frames(write, queue, flow.clone())),
     )
 }
 
-async fn read_frames<R: AsyncRead + Unpin>(peer: PeerId, read: R, inputs: mpsc::Sender<Input>) {
+/// Reads frames while the peer is worth reading ([`Flow`]): a peer that does not read what
+/// it asked for, or sends faster than the node handles, is simply not read from (TCP then
+/// slows it down), so neither its answers nor its frames pile up in our memory.
+async fn read_frames<R: AsyncRead + Unpin>(
+    peer: PeerId,
+    read: R,
+    inputs: mpsc::Sender<Input>,
+    flow: Arc<Flow>,
+) {
     let mut frames = FramedRead::new(read, FrameCodec);
-    while let Some(Ok(frame)) = frames.next().await {
+    loop {
+        flow.wait_until_readable().await;
+        let Some(Ok(frame)) = frames.next().await else {
+            break;
+        };
         let stop = frame.message.is_err();
+        flow.unhandled.fetch_add(1, Ordering::Relaxed);
         if inputs.send(Input::Frame { peer, frame }).await.is_err() || stop {
             return;
         }
@@ -748,7 +846,7 @@ async fn read_frames<R: AsyncRead + Unpin>(peer: PeerId, read: R, inputs: mpsc::
 async fn write_frames<W: AsyncWrite + Unpin>(
     write: W,
     mut queue: mpsc::Receiver<Outgoing>,
-    queued: Arc<AtomicUsize>,
+    flow: Arc<Flow>,
 ) {
     let mut frames = FramedWrite::new(write, FrameCodec);
     while let Some(outgoing) = queue.recv().await {
@@ -756,7 +854,7 @@ async fn write_frames<W: AsyncWrite + Unpin>(
             Outgoing::Frame(bytes) => {
                 let size = bytes.len();
                 let sent = tokio::time::timeout(WRITE_TIMEOUT, frames.send(bytes)).await;
-                queued.fetch_sub(size, Ordering::Relaxed);
+                flow.written(size);
                 if !matches!(sent, Ok(Ok(()))) {
                     return;
                 }
@@ -885,12 +983,18 @@ pub fn spawn<S: Store + Send + 'static>(
     let (requests, request_queue) = mpsc::channel(256);
     let (event_sender, events) = mpsc::channel(4_096);
     let (shutdown, shutdown_watch) = watch::channel(false);
+    let peak_queued = Arc::new(AtomicUsize::new(0));
     let task = tokio::spawn(run(
         node,
         config,
         request_queue,
         event_sender,
         shutdown_watch,
+        peak_queued.clone(),
     ));
-    (Handle { requests }, events, shutdown, task)
+    let handle = Handle {
+        requests,
+        peak_queued,
+    };
+    (handle, events, shutdown, task)
 }

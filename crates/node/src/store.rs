@@ -89,6 +89,19 @@ impl RedbStore {
     /// is not a redb database, or a damaged one, is an error, never a panic.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         let what = format!("cannot open database {}", path.display());
+        // redb makes a new database of an empty file: a truncated or zeroed file would
+        // silently become a new chain.
+        let existed = match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(error(
+                    &what,
+                    "the file is empty (0 bytes), not a powchain database; \
+                     move it away to start a new chain there",
+                ));
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
         let db = match std::panic::catch_unwind(|| Database::create(path)) {
             Ok(Ok(db)) => db,
             Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
@@ -99,8 +112,25 @@ impl RedbStore {
             Err(_) => return Err(error(&what, "the file is damaged")),
         };
         let store = RedbStore { db: Arc::new(db) };
+        if existed && !store.has_meta_table()? {
+            return Err(error(
+                &what,
+                "the file is a redb database but not a powchain one (it has no meta table); \
+                 pick another --db",
+            ));
+        }
         store.create_tables()?;
         Ok(store)
+    }
+
+    /// Whether the file has powchain's meta table (written with the tables, before
+    /// anything else).
+    fn has_meta_table(&self) -> Result<bool, StoreError> {
+        self.read(|txn| match txn.open_table(META) {
+            Ok(_) => Ok(true),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(cause) => Err(error("cannot open table meta", cause)),
+        })
     }
 
     fn create_tables(&self) -> Result<(), StoreError> {

@@ -7,7 +7,6 @@
 //! same directory and renamed over the old one, so a crash leaves the old wallet or the new
 //! one, never half of one.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -163,28 +162,34 @@ impl Wallet {
 }
 
 /// Writes `bytes` to `path`, readable by this user only (0600), replacing the file whole: they
-/// go to a temporary file beside it first, which is synced and renamed over it, so a crash
-/// leaves the old file or the new one. The mode is set even on a temporary file left behind
-/// with a looser one. The wallet and the API's cookie file are written this way.
+/// go to a new temporary file beside it first, which is synced and renamed over it, so a crash
+/// leaves the old file or the new one. The temporary file has a random name and is created
+/// exclusively (`O_EXCL`, 0600 from its first byte), so nothing planted in the directory (a
+/// symlink to a file of the attacker's, a file they can read) is ever written through; the
+/// rename replaces a symlink at `path` instead of following it. The wallet and the API's
+/// cookie file are written this way.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension("tmp");
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&temporary)?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".powchain-")
+        .suffix(".tmp")
+        .tempfile_in(directory)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, path)
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
+    // The rename is durable once the directory is.
+    #[cfg(unix)]
+    std::fs::File::open(directory)?.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -196,6 +201,41 @@ mod tests {
             std::env::temp_dir().join(format!("powchain-wallet-{name}-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         path
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "the attacker's file").unwrap();
+        let path = dir.path().join("wallet.keys");
+        // Where the old code wrote its temporary file, and the file itself.
+        std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).unwrap();
+        let linked = dir.path().join("api.cookie");
+        std::os::unix::fs::symlink(&victim, &linked).unwrap();
+        write_private(&path, b"secret").unwrap();
+        write_private(&linked, b"token").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "the attacker's file"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+        assert_eq!(std::fs::read(&linked).unwrap(), b"token");
+        assert!(
+            !std::fs::symlink_metadata(&linked)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|entry| {
+                let name = entry.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(".powchain-")
+            })
+            .count();
+        assert_eq!(leftovers, 0, "no temporary file left behind");
     }
 
     #[test]

@@ -44,6 +44,16 @@ struct TestNode {
 
 /// A node on loopback TCP with short timeouts, so the slow attacks end quickly.
 async fn start(id: u64, peers: &[&str]) -> TestNode {
+    start_on(id, peers, &[], |_| {}).await
+}
+
+/// As [`start`], on a chain that already holds `blocks`, the config changed by `configure`.
+async fn start_on(
+    id: u64,
+    peers: &[&str],
+    blocks: &[Block],
+    configure: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
     let mut driver_config = DriverConfig::new();
     driver_config.tick = Duration::from_millis(20);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -57,8 +67,14 @@ async fn start(id: u64, peers: &[&str]) -> TestNode {
     config.ping_timeout_ms = 900;
     config.headers_timeout_ms = 900;
     config.messages_per_second_max = 200;
+    // One second of burst, so the flood cases end at a few hundred messages.
+    config.flood_burst_seconds = 1;
+    configure(&mut config);
     config.feeler_interval_ms = 0;
-    let chain = Chain::open(spec(), MemStore::new(), ChainConfig::default()).unwrap();
+    let mut chain = Chain::open(spec(), MemStore::new(), ChainConfig::default()).unwrap();
+    for block in blocks {
+        chain.import_block(block.clone(), now()).unwrap();
+    }
     let mut node = Node::new(config, chain, id);
     for peer in peers {
         node.add_address(peer);
@@ -109,7 +125,12 @@ struct Scene {
 }
 
 async fn scene() -> Scene {
-    let node = start(NODE_ID, &[]).await;
+    scene_on(&[], |_| {}).await
+}
+
+/// As [`scene`], the node under attack holding `blocks`, its config changed by `configure`.
+async fn scene_on(blocks: &[Block], configure: impl FnOnce(&mut NodeConfig)) -> Scene {
+    let node = start_on(NODE_ID, &[], blocks, configure).await;
     let honest = start(7, &[&node.address]).await;
     eventually("the honest peer to connect", DEADLINE, || async {
         honest.handle.inspect(|n| n.peers().len()).await.unwrap() > 0
@@ -328,19 +349,21 @@ fn invalid_block(reason: &DisconnectReason) -> bool {
 
 /// Valid transfers from dev account `from`, nonces from `first`.
 fn transfers(from: u64, first: u64, count: u64) -> Vec<Transfer> {
-    let chain_id = spec().genesis_hash();
     (first..first + count)
-        .map(|nonce| {
-            UnsignedTransfer {
-                to: Keypair::dev(5).address(),
-                amount: Amount(3),
-                fee: Amount(1),
-                nonce,
-                memo: Memo::default(),
-            }
-            .sign(&Keypair::dev(from), &chain_id)
-        })
+        .map(|nonce| signed(&Keypair::dev(from), nonce, Amount(1)))
         .collect()
+}
+
+/// 3 coins from `key` to dev account 5, signed for this chain.
+fn signed(key: &Keypair, nonce: u64, fee: Amount) -> Transfer {
+    UnsignedTransfer {
+        to: Keypair::dev(5).address(),
+        amount: Amount(3),
+        fee,
+        nonce,
+        memo: Memo::default(),
+    }
+    .sign(key, &spec().genesis_hash())
 }
 
 /// Gives `block` the right transaction root and a nonce that meets its target.
@@ -755,6 +778,51 @@ async fn a_ping_flood() {
     outcome(scene, &hostile, is(DisconnectReason::Flood), true).await;
 }
 
+/// What a peer sent while the node was paused (a busy machine, a stopped process, a slow
+/// disk) arrives as one burst: within the burst the budget allows (here 10 s of the 200 a
+/// second), it is a backlog, not a flood, and every ping is answered. Counted in a fixed
+/// one-second window, as before, 1,500 at once were a ban. The ping flood above, past its
+/// node's burst, still is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_after_a_pause_is_not_a_flood() {
+    let scene = scene_on(&[], |config| config.flood_burst_seconds = 10).await;
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|_| {}).await;
+    let backlog: Vec<u8> = (0..1_500u64)
+        .flat_map(|nonce| frame::encode(&Message::Ping { nonce }))
+        .collect();
+    hostile.raw(&backlog).await;
+    let mut pongs = 0;
+    while pongs < 1_500 {
+        match hostile.receive().await {
+            Some(Message::Pong { .. }) => pongs += 1,
+            // It is a live peer: it answers the node's own pings meanwhile.
+            Some(Message::Ping { nonce }) => {
+                let tip = genesis_tip();
+                hostile.send(&Message::Pong { nonce, tip }).await;
+            }
+            Some(_) => {}
+            None => panic!("the node hung up after {pongs} pongs"),
+        }
+    }
+    let key = hostile.key.clone();
+    let (connected, banned) = scene
+        .node
+        .handle
+        .inspect(move |node| {
+            (
+                node.peer_summaries().iter().any(|p| p.address == key),
+                node.is_banned(&key, now()),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(
+        connected && !banned,
+        "an honest backlog cost the peer its place"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_gossip_flood() {
     let scene = scene().await;
@@ -781,6 +849,84 @@ async fn forged_transfers_in_bulk() {
             .await;
     }
     outcome(scene, &hostile, DisconnectReason::is_misbehaviour, true).await;
+}
+
+/// A peer that asks for the most it can get (headers from genesis: 2,000 of them, about
+/// 350 KB of answer for a 70-byte request) and never reads. The node stops reading from a
+/// peer that has not read what it is owed (pause-send), so the answers waiting for it stay
+/// near the pause threshold instead of growing to the 16 MiB at which the peer would be
+/// dropped; the attacker's own writes stall, and its silence ends it by ping timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_from_a_peer_that_never_reads() {
+    let blocks = chain_with(vec![Vec::new(); 2_100], |_| {});
+    let scene = scene_on(&blocks, |_| {}).await;
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|_| {}).await;
+    let request = frame::encode(&Message::GetHeaders {
+        locator: vec![spec().genesis_hash()],
+    });
+    // 100,000 requests (7 MB, more than the sockets' buffers hold) would buy 35 GB of
+    // answers. The node stops reading long before they are all written, so the writes
+    // stall: give up on them after a while.
+    let requests: Vec<u8> = request.repeat(100_000);
+    let wrote =
+        tokio::time::timeout(Duration::from_secs(3), hostile.stream.write_all(&requests)).await;
+    assert!(
+        wrote.is_err(),
+        "the node read every request of a peer that reads nothing"
+    );
+    let config = powchain_node::driver::DriverConfig::new();
+    let answer_bytes = 2_000 * 180;
+    let bound = config.peer_send_pause_bytes + config.peer_frames_unhandled_max * answer_bytes;
+    let peak = scene.node.handle.peak_send_queue_bytes();
+    println!("the most queued for one peer: {peak} bytes (bound {bound})");
+    assert!(
+        peak <= bound,
+        "{peak} bytes queued for one peer, over {bound}"
+    );
+    outcome(scene, &hostile, is(DisconnectReason::PingTimeout), false).await;
+}
+
+/// Validly signed transfers from an account that holds nothing: refused on a lookup, before
+/// any signature is checked, each one charged to the sender; past the per-minute budget of
+/// refusals the peer is disconnected (not banned: a peer a block behind sends refusable
+/// transfers honestly). Before, every one cost a signature check and the peer nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validly_signed_transfers_from_an_unfunded_account() {
+    let scene = scene().await;
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|_| {}).await;
+    let unfunded = Keypair::dev(100);
+    let budget = NodeConfig::new(1).refused_transfers_per_minute_max as u64;
+    let forged: Vec<Transfer> = (0..budget + 100)
+        .map(|nonce| signed(&unfunded, nonce, Amount(1)))
+        .collect();
+    for batch in forged.chunks(100) {
+        hostile.send(&Message::Transactions(batch.to_vec())).await;
+    }
+    outcome(
+        scene,
+        &hostile,
+        is(DisconnectReason::TooManyRefusedTransfers),
+        false,
+    )
+    .await;
+}
+
+/// Transfers that break a rule whatever the state (a fee below the minimum, validly signed)
+/// are what no honest node relays: misbehaviour at the first one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_that_breaks_the_rules_is_misbehaviour() {
+    let scene = scene().await;
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|_| {}).await;
+    let cheap = signed(&Keypair::dev(0), 0, Amount(0));
+    hostile.send(&Message::Transactions(vec![cheap])).await;
+    let said = outcome(scene, &hostile, DisconnectReason::is_misbehaviour, true).await;
+    assert!(
+        matches!(said, DisconnectReason::InvalidTransaction(_)),
+        "{said:?}"
+    );
 }
 
 /// Valid transfers beyond what the mempool takes from each sender (64 nonces ahead): not

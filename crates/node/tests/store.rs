@@ -226,6 +226,39 @@ fn damaged_files_give_clear_errors() {
 }
 
 #[test]
+fn an_empty_or_foreign_file_is_refused_not_made_a_new_chain() {
+    let dir = TempDir::new("store-empty");
+    let spec = spec();
+    let empty = dir.file("empty.redb");
+    std::fs::write(&empty, b"").unwrap();
+    let message = open(&spec, &empty)
+        .err()
+        .expect("an empty file opened as a chain");
+    assert!(message.contains("empty"), "{message}");
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "left as it was"
+    );
+
+    // Another program's redb file: a valid database without our tables.
+    let foreign = dir.file("foreign.redb");
+    {
+        let db = redb::Database::create(&foreign).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let table: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("theirs");
+            txn.open_table(table).unwrap().insert("key", 7).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let message = open(&spec, &foreign)
+        .err()
+        .expect("a foreign database opened");
+    assert!(message.contains("not a powchain"), "{message}");
+}
+
+#[test]
 fn a_database_in_use_is_refused() {
     let dir = TempDir::new("store-in-use");
     let path = dir.file("chain.redb");

@@ -122,26 +122,29 @@ pub fn run(args: &DevnetArgs) -> anyhow::Result<()> {
     };
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let dials = topology(&args.topology, args.nodes, &mut rng)?;
-    let (datadir, temporary) = match &args.datadir {
-        Some(dir) => (dir.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("powchain-devnet-{}", std::process::id())),
-            true,
-        ),
+    // Without --datadir, a private directory of a random name made exclusively (so nobody
+    // can have created it first), removed on every way out when `_temporary` is dropped.
+    let (datadir, _temporary) = match &args.datadir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            (dir.clone(), None)
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("powchain-devnet-")
+                .tempdir()
+                .context("cannot create a private directory in the temp directory")?;
+            (dir.path().to_path_buf(), Some(dir))
+        }
     };
-    std::fs::create_dir_all(&datadir)
-        .with_context(|| format!("cannot create {}", datadir.display()))?;
     // Nodes commit blocks on the runtime's threads: give them room beside the miners.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads((args.nodes + 2).min(32))
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(devnet(args, duration, unix, dials, &datadir, rng));
-    if temporary {
-        let _ = std::fs::remove_dir_all(&datadir);
-    }
-    result
+    runtime.block_on(devnet(args, duration, unix, dials, &datadir, rng))
 }
 
 struct Running {

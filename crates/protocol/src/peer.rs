@@ -72,16 +72,22 @@ pub enum DisconnectReason {
     InvalidHeaders(HeaderFault),
     /// A block that breaks the rules.
     InvalidBlock(ImportError),
-    /// A transfer that no honest node would relay (a bad signature).
+    /// A transfer that no honest node would relay (one that breaks a rule whatever the
+    /// state: [`TxError::breaks_the_rules`]).
     InvalidTransaction(TxError),
     /// Data nobody asked for.
     Unrequested(Unasked),
     /// More messages than the per-second limit.
     Flood,
+    /// More refused transfers than the per-minute limit: each one cost us lookups.
+    TooManyRefusedTransfers,
     /// The peer said goodbye, with its own words.
     PeerGoodbye(String),
     /// The connection closed without a goodbye (the peer went away, or the network did).
     ConnectionClosed,
+    /// The peer did not read what it asked for, and more was waiting for it than the
+    /// transport keeps for one peer.
+    SendQueueFull,
     /// A feeler connection did its job (see `Node`'s module docs).
     FeelerDone,
     /// The user asked.
@@ -138,11 +144,17 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::InvalidTransaction(why) => write!(f, "invalid transaction: {why}"),
             DisconnectReason::Unrequested(what) => write!(f, "unrequested {what}"),
             DisconnectReason::Flood => f.write_str("too many messages"),
+            DisconnectReason::TooManyRefusedTransfers => {
+                f.write_str("too many transfers this node had to refuse")
+            }
             DisconnectReason::PeerGoodbye(why) => write!(f, "peer said goodbye: {why}"),
             // The words of the goodbye this used to be; the simulator's event logs, compared
             // byte for byte across versions, print it.
             DisconnectReason::ConnectionClosed => {
                 f.write_str("peer said goodbye: connection closed")
+            }
+            DisconnectReason::SendQueueFull => {
+                f.write_str("it does not read what it is sent (its send queue is full)")
             }
             DisconnectReason::FeelerDone => {
                 f.write_str("feeler connection: address checked, nothing to sync")
@@ -200,10 +212,9 @@ pub enum HeaderFault {
     BuildsOnInvalid,
     /// This header's height is not its parent's plus one.
     WrongHeight(BlockHash),
-    /// This header's target is not the one the chain demands after its parent.
+    /// This header's target is not the one the rules give it after its parent (whether the
+    /// parent's block is held or only its header queued).
     WrongTarget(BlockHash),
-    /// This header's target is easier than the chain ever allows.
-    TooEasy(BlockHash),
     /// This header's hash does not meet its target.
     NoProofOfWork(BlockHash),
 }
@@ -220,11 +231,6 @@ impl fmt::Display for HeaderFault {
             HeaderFault::WrongTarget(hash) => {
                 write!(f, "header {} has the wrong target", hash.short(16))
             }
-            HeaderFault::TooEasy(hash) => write!(
-                f,
-                "header {} has a target easier than the chain allows",
-                hash.short(16)
-            ),
             HeaderFault::NoProofOfWork(hash) => {
                 write!(f, "header {} lacks proof of work", hash.short(16))
             }
@@ -267,6 +273,12 @@ impl<T: Eq + Hash + Copy> BoundedSet<T> {
     /// Whether `value` is a member.
     pub fn contains(&self, value: &T) -> bool {
         self.members.contains(value)
+    }
+
+    /// Forgets every member.
+    pub fn clear(&mut self) {
+        self.members.clear();
+        self.order.clear();
     }
 
     /// How many members.

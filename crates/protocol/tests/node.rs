@@ -551,9 +551,11 @@ fn misbehaviour_ends_in_a_disconnect_and_a_ban() {
     });
     assert!(net.nodes[1].mempool().is_empty());
 
-    // A ping flood.
+    // A ping flood: more at once than the burst the budget allows.
     let (mut net, b) = hostile();
-    for nonce in 0..=2_000u64 {
+    let config = NodeConfig::new(1);
+    let burst = u64::from(config.messages_per_second_max) * config.flood_burst_seconds;
+    for nonce in 0..=burst {
         let now = net.now;
         receive(&mut net.nodes[1], b, Message::Ping { nonce }, now);
     }

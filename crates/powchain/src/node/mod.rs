@@ -323,7 +323,7 @@ fn print_start<S: Store>(spec: &ChainSpec, node: &Node<S>, where_to_connect: &[S
 /// The API server, and the private directory an ephemeral node keeps its cookie in.
 struct Api {
     server: Option<Rpc>,
-    ephemeral_dir: Option<PathBuf>,
+    ephemeral_dir: Option<tempfile::TempDir>,
 }
 
 impl Api {
@@ -337,9 +337,8 @@ impl Api {
         if let Some(server) = self.server {
             server.stop();
         }
-        if let Some(dir) = self.ephemeral_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        // Dropping the directory removes it with the cookie.
+        drop(self.ephemeral_dir);
     }
 }
 
@@ -356,7 +355,7 @@ async fn start_api<S: Store + Send + 'static>(
         (None, RpcSetting::Default | RpcSetting::At(_)) => Some(private_temp_dir()?),
         _ => None,
     };
-    let rpc_dir = datadir.or(ephemeral_dir.as_deref());
+    let rpc_dir = datadir.or(ephemeral_dir.as_ref().map(tempfile::TempDir::path));
     let server = match rpc_dir {
         Some(dir) => {
             Rpc::start(
@@ -377,7 +376,10 @@ async fn start_api<S: Store + Send + 'static>(
             server.cookie.display()
         );
         if let Some(dir) = &ephemeral_dir {
-            println!("clients reach this node with --datadir {}", dir.display());
+            println!(
+                "clients reach this node with --datadir {}",
+                dir.path().display()
+            );
         }
     }
     Ok(Api {
@@ -442,23 +444,13 @@ async fn shut_down<S: Store>(
     }
 }
 
-/// A new directory only this user can enter, for an ephemeral node's cookie.
-fn private_temp_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "powchain-node-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(&dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+/// A new directory only this user can enter (0700, a random name created exclusively, so
+/// nobody can have made it first), for an ephemeral node's cookie; removed when dropped.
+fn private_temp_dir() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("powchain-node-")
+        .tempdir()
+        .context("cannot create a private directory in the temp directory")
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.

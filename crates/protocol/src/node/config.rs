@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub blocks_in_flight_per_peer_max: usize,
     /// Headers waiting for their blocks.
     pub download_queue_max: usize,
+    /// Of those, the most one peer's headers and announcements may have queued.
+    pub download_queue_per_peer_max: usize,
     /// How far above the tip blocks are downloaded (what arrives out of order must fit the
     /// chain's orphan pool).
     pub download_window_blocks: u64,
@@ -44,8 +46,19 @@ pub struct NodeConfig {
     pub backoff_max_ms: u64,
     /// Block hashes and transaction ids remembered per peer, so nothing is sent twice.
     pub known_inventory_max: usize,
-    /// Messages per second a peer may send.
+    /// Messages per second a peer may send, on average.
     pub messages_per_second_max: u32,
+    /// Seconds of `messages_per_second_max` a peer may send at once: what a pause of the
+    /// node, or of the network, lets build up is not a flood.
+    pub flood_burst_seconds: u64,
+    /// Transfers a peer may send per minute that are refused for the state they meet
+    /// (stale or far-ahead nonce, unknown sender, balance, a full pool). Each costs lookups,
+    /// never a signature check; past this the peer is disconnected (not banned: a peer a
+    /// block behind sends such transfers honestly).
+    pub refused_transfers_per_minute_max: u32,
+    /// Transfer ids refused since the last tip change, remembered so a resent one costs
+    /// nothing.
+    pub refused_transfers_remembered_max: usize,
     /// Addresses remembered.
     pub address_book_max: usize,
     /// How often sync progress is reported while downloading.
@@ -79,6 +92,7 @@ impl NodeConfig {
             block_request_timeout_ms: 10_000,
             blocks_in_flight_per_peer_max: 32,
             download_queue_max: 100_000,
+            download_queue_per_peer_max: 25_000,
             download_window_blocks: 128,
             schedule_scan_max: 1_024,
             headers_timeout_ms: 20_000,
@@ -88,6 +102,9 @@ impl NodeConfig {
             backoff_max_ms: 300_000,
             known_inventory_max: 8_192,
             messages_per_second_max: 2_000,
+            flood_burst_seconds: 10,
+            refused_transfers_per_minute_max: 1_000,
+            refused_transfers_remembered_max: 50_000,
             address_book_max: 1_024,
             progress_interval_ms: 5_000,
             template_refresh_ms: 1_000,

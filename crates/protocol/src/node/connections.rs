@@ -11,14 +11,14 @@
 //! - **An address is dialled at most once at a time** (a dial that never reports back is
 //!   forgotten after three handshake timeouts).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use powchain_chain::Timestamp;
 use powchain_chain::hashing::{HashMap, HashSet};
 
 use crate::message::Hello;
 use crate::node::config::NodeConfig;
-use crate::node::outbox::{Outbox, Output};
+use crate::node::outbox::{Instants, Outbox, Output, earliest};
 use crate::peer::{Direction, DisconnectReason, PeerId, PeerInfo};
 
 /// One open connection.
@@ -31,8 +31,8 @@ pub(crate) struct Connection {
     /// An outbound connection opened to test its address and compare tips, closed once it
     /// has nothing more to give; it does not count toward the outbound target.
     pub feeler: bool,
-    /// Messages in the current one-second window.
-    window: (Timestamp, u32),
+    /// What it may still send before it counts as a flood.
+    budget: MessageBudget,
     /// Frame bytes received from the peer and sent to it.
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -45,7 +45,7 @@ impl Connection {
             connected_at: now,
             hello: None,
             feeler,
-            window: (now, 0),
+            budget: MessageBudget::full(now),
             bytes_in: 0,
             bytes_out: 0,
         }
@@ -56,18 +56,59 @@ impl Connection {
         self.hello.is_some()
     }
 
-    /// Counts a message; false when the peer is over `per_second_max`.
-    pub fn count_message(&mut self, now: Timestamp, per_second_max: u32) -> bool {
-        if now.ms_since(self.window.0) >= 1_000 {
-            self.window = (now, 0);
-        }
-        self.window.1 += 1;
-        self.window.1 <= per_second_max
+    /// Counts a message; false when the peer is over its budget (`per_second_max` a second
+    /// on average, `burst_seconds` of them at once).
+    pub fn count_message(
+        &mut self,
+        now: Timestamp,
+        per_second_max: u32,
+        burst_seconds: u64,
+    ) -> bool {
+        self.budget.spend(now, per_second_max, burst_seconds)
     }
 
     /// The address it says it listens on, if any.
     pub fn listen(&self) -> Option<&str> {
         self.hello.as_ref().and_then(|h| h.listen.as_deref())
+    }
+}
+
+/// A token bucket of messages, in thousandths of a message so that it refills by the
+/// millisecond in whole numbers. A peer may send `per_second_max` messages a second on
+/// average and `burst_seconds` of them at once: a backlog that built up while the node (or
+/// the machine) was paused arrives as one burst and is not a flood; a peer that keeps
+/// sending faster than the rate runs out.
+#[derive(Debug)]
+struct MessageBudget {
+    /// Thousandths of a message left; `None` until first counted (it starts full).
+    milli: Option<u64>,
+    last: Timestamp,
+}
+
+impl MessageBudget {
+    fn full(now: Timestamp) -> MessageBudget {
+        MessageBudget {
+            milli: None,
+            last: now,
+        }
+    }
+
+    fn spend(&mut self, now: Timestamp, per_second_max: u32, burst_seconds: u64) -> bool {
+        let rate = u64::from(per_second_max);
+        let capacity = rate
+            .saturating_mul(burst_seconds.max(1))
+            .saturating_mul(1_000);
+        let refill = now.ms_since(self.last).saturating_mul(rate);
+        self.last = self.last.max(now);
+        let left = self
+            .milli
+            .map_or(capacity, |milli| milli.saturating_add(refill).min(capacity));
+        let (left, allowed) = match left.checked_sub(1_000) {
+            Some(after) => (after, true),
+            None => (left, false),
+        };
+        self.milli = Some(left);
+        allowed
     }
 }
 
@@ -81,6 +122,12 @@ pub(crate) struct Connections {
     feeler_dialing: Option<String>,
     last_feeler: Timestamp,
     bans: HashMap<String, Timestamp>,
+    /// The open feelers (at most a few), so looking at them walks nothing else.
+    feelers: BTreeSet<PeerId>,
+    /// When each connection not yet ready opened, and each dial started: the next
+    /// handshake or dial timeout in one read.
+    handshakes: Instants,
+    dials: Instants,
     /// Counts kept as connections come, become ready and go, so the questions the node
     /// asks after every input (`Node::poll_timeout`) cost nothing.
     counts: Counts,
@@ -97,6 +144,9 @@ impl Connections {
             feeler_dialing: None,
             last_feeler: Timestamp(0),
             bans: HashMap::default(),
+            feelers: BTreeSet::new(),
+            handshakes: Instants::default(),
+            dials: Instants::default(),
             counts: Counts::default(),
             inbound_max: config.inbound_max,
             ban_ms: config.ban_ms,
@@ -115,7 +165,9 @@ impl Connections {
     ) -> Option<DisconnectReason> {
         let mut feeler = false;
         if info.direction == Direction::Outbound {
-            self.dialing.remove(&info.address);
+            if let Some(since) = self.dialing.remove(&info.address) {
+                self.dials.remove(since);
+            }
             if self.feeler_dialing.as_deref() == Some(info.address.as_str()) {
                 self.feeler_dialing = None;
                 feeler = true;
@@ -130,8 +182,18 @@ impl Connections {
         let direction = info.direction;
         let connection = Connection::new(info, now, feeler);
         self.counts.add(&connection, 1);
+        self.handshakes.add(connection.connected_at);
+        if feeler {
+            self.feelers.insert(peer);
+        }
         if let Some(replaced) = self.peers.insert(peer, connection) {
             self.counts.add(&replaced, -1);
+            if !replaced.is_ready() {
+                self.handshakes.remove(replaced.connected_at);
+            }
+            if !feeler {
+                self.feelers.remove(&peer);
+            }
         }
         if banned {
             return Some(DisconnectReason::Banned);
@@ -144,7 +206,9 @@ impl Connections {
 
     /// Dialling `address` failed.
     pub fn dial_failed(&mut self, address: &str) {
-        self.dialing.remove(address);
+        if let Some(since) = self.dialing.remove(address) {
+            self.dials.remove(since);
+        }
         if self.feeler_dialing.as_deref() == Some(address) {
             self.feeler_dialing = None;
         }
@@ -156,6 +220,7 @@ impl Connections {
             return;
         }
         self.dialing.insert(address.to_owned(), now);
+        self.dials.add(now);
         out.push(Output::Connect(address.to_owned()));
     }
 
@@ -167,8 +232,14 @@ impl Connections {
 
     /// Forgets dials that never reported back within `timeout_ms`.
     pub fn expire_dials(&mut self, now: Timestamp, timeout_ms: u64) {
-        self.dialing
-            .retain(|_, since| now.ms_since(*since) <= timeout_ms);
+        let dials = &mut self.dials;
+        self.dialing.retain(|_, since| {
+            let live = now.ms_since(*since) <= timeout_ms;
+            if !live {
+                dials.remove(*since);
+            }
+            live
+        });
         if let Some(address) = &self.feeler_dialing
             && !self.dialing.contains_key(address)
         {
@@ -184,9 +255,24 @@ impl Connections {
         handshake_timeout_ms: u64,
         dial_timeout_ms: u64,
     ) -> Option<Timestamp> {
-        if self.counts.unready == 0 && self.dialing.is_empty() {
-            return None;
-        }
+        let handshakes = self
+            .handshakes
+            .earliest()
+            .map(|at| at.saturating_add_ms(handshake_timeout_ms + 1));
+        let dials = self
+            .dials
+            .earliest()
+            .map(|since| since.saturating_add_ms(dial_timeout_ms + 1));
+        earliest(handshakes, dials)
+    }
+
+    /// [`Connections::next_deadline`] the long way, from every connection and dial.
+    #[cfg(test)]
+    fn next_deadline_by_walking(
+        &self,
+        handshake_timeout_ms: u64,
+        dial_timeout_ms: u64,
+    ) -> Option<Timestamp> {
         let handshakes = self
             .peers
             .values()
@@ -203,6 +289,10 @@ impl Connections {
     pub fn remove(&mut self, peer: PeerId) -> Option<Connection> {
         let connection = self.peers.remove(&peer)?;
         self.counts.add(&connection, -1);
+        self.feelers.remove(&peer);
+        if !connection.is_ready() {
+            self.handshakes.remove(connection.connected_at);
+        }
         Some(connection)
     }
 
@@ -210,6 +300,9 @@ impl Connections {
     pub fn set_ready(&mut self, peer: PeerId, hello: Hello) {
         if let Some(connection) = self.peers.get_mut(&peer) {
             self.counts.add(connection, -1);
+            if !connection.is_ready() {
+                self.handshakes.remove(connection.connected_at);
+            }
             connection.hello = Some(hello);
             self.counts.add(connection, 1);
         }
@@ -322,13 +415,19 @@ impl Connections {
         linger_ms: u64,
         done: impl Fn(PeerId) -> bool,
     ) -> Vec<PeerId> {
-        self.peers
-            .iter()
+        self.feelers()
             .filter(|(id, p)| {
-                p.feeler && p.is_ready() && now.ms_since(p.connected_at) >= linger_ms && done(**id)
+                p.is_ready() && now.ms_since(p.connected_at) >= linger_ms && done(*id)
             })
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect()
+    }
+
+    /// The open feeler connections.
+    pub fn feelers(&self) -> impl Iterator<Item = (PeerId, &Connection)> {
+        self.feelers
+            .iter()
+            .filter_map(|id| self.peers.get(id).map(|c| (*id, c)))
     }
 }
 
@@ -443,11 +542,67 @@ mod tests {
     }
 
     #[test]
-    fn the_flood_window_restarts_every_second() {
+    fn the_next_handshake_or_dial_timeout_is_kept_as_connections_change() {
+        let mut connections = connections(8);
+        let mut out = Outbox::default();
+        let agrees = |c: &Connections| {
+            assert_eq!(c.next_deadline(10, 30), c.next_deadline_by_walking(10, 30));
+            c.next_deadline(10, 30)
+        };
+        assert_eq!(agrees(&connections), None);
+        connections.dial("x", Timestamp(5), &mut out);
+        connections.dial("y", Timestamp(7), &mut out);
+        assert_eq!(agrees(&connections), Some(Timestamp(36)));
+        connections.open(1, info("a", Direction::Inbound), Timestamp(8));
+        assert_eq!(agrees(&connections), Some(Timestamp(19)));
+        connections.open(2, info("x", Direction::Outbound), Timestamp(9));
+        agrees(&connections);
+        let hello = Hello {
+            version: crate::message::PROTOCOL_VERSION,
+            genesis: powchain_chain::BlockHash::ZERO,
+            node_id: 9,
+            listen: None,
+            tip: crate::message::TipSummary {
+                hash: powchain_chain::BlockHash::ZERO,
+                height: powchain_chain::Height(0),
+                work: powchain_chain::Work(1),
+            },
+            agent: String::new(),
+        };
+        connections.set_ready(1, hello);
+        assert_eq!(agrees(&connections), Some(Timestamp(20)));
+        connections.remove(2);
+        assert_eq!(agrees(&connections), Some(Timestamp(38)), "the dial to y");
+        connections.dial_failed("y");
+        assert_eq!(agrees(&connections), None);
+        connections.dial("z", Timestamp(50), &mut out);
+        connections.expire_dials(Timestamp(100), 30);
+        assert_eq!(agrees(&connections), None);
+    }
+
+    #[test]
+    fn a_burst_within_the_budget_passes_and_a_sustained_flood_does_not() {
         let mut connection = Connection::new(info("a", Direction::Inbound), Timestamp(0), false);
-        assert!(connection.count_message(Timestamp(0), 2));
-        assert!(connection.count_message(Timestamp(10), 2));
-        assert!(!connection.count_message(Timestamp(20), 2));
-        assert!(connection.count_message(Timestamp(1_000), 2));
+        // 10 a second, 3 seconds of them at once: a backlog of 30 passes.
+        for _ in 0..30 {
+            assert!(connection.count_message(Timestamp(0), 10, 3));
+        }
+        assert!(
+            !connection.count_message(Timestamp(0), 10, 3),
+            "the 31st at once"
+        );
+        // It refills at the rate: one more every 100 ms.
+        assert!(!connection.count_message(Timestamp(99), 10, 3));
+        assert!(connection.count_message(Timestamp(200), 10, 3));
+        // A peer that keeps to the rate is never refused.
+        for step in 1..=100u64 {
+            assert!(connection.count_message(Timestamp(200 + step * 100), 10, 3));
+        }
+        // One that keeps sending twice as fast runs out.
+        let mut refused = false;
+        for step in 1..=100u64 {
+            refused |= !connection.count_message(Timestamp(10_200 + step * 50), 10, 3);
+        }
+        assert!(refused);
     }
 }

@@ -7,10 +7,15 @@
 //!
 //! - **A transfer is relayed to a peer at most once, and a tip announced at most once**, for
 //!   as long as the peer's bounded memory (`known_inventory_max` of each) holds it.
+//! - **A refused transfer costs its sender**: each peer has a budget of refusals per minute
+//!   (`refused_transfers_per_minute_max`) that the dispatcher enforces, and the id of one
+//!   only a new tip could make good (a spent nonce) is remembered until then, so a resent
+//!   one is dropped before any check. One that a transfer still to come could make good (coins
+//!   on their way to its sender) is not remembered.
 
 use std::collections::BTreeMap;
 
-use powchain_chain::{BlockHash, Header, Transfer, TxId};
+use powchain_chain::{BlockHash, Header, Timestamp, Transfer, TxId};
 
 use crate::message::{Message, TRANSFERS_PER_MESSAGE_MAX};
 use crate::node::config::NodeConfig;
@@ -21,6 +26,8 @@ use crate::peer::{BoundedSet, PeerId};
 struct Known {
     blocks: BoundedSet<BlockHash>,
     txs: BoundedSet<TxId>,
+    /// Refused transfers in the current minute: when it began, and how many.
+    refusals: (Timestamp, u32),
 }
 
 /// Known inventory per ready peer.
@@ -28,6 +35,9 @@ struct Known {
 pub(crate) struct Inventory {
     peers: BTreeMap<PeerId, Known>,
     known_max: usize,
+    /// Transfers refused since the last tip change.
+    refused: BoundedSet<TxId>,
+    refusals_per_minute_max: u32,
 }
 
 impl Inventory {
@@ -35,6 +45,8 @@ impl Inventory {
         Inventory {
             peers: BTreeMap::new(),
             known_max: config.known_inventory_max,
+            refused: BoundedSet::new(config.refused_transfers_remembered_max),
+            refusals_per_minute_max: config.refused_transfers_per_minute_max,
         }
     }
 
@@ -44,8 +56,37 @@ impl Inventory {
             Known {
                 blocks: BoundedSet::new(self.known_max),
                 txs: BoundedSet::new(self.known_max),
+                refusals: (Timestamp(0), 0),
             },
         );
+    }
+
+    /// Whether transfer `id` was refused since the tip last changed.
+    pub fn was_refused(&self, id: &TxId) -> bool {
+        self.refused.contains(id)
+    }
+
+    /// `peer` sent transfer `id` and it was refused for the state it met; `for_good` when
+    /// nothing short of a tip change can make it acceptable (remembered until then). False
+    /// when the peer is over its budget of refusals for this minute.
+    pub fn refused_from(&mut self, peer: PeerId, id: TxId, for_good: bool, now: Timestamp) -> bool {
+        if for_good {
+            self.refused.insert(id);
+        }
+        let Some(known) = self.peers.get_mut(&peer) else {
+            return true;
+        };
+        if now.ms_since(known.refusals.0) >= 60_000 {
+            known.refusals = (now, 0);
+        }
+        known.refusals.1 += 1;
+        known.refusals.1 <= self.refusals_per_minute_max
+    }
+
+    /// The tip changed: a refused transfer may be good now (its sender funded, its nonce
+    /// reached).
+    pub fn tip_changed(&mut self) {
+        self.refused.clear();
     }
 
     pub fn peer_gone(&mut self, peer: PeerId) {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use powchain_chain::Timestamp;
 
 use crate::node::config::NodeConfig;
-use crate::node::outbox::CachedDeadline;
+use crate::node::outbox::Instants;
 use crate::peer::PeerId;
 
 #[derive(Debug)]
@@ -35,12 +35,20 @@ pub(crate) enum Liveness {
     TimedOut,
 }
 
+/// When `pings` next needs the node: its outstanding ping times out, or the next is due.
+fn deadline(pings: &Pings, interval_ms: u64, timeout_ms: u64) -> Timestamp {
+    match pings.outstanding {
+        Some((_, sent)) => sent.saturating_add_ms(timeout_ms + 1),
+        None => pings.last_ping.saturating_add_ms(interval_ms),
+    }
+}
+
 /// Pings per ready peer.
 #[derive(Debug)]
 pub(crate) struct Pinger {
     peers: BTreeMap<PeerId, Pings>,
-    /// `next_deadline`'s answer until the next change.
-    deadline: CachedDeadline,
+    /// Every peer's deadline ([`Pinger::deadline_of`]), so the earliest is one lookup.
+    deadlines: Instants,
     ping_interval_ms: u64,
     ping_timeout_ms: u64,
 }
@@ -49,7 +57,7 @@ impl Pinger {
     pub fn new(config: &NodeConfig) -> Pinger {
         Pinger {
             peers: BTreeMap::new(),
-            deadline: CachedDeadline::default(),
+            deadlines: Instants::default(),
             ping_interval_ms: config.ping_interval_ms,
             ping_timeout_ms: config.ping_timeout_ms,
         }
@@ -57,20 +65,25 @@ impl Pinger {
 
     /// A peer became ready; its first ping is due one interval after it connected.
     pub fn peer_ready(&mut self, peer: PeerId, connected_at: Timestamp) {
-        self.deadline.forget();
-        self.peers.insert(
-            peer,
-            Pings {
-                outstanding: None,
-                last_ping: connected_at,
-                rtt_ms: None,
-            },
-        );
+        let pings = Pings {
+            outstanding: None,
+            last_ping: connected_at,
+            rtt_ms: None,
+        };
+        self.deadlines.add(self.deadline_of(&pings));
+        if let Some(before) = self.peers.insert(peer, pings) {
+            self.deadlines.remove(self.deadline_of(&before));
+        }
     }
 
     pub fn peer_gone(&mut self, peer: PeerId) {
-        self.deadline.forget();
-        self.peers.remove(&peer);
+        if let Some(pings) = self.peers.remove(&peer) {
+            self.deadlines.remove(self.deadline_of(&pings));
+        }
+    }
+
+    fn deadline_of(&self, pings: &Pings) -> Timestamp {
+        deadline(pings, self.ping_interval_ms, self.ping_timeout_ms)
     }
 
     /// Whether `peer` needs a ping or has timed out at `now`.
@@ -88,38 +101,33 @@ impl Pinger {
 
     /// When the next ping is due or the next outstanding one times out.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.deadline.get_or(|| self.compute_deadline())
-    }
-
-    /// [`Self::next_deadline`], computed afresh.
-    fn compute_deadline(&self) -> Option<Timestamp> {
-        self.peers
-            .values()
-            .map(|pings| match pings.outstanding {
-                Some((_, sent)) => sent.saturating_add_ms(self.ping_timeout_ms + 1),
-                None => pings.last_ping.saturating_add_ms(self.ping_interval_ms),
-            })
-            .min()
+        self.deadlines.earliest()
     }
 
     /// A ping with `nonce` goes to `peer`.
     pub fn ping_sent(&mut self, peer: PeerId, nonce: u64, now: Timestamp) {
-        self.deadline.forget();
+        let (interval_ms, timeout_ms) = (self.ping_interval_ms, self.ping_timeout_ms);
         if let Some(pings) = self.peers.get_mut(&peer) {
+            self.deadlines
+                .remove(deadline(pings, interval_ms, timeout_ms));
             pings.outstanding = Some((nonce, now));
             pings.last_ping = now;
+            self.deadlines.add(deadline(pings, interval_ms, timeout_ms));
         }
     }
 
     /// A pong from `peer`.
     pub fn pong(&mut self, peer: PeerId, nonce: u64, now: Timestamp) {
-        self.deadline.forget();
+        let (interval_ms, timeout_ms) = (self.ping_interval_ms, self.ping_timeout_ms);
         if let Some(pings) = self.peers.get_mut(&peer)
             && let Some((sent_nonce, sent_at)) = pings.outstanding
             && sent_nonce == nonce
         {
+            self.deadlines
+                .remove(deadline(pings, interval_ms, timeout_ms));
             pings.outstanding = None;
             pings.rtt_ms = Some(now.ms_since(sent_at));
+            self.deadlines.add(deadline(pings, interval_ms, timeout_ms));
         }
     }
 

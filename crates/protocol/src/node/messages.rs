@@ -19,7 +19,10 @@ impl<S: Store> Node<S> {
     pub fn frame_received(&mut self, peer: PeerId, frame: Received, now: Timestamp) {
         let bytes = frame.bytes as u64;
         self.stats.bytes_in += bytes;
-        let per_second = self.config.messages_per_second_max;
+        let (per_second, burst_seconds) = (
+            self.config.messages_per_second_max,
+            self.config.flood_burst_seconds,
+        );
         // One lookup of the connection for the bytes, the flood window and readiness.
         let Some(connection) = self.connections.get_mut(peer) else {
             return;
@@ -29,13 +32,8 @@ impl<S: Store> Node<S> {
             Ok(message) => message,
             Err(error) => return self.disconnect(peer, DisconnectReason::BadMessage(error), now),
         };
-        // Answers to our own requests do not count toward the flood limit (they are only
-        // accepted when asked for); everything else does.
-        let answer = matches!(
-            message,
-            Message::Blocks(_) | Message::Headers(_) | Message::NotFound(_)
-        );
-        if !answer && !connection.count_message(now, per_second) {
+        // Every message counts, answers to our requests too: no kind is free.
+        if !connection.count_message(now, per_second, burst_seconds) {
             return self.disconnect(peer, DisconnectReason::Flood, now);
         }
         let ready = connection.is_ready();
@@ -317,15 +315,17 @@ impl<S: Store> Node<S> {
         for transfer in transfers {
             let id = transfer.id();
             self.inventory.know_tx(peer, id);
-            if self.mempool.contains(&id) {
+            if self.mempool.contains(&id) || self.inventory.was_refused(&id) {
                 continue;
             }
-            let spec = self.chain.spec().clone();
             let chain_id = self.chain.chain_id();
-            match self
-                .mempool
-                .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)
-            {
+            match self.mempool.add(
+                transfer.clone(),
+                self.chain.store(),
+                self.chain.spec(),
+                &chain_id,
+                now,
+            ) {
                 Ok((_, evicted)) => {
                     self.report_dropped(evicted);
                     self.stats.transfers_accepted += 1;
@@ -335,14 +335,28 @@ impl<S: Store> Node<S> {
                     });
                     accepted.push(transfer);
                 }
-                Err(MempoolError::Tx(error @ TxError::BadSignature)) => {
+                // What no state makes right, no honest node relays.
+                Err(MempoolError::Tx(error)) if error.breaks_the_rules() => {
                     return self.disconnect(peer, DisconnectReason::InvalidTransaction(error), now);
                 }
                 Err(MempoolError::Store(error)) => {
                     return self.out.event(Event::StoreFailed(error.to_string()));
                 }
-                // Stale nonces, spent balances, a full pool: normal in a network, not abuse.
-                Err(_) => {}
+                // Stale nonces, spent balances, a full pool: normal in a network, not abuse,
+                // but each costs the sender part of its budget.
+                Err(error) => {
+                    let for_good = matches!(
+                        error,
+                        MempoolError::Tx(TxError::WrongNonce { .. } | TxError::Duplicate(_))
+                    );
+                    if !self.inventory.refused_from(peer, id, for_good, now) {
+                        return self.disconnect(
+                            peer,
+                            DisconnectReason::TooManyRefusedTransfers,
+                            now,
+                        );
+                    }
+                }
             }
         }
         self.inventory.relay(&accepted, &mut self.out);

@@ -275,12 +275,18 @@ impl<S: Store> Node<S> {
 
     /// A connection closed by the other side or the network.
     pub fn peer_disconnected(&mut self, peer: PeerId, now: Timestamp) {
+        self.peer_dropped(peer, DisconnectReason::ConnectionClosed, now);
+    }
+
+    /// The transport closed a connection for `reason` (the peer does not read what it is
+    /// sent, say): no goodbye is sent, and nothing more is read from it.
+    pub fn peer_dropped(&mut self, peer: PeerId, reason: DisconnectReason, now: Timestamp) {
         if let Some(connection) = self.connections.remove(peer) {
             self.forget_peer(peer, &connection, now);
             self.out.event(Event::PeerGone {
                 peer,
                 address: connection.info.address,
-                reason: DisconnectReason::ConnectionClosed,
+                reason,
             });
         }
     }

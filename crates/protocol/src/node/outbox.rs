@@ -1,8 +1,7 @@
 //! What the node asks its driver to do ([`Output`]), what it tells the user ([`Event`]), and
 //! the [`Outbox`] every manager writes them into, in the order they happen.
 
-use std::cell::Cell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use powchain_chain::{Block, BlockHash, Height, MempoolError, Removal, Timestamp, TxId};
 
@@ -155,25 +154,35 @@ pub(crate) fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Tim
     }
 }
 
-/// A manager's next deadline, remembered until its state changes (`Node::poll_timeout`
-/// asks after every input; most inputs change no deadline).
+/// Instants something was asked at, as a multiset kept in order, so the earliest of many
+/// outstanding requests is one lookup instead of a walk over every peer. The earliest is
+/// also kept beside the map: `Node::poll_timeout` reads it after every input, and at a
+/// thousand simulated nodes the map itself is rarely in the cache.
 #[derive(Debug, Default)]
-pub(crate) struct CachedDeadline(Cell<Option<Option<Timestamp>>>);
+pub(crate) struct Instants {
+    counts: BTreeMap<Timestamp, u32>,
+    earliest: Option<Timestamp>,
+}
 
-impl CachedDeadline {
-    /// The remembered deadline, or `compute`'s, remembered from now on.
-    pub fn get_or(&self, compute: impl FnOnce() -> Option<Timestamp>) -> Option<Timestamp> {
-        if let Some(known) = self.0.get() {
-            return known;
-        }
-        let next = compute();
-        self.0.set(Some(next));
-        next
+impl Instants {
+    pub fn add(&mut self, at: Timestamp) {
+        *self.counts.entry(at).or_default() += 1;
+        self.earliest = Some(self.earliest.map_or(at, |first| first.min(at)));
     }
 
-    /// The state changed: compute it again next time.
-    pub fn forget(&mut self) {
-        self.0.set(None);
+    /// Forgets one request made `at` (one that [`Instants::add`] counted).
+    pub fn remove(&mut self, at: Timestamp) {
+        if let Some(count) = self.counts.get_mut(&at) {
+            *count -= 1;
+            if *count == 0 {
+                self.counts.remove(&at);
+                self.earliest = self.counts.first_key_value().map(|(first, _)| *first);
+            }
+        }
+    }
+
+    pub fn earliest(&self) -> Option<Timestamp> {
+        self.earliest
     }
 }
 

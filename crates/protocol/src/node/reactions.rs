@@ -28,10 +28,10 @@ impl<S: Store> Node<S> {
         if !change.disconnected.is_empty() {
             self.stats.reorgs += 1;
         }
-        let spec = self.chain.spec().clone();
+        self.inventory.tip_changed();
         match self
             .mempool
-            .on_tip_change(change, self.chain.store(), &spec, now)
+            .on_tip_change(change, self.chain.store(), self.chain.spec(), now)
         {
             Ok(removed) => self.report_dropped(removed),
             Err(error) => self.out.event(Event::StoreFailed(error.to_string())),
@@ -189,11 +189,14 @@ impl<S: Store> Node<S> {
         transfer: Transfer,
         now: Timestamp,
     ) -> Result<TxId, MempoolError> {
-        let spec = self.chain.spec().clone();
         let chain_id = self.chain.chain_id();
-        let (id, evicted) =
-            self.mempool
-                .add(transfer.clone(), self.chain.store(), &spec, &chain_id, now)?;
+        let (id, evicted) = self.mempool.add(
+            transfer.clone(),
+            self.chain.store(),
+            self.chain.spec(),
+            &chain_id,
+            now,
+        )?;
         self.report_dropped(evicted);
         self.stats.transfers_accepted += 1;
         self.out.event(Event::TransferAccepted { id, from: None });

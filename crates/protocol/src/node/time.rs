@@ -57,10 +57,8 @@ impl<S: Store> Node<S> {
         let closing = (self.connections.feeler_count() > 0)
             .then(|| {
                 self.connections
-                    .iter()
-                    .filter(|(id, c)| {
-                        c.feeler && c.is_ready() && self.sync.has_nothing_from(*id, &self.chain)
-                    })
+                    .feelers()
+                    .filter(|(id, c)| c.is_ready() && self.sync.has_nothing_from(*id, &self.chain))
                     .map(|(_, c)| c.connected_at.saturating_add_ms(linger_ms))
                     .min()
             })

@@ -1,13 +1,17 @@
-//! Blocks the node wants, in download order, and who each was asked of.
+//! Blocks the node wants, lowest first, who queued each, and who each was asked of.
 //!
 //! Headers that passed their checks make their blocks wanted. The scheduler hands each peer
-//! the first wanted blocks it can supply that nobody is fetching, looking at a bounded number
-//! of entries and only within a window above the tip (so what arrives out of order fits the
-//! chain's orphan pool). Entries are never moved: a block that arrives, or stops being
-//! wanted, leaves a stale entry that is dropped when it reaches the front, so scheduling costs
-//! the blocks in flight plus the scan bound, never the length of the queue.
+//! the lowest wanted blocks it can supply that nobody is fetching, within a window above the
+//! tip (so what arrives out of order fits the chain's orphan pool) and looking at a bounded
+//! number of entries. Entries are kept by height, so **the blocks inside the window are
+//! always the first looked at, whatever else is queued** (a fresh tip, one above ours, is
+//! first by itself), and a block that arrives leaves no trace.
+//!
+//! **Each entry is charged to the peer whose headers or announcement queued it**: a peer may
+//! have at most `per_peer_max` queued, and its entries go when it does, so one peer cannot
+//! fill the queue for everyone, nor leave it full after it has gone.
 
-use std::collections::VecDeque;
+use std::collections::BTreeSet;
 
 use powchain_chain::hashing::HashMap;
 
@@ -22,24 +26,36 @@ pub(crate) struct Wanted {
     pub chain_work: Work,
 }
 
+/// A wanted block, and the peer it is charged to.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    wanted: Wanted,
+    queued_by: PeerId,
+}
+
 /// The download queue.
 #[derive(Debug)]
 pub(crate) struct Download {
-    wanted: HashMap<BlockHash, Wanted>,
+    wanted: HashMap<BlockHash, Entry>,
     children: HashMap<BlockHash, Vec<BlockHash>>,
-    order: VecDeque<BlockHash>,
+    by_height: BTreeSet<(Height, BlockHash)>,
     requested: HashMap<BlockHash, (PeerId, Timestamp)>,
+    /// Entries charged to each peer.
+    queued_by: HashMap<PeerId, usize>,
     max: usize,
+    per_peer_max: usize,
 }
 
 impl Download {
-    pub fn new(max: usize) -> Download {
+    pub fn new(max: usize, per_peer_max: usize) -> Download {
         Download {
             wanted: HashMap::default(),
             children: HashMap::default(),
-            order: VecDeque::new(),
+            by_height: BTreeSet::new(),
             requested: HashMap::default(),
+            queued_by: HashMap::default(),
             max,
+            per_peer_max,
         }
     }
 
@@ -54,48 +70,56 @@ impl Download {
         self.requested.len()
     }
 
-    pub fn is_full(&self) -> bool {
+    /// Whether `peer` may queue no more (the queue is full, or its share is).
+    pub fn is_full_for(&self, peer: PeerId) -> bool {
         self.wanted.len() >= self.max
+            || self.queued_by.get(&peer).copied().unwrap_or(0) >= self.per_peer_max
     }
 
     pub fn get(&self, hash: &BlockHash) -> Option<&Wanted> {
-        self.wanted.get(hash)
+        self.wanted.get(hash).map(|entry| &entry.wanted)
     }
 
     pub fn contains(&self, hash: &BlockHash) -> bool {
         self.wanted.contains_key(hash)
     }
 
-    /// Wants a block; `urgent` puts it first (a fresh tip). False when full.
-    pub fn want(&mut self, hash: BlockHash, wanted: Wanted, urgent: bool) -> bool {
+    /// Wants a block, charged to `queued_by`. False when the queue or its share is full.
+    pub fn want(&mut self, hash: BlockHash, wanted: Wanted, queued_by: PeerId) -> bool {
         if self.wanted.contains_key(&hash) {
             return true;
         }
-        if self.is_full() {
+        if self.is_full_for(queued_by) {
             return false;
         }
         self.children
             .entry(wanted.header.prev_hash)
             .or_default()
             .push(hash);
-        self.wanted.insert(hash, wanted);
-        if urgent {
-            self.order.push_front(hash);
-        } else {
-            self.order.push_back(hash);
-        }
+        self.by_height.insert((wanted.header.height, hash));
+        *self.queued_by.entry(queued_by).or_default() += 1;
+        self.wanted.insert(hash, Entry { wanted, queued_by });
         true
     }
 
     /// The block arrived (or is no longer needed): forget it.
     pub fn remove(&mut self, hash: &BlockHash) {
         self.requested.remove(hash);
-        if let Some(wanted) = self.wanted.remove(hash)
-            && let Some(siblings) = self.children.get_mut(&wanted.header.prev_hash)
-        {
+        let Some(entry) = self.wanted.remove(hash) else {
+            return;
+        };
+        let header = entry.wanted.header;
+        self.by_height.remove(&(header.height, *hash));
+        if let Some(count) = self.queued_by.get_mut(&entry.queued_by) {
+            *count -= 1;
+            if *count == 0 {
+                self.queued_by.remove(&entry.queued_by);
+            }
+        }
+        if let Some(siblings) = self.children.get_mut(&header.prev_hash) {
             siblings.retain(|h| h != hash);
             if siblings.is_empty() {
-                self.children.remove(&wanted.header.prev_hash);
+                self.children.remove(&header.prev_hash);
             }
         }
     }
@@ -104,8 +128,25 @@ impl Download {
     pub fn remove_with_descendants(&mut self, hash: &BlockHash) {
         let mut stack = vec![*hash];
         while let Some(current) = stack.pop() {
-            stack.extend(self.children.remove(&current).into_iter().flatten());
+            stack.extend(self.children.get(&current).into_iter().flatten().copied());
             self.remove(&current);
+        }
+    }
+
+    /// `peer` is gone: the blocks charged to it (and what builds on them) are no longer
+    /// wanted. Headers of a chain others have come again from them.
+    pub fn forget_queued_by(&mut self, peer: PeerId) {
+        if !self.queued_by.contains_key(&peer) {
+            return;
+        }
+        let theirs: Vec<BlockHash> = self
+            .wanted
+            .iter()
+            .filter(|(_, entry)| entry.queued_by == peer)
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in theirs {
+            self.remove_with_descendants(&hash);
         }
     }
 
@@ -119,8 +160,9 @@ impl Download {
         self.requested.remove(hash);
     }
 
-    /// Picks up to `room` blocks for `peer`, among the first `scan_max` live entries, at
-    /// heights up to `height_max`, that `can_supply` says the peer has; marks them requested.
+    /// Picks up to `room` blocks for `peer`, the lowest first, among the first `scan_max`
+    /// entries at heights up to `height_max`, that `can_supply` says the peer has; marks them
+    /// requested.
     pub fn pick(
         &mut self,
         peer: PeerId,
@@ -130,29 +172,20 @@ impl Download {
         now: Timestamp,
         can_supply: impl Fn(&BlockHash, &Wanted) -> bool,
     ) -> Vec<BlockHash> {
-        while let Some(front) = self.order.front() {
-            if self.wanted.contains_key(front) {
-                break;
-            }
-            self.order.pop_front();
-        }
         let mut picked = Vec::new();
         if room == 0 {
             return picked;
         }
-        let mut scanned = 0;
-        for hash in &self.order {
-            if scanned >= scan_max || picked.len() >= room {
+        for (height, hash) in self.by_height.iter().take(scan_max) {
+            if *height > height_max || picked.len() >= room {
                 break;
             }
-            let Some(wanted) = self.wanted.get(hash) else {
-                continue;
-            };
-            scanned += 1;
-            if self.requested.contains_key(hash) || wanted.header.height > height_max {
+            if self.requested.contains_key(hash) {
                 continue;
             }
-            if can_supply(hash, wanted) {
+            if let Some(entry) = self.wanted.get(hash)
+                && can_supply(hash, &entry.wanted)
+            {
                 picked.push(*hash);
             }
         }
@@ -192,9 +225,9 @@ mod tests {
     #[test]
     fn picks_in_order_within_the_window_and_never_twice() {
         let blocks = chain(10);
-        let mut download = Download::new(100);
+        let mut download = Download::new(100, 100);
         for (hash, wanted) in &blocks {
-            assert!(download.want(*hash, *wanted, false));
+            assert!(download.want(*hash, *wanted, 7));
         }
         let first = download.pick(1, 3, 100, Height(5), Timestamp(0), |_, _| true);
         assert_eq!(first, vec![blocks[0].0, blocks[1].0, blocks[2].0]);
@@ -213,26 +246,41 @@ mod tests {
     }
 
     #[test]
-    fn arrivals_leave_stale_entries_that_cost_nothing() {
+    fn the_window_is_found_first_whatever_was_queued_before_it() {
+        // Thousands of blocks far above the window were queued first; the window's block,
+        // queued last, is still the one picked, and the scan bound is not spent on them.
+        let blocks = chain(5_000);
+        let mut download = Download::new(10_000, 10_000);
+        for (hash, wanted) in blocks[100..].iter() {
+            download.want(*hash, *wanted, 7);
+        }
+        download.want(blocks[0].0, blocks[0].1, 8);
+        let picked = download.pick(1, 10, 16, Height(1), Timestamp(0), |_, _| true);
+        assert_eq!(picked, vec![blocks[0].0]);
+    }
+
+    #[test]
+    fn arrivals_leave_nothing_behind() {
         let blocks = chain(5);
-        let mut download = Download::new(100);
+        let mut download = Download::new(100, 100);
         for (hash, wanted) in &blocks {
-            download.want(*hash, *wanted, false);
+            download.want(*hash, *wanted, 7);
         }
         download.remove(&blocks[0].0);
         download.remove(&blocks[1].0);
         let picked = download.pick(1, 1, 1, Height(10), Timestamp(0), |_, _| true);
         assert_eq!(picked, vec![blocks[2].0]);
         assert_eq!(download.len(), 3);
+        assert_eq!(download.by_height.len(), 3);
     }
 
     #[test]
     fn descendants_go_with_their_ancestor() {
         let blocks = chain(6);
-        let mut download = Download::new(100);
+        let mut download = Download::new(100, 100);
         for (hash, wanted) in blocks.iter().rev() {
             // Queue order does not matter for descendants.
-            download.want(*hash, *wanted, true);
+            download.want(*hash, *wanted, 7);
         }
         download.remove_with_descendants(&blocks[2].0);
         assert_eq!(download.len(), 2);
@@ -240,12 +288,44 @@ mod tests {
     }
 
     #[test]
-    fn bounded() {
-        let blocks = chain(3);
-        let mut download = Download::new(2);
-        assert!(download.want(blocks[0].0, blocks[0].1, false));
-        assert!(download.want(blocks[1].0, blocks[1].1, false));
-        assert!(!download.want(blocks[2].0, blocks[2].1, false));
-        assert!(download.is_full());
+    fn bounded_in_all_and_for_each_peer() {
+        let blocks = chain(5);
+        let mut download = Download::new(4, 2);
+        assert!(download.want(blocks[0].0, blocks[0].1, 7));
+        assert!(download.want(blocks[1].0, blocks[1].1, 7));
+        assert!(
+            !download.want(blocks[2].0, blocks[2].1, 7),
+            "peer 7's share"
+        );
+        assert!(download.is_full_for(7) && !download.is_full_for(8));
+        assert!(download.want(blocks[2].0, blocks[2].1, 8));
+        assert!(download.want(blocks[3].0, blocks[3].1, 8));
+        assert!(
+            !download.want(blocks[4].0, blocks[4].1, 9),
+            "the whole queue"
+        );
+        // A block that arrives frees its peer's share.
+        download.remove(&blocks[0].0);
+        assert!(!download.is_full_for(7));
+    }
+
+    #[test]
+    fn a_peer_that_leaves_takes_what_it_queued_with_it() {
+        let blocks = chain(6);
+        let mut download = Download::new(100, 100);
+        for (hash, wanted) in &blocks[..3] {
+            download.want(*hash, *wanted, 7);
+        }
+        for (hash, wanted) in &blocks[3..] {
+            download.want(*hash, *wanted, 8);
+        }
+        download.forget_queued_by(8);
+        assert_eq!(download.len(), 3);
+        // What builds on the leaver's blocks goes too, whoever queued it.
+        download.want(blocks[3].0, blocks[3].1, 8);
+        download.want(blocks[4].0, blocks[4].1, 9);
+        download.forget_queued_by(8);
+        assert_eq!(download.len(), 3);
+        assert!(!download.queued_by.contains_key(&8) && !download.queued_by.contains_key(&9));
     }
 }

@@ -4,15 +4,19 @@
 //! locator; headers that link and carry proof of work (the exact expected target when the
 //! parent is known) queue their blocks ([`download`]), which are requested in batches from
 //! every peer that has them, a bounded number in flight per peer and within a window above
-//! the tip. A new tip announced by a peer jumps the queue. It also answers peers' requests
-//! for headers and blocks from the chain ([`serve`]).
+//! the tip, the lowest first. It also answers peers' requests for headers and blocks from
+//! the chain ([`serve`]).
 //!
 //! - **One header sync runs at a time, and at most one headers request per peer is
 //!   outstanding**; a peer that lets it time out is disconnected (not banned).
 //! - **A block is only accepted from a peer it was asked of** (or asked and given up on:
 //!   late is not abuse); a peer that lets a block request time out is dropped, and never
 //!   asked for that block again.
-//! - **Every header queued has passed its checks** and builds on a valid block.
+//! - **Every header queued has passed its checks** and builds on a valid block: its target
+//!   is the one the rules give it after its parent, whether the parent's block is held or
+//!   only its header queued, so queued headers are no cheaper to fake than blocks.
+//! - **What a peer queued is charged to it** (at most `download_queue_per_peer_max`) and goes
+//!   when it does.
 //!
 //! The blocks themselves are imported by the dispatcher (`Node`), which chains the tip
 //! change through the mempool, relay and mining.
@@ -23,13 +27,14 @@ pub(crate) mod serve;
 use std::collections::BTreeMap;
 
 use powchain_chain::store::BlockStatus;
-use powchain_chain::{BlockHash, Chain, Header, Height, Store, Timestamp, Work};
+use powchain_chain::tree::expected_target_after;
+use powchain_chain::{BlockHash, Chain, Header, Height, Store, Target, Timestamp, Work};
 
 use crate::message::{
     BLOCKS_PER_MESSAGE_MAX, HEADERS_PER_MESSAGE_MAX, LOCATOR_HASHES_MAX, Message, TipSummary,
 };
 use crate::node::config::NodeConfig;
-use crate::node::outbox::{CachedDeadline, Event, Outbox};
+use crate::node::outbox::{Event, Instants, Outbox};
 use crate::peer::{BoundedSet, DisconnectReason, HeaderFault, PeerId, Unasked};
 use download::{Download, Wanted};
 
@@ -98,8 +103,10 @@ pub(crate) struct Sync {
     header_sync: Option<PeerId>,
     /// When progress was last reported, and the height then.
     progress: (Timestamp, Height),
-    /// `next_deadline`'s answer until the next change.
-    deadline: CachedDeadline,
+    /// When each outstanding headers request and block request was sent (every peer's
+    /// `headers_requested` and `in_flight` times), so the next timeout is one lookup.
+    headers_asked: Instants,
+    blocks_asked: Instants,
     limits: Limits,
 }
 
@@ -119,10 +126,14 @@ impl Sync {
     pub fn new(config: &NodeConfig) -> Sync {
         Sync {
             peers: BTreeMap::new(),
-            download: Download::new(config.download_queue_max),
+            download: Download::new(
+                config.download_queue_max,
+                config.download_queue_per_peer_max,
+            ),
             header_sync: None,
             progress: (Timestamp(0), Height(0)),
-            deadline: CachedDeadline::default(),
+            headers_asked: Instants::default(),
+            blocks_asked: Instants::default(),
             limits: Limits {
                 blocks_in_flight_per_peer_max: config.blocks_in_flight_per_peer_max,
                 download_window_blocks: config.download_window_blocks,
@@ -142,7 +153,6 @@ impl Sync {
 
     /// A peer finished its handshake with this tip.
     pub fn peer_ready(&mut self, peer: PeerId, tip: TipSummary) {
-        self.deadline.forget();
         self.peers.insert(
             peer,
             SyncPeer {
@@ -157,17 +167,21 @@ impl Sync {
 
     /// A peer is gone: what it was fetching for us goes back to the queue.
     pub fn peer_gone(&mut self, peer: PeerId) {
-        self.deadline.forget();
         if let Some(state) = self.peers.remove(&peer) {
-            for hash in state.in_flight.keys() {
+            for (hash, asked) in &state.in_flight {
+                self.blocks_asked.remove(*asked);
                 if self.download.requested_from(hash) == Some(peer) {
                     self.download.release(hash);
                 }
+            }
+            if let Some(asked) = state.headers_requested {
+                self.headers_asked.remove(asked);
             }
         }
         if self.header_sync == Some(peer) {
             self.header_sync = None;
         }
+        self.download.forget_queued_by(peer);
     }
 
     /// The best tip `peer` has told us about.
@@ -201,7 +215,6 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        self.deadline.forget();
         if tip.work <= chain.tip().chain_work
             || self.header_sync.is_some()
             || chain.tree().get(&tip.hash).is_some()
@@ -222,7 +235,6 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        self.deadline.forget();
         let locator = serve::locator(chain);
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
@@ -231,6 +243,7 @@ impl Sync {
             return;
         }
         state.headers_requested = Some(now);
+        self.headers_asked.add(now);
         self.header_sync = Some(peer);
         let mut hashes = Vec::with_capacity(LOCATOR_HASHES_MAX);
         hashes.extend(from);
@@ -250,13 +263,13 @@ impl Sync {
         out: &mut Outbox,
         mut known: impl FnMut(BlockHash),
     ) -> Result<HeadersTaken, Refusal> {
-        self.deadline.forget();
         let Some(state) = self.peers.get_mut(&peer) else {
             return Ok(HeadersTaken::AskedAgain);
         };
-        if state.headers_requested.take().is_none() {
+        let Some(asked) = state.headers_requested.take() else {
             return Err(Refusal::Unasked(Unasked::Headers));
-        }
+        };
+        self.headers_asked.remove(asked);
         if self.header_sync == Some(peer) {
             self.header_sync = None;
         }
@@ -289,13 +302,14 @@ impl Sync {
                 self.request_headers(peer, None, chain, now, out);
                 return Ok(HeadersTaken::AskedAgain);
             };
-            check_header(chain, &header, parent_height).map_err(Refusal::Headers)?;
+            check_header(chain, &self.download, &header, parent_height)
+                .map_err(Refusal::Headers)?;
             let Some(chain_work) = self.work_after(chain, &header.prev_hash, &header) else {
                 return Err(Refusal::Headers(HeaderFault::BuildsOnInvalid));
             };
             if !self
                 .download
-                .want(hash, Wanted { header, chain_work }, false)
+                .want(hash, Wanted { header, chain_work }, peer)
             {
                 break;
             }
@@ -304,7 +318,7 @@ impl Sync {
             state.unconnected_headers = 0;
         }
         if let (true, Some(last)) = (full, last)
-            && !self.download.is_full()
+            && !self.download.is_full_for(peer)
         {
             self.request_headers(peer, Some(last), chain, now, out);
         }
@@ -321,7 +335,6 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Result<bool, Refusal> {
-        self.deadline.forget();
         let hash = header.hash();
         if chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
             return Ok(false);
@@ -333,7 +346,7 @@ impl Sync {
             }
             return Ok(false);
         };
-        check_header(chain, &header, parent_height).map_err(Refusal::Headers)?;
+        check_header(chain, &self.download, &header, parent_height).map_err(Refusal::Headers)?;
         let Some(chain_work) = self.work_after(chain, &header.prev_hash, &header) else {
             return Ok(false);
         };
@@ -351,17 +364,17 @@ impl Sync {
         // A fresh tip goes first: it is what propagation waits for.
         Ok(self
             .download
-            .want(hash, Wanted { header, chain_work }, true))
+            .want(hash, Wanted { header, chain_work }, peer))
     }
 
     /// The peer lacks blocks we asked it for: ask someone else, never it again. Returns
     /// whether any request was released (time to schedule downloads).
     pub fn not_found(&mut self, peer: PeerId, hashes: &[BlockHash]) -> bool {
-        self.deadline.forget();
         let mut released = false;
         if let Some(state) = self.peers.get_mut(&peer) {
             for hash in hashes {
-                if state.in_flight.remove(hash).is_some() {
+                if let Some(asked) = state.in_flight.remove(hash) {
+                    self.blocks_asked.remove(asked);
                     state.avoid.insert(*hash);
                     if self.download.requested_from(hash) == Some(peer) {
                         self.download.release(hash);
@@ -376,9 +389,12 @@ impl Sync {
     /// A block `hash` arrived from `peer`: whether it was asked of it (or asked and given up
     /// on); `None` when the peer is not known here. It leaves the queue either way.
     pub fn block_arrived(&mut self, peer: PeerId, hash: &BlockHash) -> Option<bool> {
-        self.deadline.forget();
         let state = self.peers.get_mut(&peer)?;
-        let asked = state.in_flight.remove(hash).is_some() || state.avoid.contains(hash);
+        let in_flight = state.in_flight.remove(hash);
+        if let Some(at) = in_flight {
+            self.blocks_asked.remove(at);
+        }
+        let asked = in_flight.is_some() || state.avoid.contains(hash);
         if asked {
             self.download.remove(hash);
         }
@@ -387,7 +403,6 @@ impl Sync {
 
     /// A block failed validation: it and everything queued on it are no longer wanted.
     pub fn block_invalid(&mut self, hash: &BlockHash) {
-        self.deadline.forget();
         self.download.remove_with_descendants(hash);
     }
 
@@ -401,7 +416,6 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        self.deadline.forget();
         if !self.download.contains(missing) && self.header_sync.is_none() {
             self.request_headers(peer, None, chain, now, out);
         }
@@ -452,9 +466,11 @@ impl Sync {
                 continue;
             }
             for hash in &batch {
-                state.in_flight.insert(*hash, now);
+                if let Some(before) = state.in_flight.insert(*hash, now) {
+                    self.blocks_asked.remove(before);
+                }
+                self.blocks_asked.add(now);
             }
-            self.deadline.forget();
             out.send(*peer, Message::GetBlocks(batch));
         }
     }
@@ -482,20 +498,36 @@ impl Sync {
             return Overdue::Nothing;
         }
         for hash in &late {
-            state.in_flight.remove(hash);
+            if let Some(asked) = state.in_flight.remove(hash) {
+                self.blocks_asked.remove(asked);
+            }
             state.avoid.insert(*hash);
         }
-        self.deadline.forget();
         Overdue::Blocks(late)
     }
 
     /// When the next headers or block request times out, or progress is next reported.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.deadline.get_or(|| self.compute_deadline())
+        let limits = self.limits;
+        let headers = self
+            .headers_asked
+            .earliest()
+            .map(|asked| asked.saturating_add_ms(limits.headers_timeout_ms + 1));
+        let blocks = self
+            .blocks_asked
+            .earliest()
+            .map(|asked| asked.saturating_add_ms(limits.block_request_timeout_ms + 1));
+        let progress = (self.download.len() > 0).then(|| {
+            self.progress
+                .0
+                .saturating_add_ms(limits.progress_interval_ms)
+        });
+        [headers, blocks, progress].into_iter().flatten().min()
     }
 
-    /// [`Self::next_deadline`], computed afresh.
-    fn compute_deadline(&self) -> Option<Timestamp> {
+    /// [`Sync::next_deadline`] the long way, from every peer's requests.
+    #[cfg(test)]
+    fn next_deadline_by_walking(&self) -> Option<Timestamp> {
         let limits = self.limits;
         let requests = self.peers.values().flat_map(|state| {
             let headers = state
@@ -518,7 +550,6 @@ impl Sync {
 
     /// Puts blocks `peer` was fetching back in the queue for others.
     pub fn release(&mut self, peer: PeerId, hashes: &[BlockHash]) {
-        self.deadline.forget();
         for hash in hashes {
             if self.download.requested_from(hash) == Some(peer) {
                 self.download.release(hash);
@@ -546,7 +577,6 @@ impl Sync {
         let height = chain.tip().height;
         let blocks = height.0.saturating_sub(from.0);
         self.progress = (now, height);
-        self.deadline.forget();
         out.event(Event::SyncProgress {
             height,
             remaining: self.download.len(),
@@ -580,34 +610,54 @@ impl Sync {
 }
 
 /// The checks a header gets before its block is wanted: a height one above its parent, the
-/// target the chain demands (exactly, when the parent is in the tree; otherwise no easier
-/// than the chain allows), and proof of work against it.
+/// target the rules give it from its parent's chain (exactly, whether the parent's block is
+/// in the tree or its header only queued: a queued parent is no cheaper to build on), and
+/// proof of work against it.
 fn check_header<S: Store>(
     chain: &Chain<S>,
+    download: &Download,
     header: &Header,
     parent_height: Height,
 ) -> Result<(), HeaderFault> {
-    let spec = chain.spec();
     if parent_height.next() != Some(header.height) {
         return Err(HeaderFault::WrongHeight(header.hash()));
     }
-    if chain.tree().get(&header.prev_hash).is_some() {
-        let expected = chain.tree().expected_target(&header.prev_hash, spec);
-        if header.target != expected {
-            return Err(HeaderFault::WrongTarget(header.hash()));
-        }
-    } else {
-        let easiest = spec
-            .retarget
-            .map_or(spec.genesis_target(), |rule| rule.easiest.target());
-        if header.target > easiest {
-            return Err(HeaderFault::TooEasy(header.hash()));
-        }
+    if header.target != expected_target(chain, download, &header.prev_hash) {
+        return Err(HeaderFault::WrongTarget(header.hash()));
     }
     if !header.meets_own_target() {
         return Err(HeaderFault::NoProofOfWork(header.hash()));
     }
     Ok(())
+}
+
+/// The target a child of `parent` must have, its ancestors found among the queued headers
+/// first and then in the block tree.
+fn expected_target<S: Store>(chain: &Chain<S>, download: &Download, parent: &BlockHash) -> Target {
+    let spec = chain.spec();
+    let Some(queued) = download.get(parent) else {
+        return chain.tree().expected_target(parent, spec);
+    };
+    expected_target_after(&queued.header, spec, |height| {
+        // Down the queued headers to the tree, at most one retarget window.
+        let mut cursor = queued.header;
+        loop {
+            if cursor.height == height {
+                return Some(cursor.time);
+            }
+            if cursor.height < height {
+                return None;
+            }
+            match download.get(&cursor.prev_hash) {
+                Some(wanted) => cursor = wanted.header,
+                None => {
+                    let tree = chain.tree();
+                    let ancestor = tree.ancestor(&cursor.prev_hash, height)?;
+                    return tree.get(&ancestor).map(|entry| entry.header.time);
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -681,6 +731,122 @@ mod tests {
             sync.headers_received(1, Vec::new(), &chain, Timestamp(12), &mut out, |_| {}),
             Ok(HeadersTaken::Queued)
         );
+    }
+
+    #[test]
+    fn the_next_timeout_is_the_earliest_request_of_any_peer() {
+        let chain = chain();
+        let config = NodeConfig::new(1);
+        let mut sync = Sync::new(&config);
+        let mut out = Outbox::default();
+        let agrees = |sync: &Sync| {
+            assert_eq!(sync.next_deadline(), sync.next_deadline_by_walking());
+            sync.next_deadline()
+        };
+        sync.peer_ready(1, tip_with_work(u128::MAX));
+        sync.peer_ready(2, tip_with_work(u128::MAX));
+        assert_eq!(agrees(&sync), None);
+        let mut parent = ChainSpec::dev().genesis_block().header;
+        let mut hashes = Vec::new();
+        for height in 1..=40 {
+            let mut header = parent;
+            header.prev_hash = parent.hash();
+            header.height = Height(height);
+            parent = header;
+            let wanted = Wanted {
+                header,
+                chain_work: Work(u128::from(height)),
+            };
+            assert!(sync.download.want(header.hash(), wanted, 1));
+            hashes.push(header.hash());
+        }
+        sync.schedule(&chain, Timestamp(100), &mut out, |_, _| true);
+        agrees(&sync);
+        sync.request_headers(2, None, &chain, Timestamp(200), &mut out);
+        agrees(&sync);
+        assert_eq!(sync.block_arrived(1, &hashes[0]), Some(true));
+        agrees(&sync);
+        let from_two: Vec<BlockHash> = sync.peers[&2].in_flight.keys().copied().collect();
+        sync.not_found(2, &from_two);
+        agrees(&sync);
+        let late = Timestamp(100 + config.block_request_timeout_ms + 1);
+        assert!(matches!(sync.overdue(1, late), Overdue::Blocks(_)));
+        sync.schedule(&chain, late, &mut out, |_, _| true);
+        agrees(&sync);
+        sync.peer_gone(1);
+        agrees(&sync);
+        sync.peer_gone(2);
+        assert_eq!(
+            agrees(&sync),
+            None,
+            "no request left, and the queue went with peer 1, who queued it"
+        );
+    }
+
+    /// Headers on a queued parent are held to the target the rules give them, as headers on
+    /// a block in the tree are: before, only "no easier than the easiest" was asked of them,
+    /// so after one real header a peer could queue thousands at the easiest target.
+    #[test]
+    fn a_header_on_a_queued_parent_needs_the_target_the_rules_give_it() {
+        let mut spec = ChainSpec::dev();
+        spec.difficulty_bits = powchain_chain::DifficultyBits::new(10).unwrap();
+        if let Some(rule) = &mut spec.retarget {
+            rule.easiest = powchain_chain::DifficultyBits::new(2).unwrap();
+        }
+        let chain = Chain::open(spec.clone(), MemStore::new(), Default::default()).unwrap();
+        let mine = |mut header: Header| {
+            header.nonce = 0;
+            while !header.meets_own_target() {
+                header.nonce += 1;
+            }
+            header
+        };
+        let genesis = spec.genesis_block().header;
+        let mut first = genesis;
+        first.prev_hash = genesis.hash();
+        first.height = Height(1);
+        first.time = genesis.time.saturating_add_ms(2_000);
+        let first = mine(first);
+        let mut cheap = first;
+        cheap.prev_hash = first.hash();
+        cheap.height = Height(2);
+        cheap.time = first.time.saturating_add_ms(2_000);
+        cheap.target = spec.retarget.unwrap().easiest.target();
+        let cheap = mine(cheap);
+        assert!(cheap.target > first.target, "the test's header is cheaper");
+
+        let mut sync = Sync::new(&NodeConfig::new(1));
+        let mut out = Outbox::default();
+        sync.peer_ready(1, tip_with_work(u128::MAX));
+        sync.request_headers(1, None, &chain, Timestamp(0), &mut out);
+        assert_eq!(
+            sync.headers_received(
+                1,
+                vec![first, cheap],
+                &chain,
+                Timestamp(1),
+                &mut out,
+                |_| {}
+            ),
+            Err(Refusal::Headers(HeaderFault::WrongTarget(cheap.hash())))
+        );
+        // The honest continuation, at the parent's own target, is taken.
+        let mut honest = cheap;
+        honest.target = first.target;
+        let honest = mine(honest);
+        sync.request_headers(1, None, &chain, Timestamp(2), &mut out);
+        assert_eq!(
+            sync.headers_received(
+                1,
+                vec![first, honest],
+                &chain,
+                Timestamp(3),
+                &mut out,
+                |_| {}
+            ),
+            Ok(HeadersTaken::Queued)
+        );
+        assert_eq!(sync.queue_len(), 2);
     }
 
     #[test]
