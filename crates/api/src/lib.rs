@@ -13,7 +13,8 @@
 //! (`views.rs`). The routes are listed in `docs/api.md` and in [`ROUTES`].
 //!
 //! Reads are open, like Bitcoin Core's cookie scheme assumes: the server binds loopback unless
-//! told otherwise. Anything that changes the node (submit, mine, automine, connect,
+//! told otherwise, and [`serve`] bounds what clients may hold (connections, slow headers)
+//! and, on loopback, answers only requests addressed to loopback. Anything that changes the node (submit, mine, automine, connect,
 //! disconnect) needs the token the node wrote to its cookie file at start.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ mod error;
 mod explorer;
 mod metrics;
 mod routes;
+mod serve;
 mod views;
 
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use tokio::sync::broadcast;
 
 pub use error::ApiError;
 pub use routes::{ROUTES, router};
+pub use serve::{Limits, serve};
 pub use views::{AccountView, BlockView, ForkBlock, ForksView, PeerView, StatusView, TxView};
 
 /// The largest request body accepted, in bytes (a signed transfer is well under 1 KiB).

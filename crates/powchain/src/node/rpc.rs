@@ -116,11 +116,11 @@ impl Rpc {
             events: events.clone(),
         };
         let router = powchain_api::router(state);
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!("the API server stopped: {error}");
-            }
-        });
+        let task = tokio::spawn(powchain_api::serve(
+            listener,
+            router,
+            powchain_api::Limits::default(),
+        ));
         Ok(Some(Rpc {
             address,
             cookie,

@@ -134,19 +134,24 @@ impl Download {
     }
 
     /// `peer` is gone: the blocks charged to it (and what builds on them) are no longer
-    /// wanted. Headers of a chain others have come again from them.
+    /// wanted, unless someone is fetching them already (the request runs its course, so a
+    /// block asked for is never asked for twice). Headers of a chain others have come again
+    /// from them.
     pub fn forget_queued_by(&mut self, peer: PeerId) {
         if !self.queued_by.contains_key(&peer) {
             return;
         }
-        let theirs: Vec<BlockHash> = self
+        let mut stack: Vec<BlockHash> = self
             .wanted
             .iter()
             .filter(|(_, entry)| entry.queued_by == peer)
             .map(|(hash, _)| *hash)
             .collect();
-        for hash in theirs {
-            self.remove_with_descendants(&hash);
+        while let Some(hash) = stack.pop() {
+            stack.extend(self.children.get(&hash).into_iter().flatten().copied());
+            if !self.requested.contains_key(&hash) {
+                self.remove(&hash);
+            }
         }
     }
 
@@ -327,5 +332,13 @@ mod tests {
         download.forget_queued_by(8);
         assert_eq!(download.len(), 3);
         assert!(!download.queued_by.contains_key(&8) && !download.queued_by.contains_key(&9));
+        // A block being fetched stays until its request ends.
+        download.want(blocks[3].0, blocks[3].1, 8);
+        assert_eq!(
+            download.pick(1, 1, 10, Height(10), Timestamp(0), |h, _| *h == blocks[3].0),
+            vec![blocks[3].0]
+        );
+        download.forget_queued_by(8);
+        assert!(download.contains(&blocks[3].0));
     }
 }

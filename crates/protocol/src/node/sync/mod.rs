@@ -451,7 +451,7 @@ impl Sync {
                 continue;
             }
             let peer_work = state.tip.work;
-            let avoid = &state.avoid;
+            let (avoid, in_flight) = (&state.avoid, &state.in_flight);
             let batch = self.download.pick(
                 *peer,
                 room,
@@ -459,7 +459,10 @@ impl Sync {
                 height_max,
                 now,
                 |hash, wanted| {
-                    !avoid.contains(hash) && (wanted.chain_work <= peer_work || knows(*peer, hash))
+                    // Never asked of the same peer twice: its second copy would be unasked.
+                    !avoid.contains(hash)
+                        && !in_flight.contains_key(hash)
+                        && (wanted.chain_work <= peer_work || knows(*peer, hash))
                 },
             );
             if batch.is_empty() {
@@ -776,11 +779,9 @@ mod tests {
         sync.peer_gone(1);
         agrees(&sync);
         sync.peer_gone(2);
-        assert_eq!(
-            agrees(&sync),
-            None,
-            "no request left, and the queue went with peer 1, who queued it"
-        );
+        // No request is left. Peer 1's blocks went with it, but those being fetched from
+        // peer 2 then stayed; they are still wanted, so progress is still reported.
+        assert_eq!(agrees(&sync), Some(Timestamp(config.progress_interval_ms)),);
     }
 
     /// Headers on a queued parent are held to the target the rules give them, as headers on
