@@ -14,8 +14,9 @@
 //!
 //! Reads are open, like Bitcoin Core's cookie scheme assumes: the server binds loopback unless
 //! told otherwise, and [`serve`] bounds what clients may hold (connections, slow headers)
-//! and, on loopback, answers only requests addressed to loopback. Anything that changes the node (submit, mine, automine, connect,
-//! disconnect) needs the token the node wrote to its cookie file at start.
+//! and, on loopback, answers only requests addressed to loopback. Anything that changes the
+//! node (submit, mine, automine, connect, disconnect) needs the token the node wrote to its
+//! cookie file at start.
 
 #![forbid(unsafe_code)]
 

@@ -776,24 +776,24 @@ fn spawn_connection(
     flow: Flow,
 ) -> (Connection, JoinHandle<()>) {
     let (outgoing, queue) = mpsc::channel(queue_max.max(1));
-    let queued = Arc::new(flow);
+    let flow = Arc::new(flow);
     let (reader, writer) = match stream {
         Stream::Tcp(stream) => {
             let (read, write) = stream.into_split();
-            spawn_halves(peer, read, write, inputs, queue, &queued)
+            spawn_halves(peer, read, write, inputs, queue, &flow)
         }
         Stream::Unix(stream) => {
             let (read, write) = stream.into_split();
-            spawn_halves(peer, read, write, inputs, queue, &queued)
+            spawn_halves(peer, read, write, inputs, queue, &flow)
         }
         Stream::Memory(stream) => {
             let (read, write) = tokio::io::split(stream);
-            spawn_halves(peer, read, write, inputs, queue, &queued)
+            spawn_halves(peer, read, write, inputs, queue, &flow)
         }
     };
     let connection = Connection {
         outgoing,
-        flow: queued,
+        flow,
         reader,
         writer: writer.abort_handle(),
     };

@@ -80,15 +80,15 @@ impl Connection {
 /// sending faster than the rate runs out.
 #[derive(Debug)]
 struct MessageBudget {
-    /// Thousandths of a message left; `None` until first counted (it starts full).
-    milli: Option<u64>,
+    /// Thousandths of a message left (more than the capacity means full: it starts so).
+    milli: u64,
     last: Timestamp,
 }
 
 impl MessageBudget {
     fn full(now: Timestamp) -> MessageBudget {
         MessageBudget {
-            milli: None,
+            milli: u64::MAX,
             last: now,
         }
     }
@@ -100,14 +100,12 @@ impl MessageBudget {
             .saturating_mul(1_000);
         let refill = now.ms_since(self.last).saturating_mul(rate);
         self.last = self.last.max(now);
-        let left = self
-            .milli
-            .map_or(capacity, |milli| milli.saturating_add(refill).min(capacity));
+        let left = self.milli.saturating_add(refill).min(capacity);
         let (left, allowed) = match left.checked_sub(1_000) {
             Some(after) => (after, true),
             None => (left, false),
         };
-        self.milli = Some(left);
+        self.milli = left;
         allowed
     }
 }

@@ -47,7 +47,7 @@ fn deadline(pings: &Pings, interval_ms: u64, timeout_ms: u64) -> Timestamp {
 #[derive(Debug)]
 pub(crate) struct Pinger {
     peers: BTreeMap<PeerId, Pings>,
-    /// Every peer's deadline ([`Pinger::deadline_of`]), so the earliest is one lookup.
+    /// Every peer's deadline (see [`deadline`]), so the earliest is one lookup.
     deadlines: Instants,
     ping_interval_ms: u64,
     ping_timeout_ms: u64,
@@ -70,20 +70,28 @@ impl Pinger {
             last_ping: connected_at,
             rtt_ms: None,
         };
-        self.deadlines.add(self.deadline_of(&pings));
+        self.deadlines.add(deadline(
+            &pings,
+            self.ping_interval_ms,
+            self.ping_timeout_ms,
+        ));
         if let Some(before) = self.peers.insert(peer, pings) {
-            self.deadlines.remove(self.deadline_of(&before));
+            self.deadlines.remove(deadline(
+                &before,
+                self.ping_interval_ms,
+                self.ping_timeout_ms,
+            ));
         }
     }
 
     pub fn peer_gone(&mut self, peer: PeerId) {
         if let Some(pings) = self.peers.remove(&peer) {
-            self.deadlines.remove(self.deadline_of(&pings));
+            self.deadlines.remove(deadline(
+                &pings,
+                self.ping_interval_ms,
+                self.ping_timeout_ms,
+            ));
         }
-    }
-
-    fn deadline_of(&self, pings: &Pings) -> Timestamp {
-        deadline(pings, self.ping_interval_ms, self.ping_timeout_ms)
     }
 
     /// Whether `peer` needs a ping or has timed out at `now`.
