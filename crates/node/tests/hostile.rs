@@ -18,7 +18,9 @@ use powchain_chain::{
 use powchain_node::driver::{self, DriverConfig, Handle, now};
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
-use powchain_protocol::{Command, DisconnectReason, Event, Node, NodeConfig, Unasked, Violation};
+use powchain_protocol::{
+    Command, DisconnectReason, Event, HeaderFault, Node, NodeConfig, Unasked, Violation,
+};
 use powchain_testkit::{eventually, spec_with_dev_accounts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -155,7 +157,11 @@ struct Hostile {
 
 impl Hostile {
     async fn connect(scene: &Scene) -> Hostile {
-        let stream = TcpStream::connect(&scene.node.address).await.unwrap();
+        Hostile::connect_to(&scene.node).await
+    }
+
+    async fn connect_to(node: &TestNode) -> Hostile {
+        let stream = TcpStream::connect(&node.address).await.unwrap();
         let key = stream.local_addr().unwrap().to_string();
         Hostile {
             stream,
@@ -1060,6 +1066,103 @@ async fn outcome_allowing_block_one(
     assert!(banned, "banned after {said}");
     println!("the node said: {said}; banned: {banned}");
     said
+}
+
+// ---- the cases: header sync ----------------------------------------------------------------
+
+/// How long a fresh node takes to sync `blocks` from an honest peer that dials it, with
+/// `attack` started on the fresh node first (it returns the attacker's key).
+async fn fresh_node_syncs(
+    blocks: &[Block],
+    attack: impl AsyncFnOnce(&TestNode) -> Option<String>,
+) -> (Duration, TestNode, Option<String>) {
+    let victim = start(NODE_ID, &[]).await;
+    let attacker = attack(&victim).await;
+    let started = tokio::time::Instant::now();
+    let _honest = start_on(7, &[&victim.address], blocks, |_| {}).await;
+    let target = blocks.last().unwrap().hash();
+    eventually(
+        "the fresh node to sync from the honest peer",
+        DEADLINE,
+        || async {
+            victim
+                .handle
+                .inspect(|n| n.chain().tip().hash)
+                .await
+                .unwrap()
+                == target
+        },
+    )
+    .await;
+    (started.elapsed(), victim, attacker)
+}
+
+/// The liar of issue 16: it claims a huge tip in its hello, takes the header-sync slot,
+/// answers each request just before the timeout with "no headers", and claims again at
+/// once in an unsolicited pong. Before, the slot went back to it every time and a fresh node
+/// never synced from its honest peer. Now a claim its headers do not back is misbehaviour,
+/// and the slot goes to the next candidate at once. A control run without the liar beside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liar_holding_the_header_sync_slot() {
+    let blocks = chain_with(vec![Vec::new(); 60], |_| {});
+    let claim = TipSummary {
+        hash: BlockHash::ZERO,
+        height: Height(1_000_000),
+        work: Work(u128::MAX / 2),
+    };
+    let (control, _, _) = fresh_node_syncs(&blocks, async |_| None).await;
+    let (attacked, mut victim, key) = fresh_node_syncs(&blocks, async |victim| {
+        let mut liar = Hostile::connect_to(victim).await;
+        liar.hello(|h| h.tip = claim).await;
+        // The slot is the liar's before the honest peer connects.
+        while !matches!(
+            liar.receive().await,
+            Some(Message::GetHeaders { .. }) | None
+        ) {}
+        let key = liar.key.clone();
+        tokio::spawn(async move {
+            let mut asked = true;
+            loop {
+                if asked {
+                    // The attack's own delay: just inside the 900 ms headers timeout.
+                    tokio::time::sleep(Duration::from_millis(800)).await;
+                    liar.send(&Message::Headers(Vec::new())).await;
+                    let pong = Message::Pong {
+                        nonce: 0,
+                        tip: claim,
+                    };
+                    liar.send(&pong).await;
+                }
+                asked = match liar.receive().await {
+                    Some(Message::GetHeaders { .. }) => true,
+                    Some(Message::Ping { nonce }) => {
+                        liar.send(&Message::Pong { nonce, tip: claim }).await;
+                        false
+                    }
+                    Some(_) => false,
+                    None => return,
+                };
+            }
+        });
+        Some(key)
+    })
+    .await;
+    println!("synced 60 blocks in {control:?} without the liar, {attacked:?} with it");
+    let key = key.unwrap();
+    let said = gone_reason(&mut victim, &key).await;
+    assert!(
+        matches!(
+            said,
+            DisconnectReason::InvalidHeaders(HeaderFault::UnbackedClaim { .. })
+        ),
+        "{said:?}"
+    );
+    let banned = victim
+        .handle
+        .inspect(move |node| node.is_banned(&key, now()))
+        .await
+        .unwrap();
+    assert!(banned, "the liar is refused afterwards");
 }
 
 /// Why the node dropped the connection from `key`.

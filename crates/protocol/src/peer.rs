@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::Hash;
 
 use powchain_chain::hashing::HashSet;
-use powchain_chain::{BlockHash, ImportError, TxError};
+use powchain_chain::{BlockHash, ImportError, TxError, Work};
 
 use crate::message::MessageError;
 
@@ -60,6 +60,8 @@ pub enum DisconnectReason {
     PingTimeout,
     /// Block requests to the peer kept timing out.
     Stalled,
+    /// The peer did not answer a headers request in time.
+    HeadersStalled,
     /// Too many inbound connections.
     TooManyInbound,
     /// The peer is refused for misbehaving earlier.
@@ -132,6 +134,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::HandshakeTimeout => f.write_str("no handshake in time"),
             DisconnectReason::PingTimeout => f.write_str("no answer to ping in time"),
             DisconnectReason::Stalled => f.write_str("block requests keep timing out"),
+            DisconnectReason::HeadersStalled => f.write_str("no headers in time"),
             DisconnectReason::TooManyInbound => f.write_str("too many inbound connections"),
             DisconnectReason::Banned => f.write_str("refused for earlier misbehaviour"),
             DisconnectReason::BadMessage(why) => write!(f, "bad message: {why}"),
@@ -217,6 +220,15 @@ pub enum HeaderFault {
     WrongTarget(BlockHash),
     /// This header's hash does not meet its target.
     NoProofOfWork(BlockHash),
+    /// The peer claimed a tip with this much chain work, then said it had no more headers
+    /// than the ones that show `shown`: a claim only an attacker makes, to hold the
+    /// header-sync slot.
+    UnbackedClaim {
+        /// The chain work it claimed.
+        claimed: Work,
+        /// The most chain work its headers showed.
+        shown: Work,
+    },
 }
 
 impl fmt::Display for HeaderFault {
@@ -234,6 +246,11 @@ impl fmt::Display for HeaderFault {
             HeaderFault::NoProofOfWork(hash) => {
                 write!(f, "header {} lacks proof of work", hash.short(16))
             }
+            HeaderFault::UnbackedClaim { claimed, shown } => write!(
+                f,
+                "claimed chain work {} but its headers end at {}",
+                claimed.0, shown.0
+            ),
         }
     }
 }

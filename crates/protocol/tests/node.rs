@@ -685,7 +685,7 @@ fn a_peer_that_never_answers_headers_is_dropped_and_sync_goes_on() {
         net.advance(1_000);
     }
     assert_eq!(net.tip(0), net.tip(1), "node 0 synced from the honest peer");
-    assert!(net.peer_gone(0).contains(&DisconnectReason::Stalled));
+    assert!(net.peer_gone(0).contains(&DisconnectReason::HeadersStalled));
     assert!(!net.nodes[0].is_banned("host-1", net.now));
 }
 

@@ -75,8 +75,7 @@ impl<S: Store> Node<S> {
             Message::Pong { nonce, tip } => {
                 self.liveness.pong(peer, nonce, now);
                 self.sync.set_tip(peer, tip);
-                self.sync
-                    .maybe_sync_headers(peer, tip, &self.chain, now, &mut self.out);
+                self.sync.start_header_sync(&self.chain, now, &mut self.out);
             }
             Message::EchoRequest { message } => {
                 self.out.event(Event::EchoRequested {
@@ -121,8 +120,10 @@ impl<S: Store> Node<S> {
                 match taken {
                     Ok(HeadersTaken::Queued) => self.schedule_downloads(now),
                     Ok(HeadersTaken::AskedAgain) => {}
-                    Err(refusal) => self.disconnect(peer, refusal.into(), now),
+                    Err(refusal) => return self.disconnect(peer, refusal.into(), now),
                 }
+                // The answer may have ended the sync: the next candidate's turn.
+                self.sync.start_header_sync(&self.chain, now, &mut self.out);
             }
             Message::GetBlocks(hashes) => self.on_get_blocks(peer, &hashes),
             Message::Blocks(blocks) => self.on_blocks(peer, blocks, now),
@@ -185,8 +186,7 @@ impl<S: Store> Node<S> {
         self.sync.peer_ready(peer, tip);
         self.inventory.peer_ready(peer);
         self.inventory.know_block(peer, tip.hash);
-        self.sync
-            .maybe_sync_headers(peer, tip, &self.chain, now, &mut self.out);
+        self.sync.start_header_sync(&self.chain, now, &mut self.out);
     }
 
     pub(super) fn on_get_addresses(&mut self, peer: PeerId) {

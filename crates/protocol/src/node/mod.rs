@@ -336,6 +336,8 @@ impl<S: Store> Node<S> {
         self.liveness.peer_gone(peer);
         self.inventory.peer_gone(peer);
         self.sync.peer_gone(peer);
+        // If it held the header-sync slot, the next candidate's turn.
+        self.sync.start_header_sync(&self.chain, now, &mut self.out);
         self.schedule_downloads(now);
     }
 }

@@ -100,7 +100,7 @@ impl<S: Store> Node<S> {
                 Liveness::Fine => {}
             }
             match self.sync.overdue(id, now) {
-                Overdue::Headers => expired.push((id, DisconnectReason::Stalled)),
+                Overdue::Headers => expired.push((id, DisconnectReason::HeadersStalled)),
                 Overdue::Blocks(late) => stale_requests.push((id, late)),
                 Overdue::Nothing => {}
             }

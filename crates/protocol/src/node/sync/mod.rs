@@ -8,7 +8,14 @@
 //! the chain ([`serve`]).
 //!
 //! - **One header sync runs at a time, and at most one headers request per peer is
-//!   outstanding**; a peer that lets it time out is disconnected (not banned).
+//!   outstanding**; a peer that lets it time out is disconnected (not banned), and the slot
+//!   goes at once to the next candidate.
+//! - **A claim of work only makes a peer a candidate.** Candidates are the peers whose
+//!   claimed tip we lack and that claim more work than ours (or that told of a block whose
+//!   parent we lack); the slot goes to the one whose headers have shown the most work so
+//!   far, never to the biggest claim. A peer that says it has no more headers while its
+//!   headers show less work than it claimed is banned: in-order delivery means an honest
+//!   peer's answer reaches at least the tip it last told us of.
 //! - **A block is only accepted from a peer it was asked of** (or asked and given up on:
 //!   late is not abuse); a peer that lets a block request time out is dropped, and never
 //!   asked for that block again.
@@ -48,6 +55,10 @@ struct SyncPeer {
     /// Blocks it did not deliver in time or said it lacks: not asked of it again, and
     /// accepted without complaint if they come late.
     avoid: BoundedSet<BlockHash>,
+    /// The most chain work its headers (and announcements) have shown, checked.
+    shown: Work,
+    /// It told of a block whose parent we lack: worth asking for headers.
+    lacking_parent: bool,
     /// When the unanswered `GetHeaders` to it was sent.
     headers_requested: Option<Timestamp>,
     /// Headers answers in a row that did not connect to anything we know.
@@ -159,6 +170,8 @@ impl Sync {
                 tip,
                 in_flight: BTreeMap::new(),
                 avoid: BoundedSet::new(self.limits.known_inventory_max),
+                shown: Work(0),
+                lacking_parent: false,
                 headers_requested: None,
                 unconnected_headers: 0,
             },
@@ -206,23 +219,33 @@ impl Sync {
         })
     }
 
-    /// Starts a header sync with `peer` if it claims more work than we have and no sync runs.
-    pub fn maybe_sync_headers<S: Store>(
+    /// Starts a header sync, when none runs, with the candidate whose headers have shown
+    /// the most work (the earliest connected among equals): see the module docs.
+    pub fn start_header_sync<S: Store>(
         &mut self,
-        peer: PeerId,
-        tip: TipSummary,
         chain: &Chain<S>,
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        if tip.work <= chain.tip().chain_work
-            || self.header_sync.is_some()
-            || chain.tree().get(&tip.hash).is_some()
-            || self.download.contains(&tip.hash)
-        {
+        if self.header_sync.is_some() {
             return;
         }
-        self.request_headers(peer, None, chain, now, out);
+        let ours = chain.tip().chain_work;
+        let mut best: Option<(Work, PeerId)> = None;
+        for (peer, state) in &self.peers {
+            let claims_more = state.tip.work > ours
+                && chain.tree().get(&state.tip.hash).is_none()
+                && !self.download.contains(&state.tip.hash);
+            if state.headers_requested.is_some() || !(claims_more || state.lacking_parent) {
+                continue;
+            }
+            if best.is_none_or(|(shown, _)| state.shown > shown) {
+                best = Some((state.shown, *peer));
+            }
+        }
+        if let Some((_, peer)) = best {
+            self.request_headers(peer, None, chain, now, out);
+        }
     }
 
     /// Asks `peer` for headers after our locator (after `from` first, to continue a long
@@ -269,6 +292,8 @@ impl Sync {
         let Some(asked) = state.headers_requested.take() else {
             return Err(Refusal::Unasked(Unasked::Headers));
         };
+        state.lacking_parent = false;
+        let mut shown = state.shown;
         self.headers_asked.remove(asked);
         if self.header_sync == Some(peer) {
             self.header_sync = None;
@@ -276,6 +301,8 @@ impl Sync {
         let full = headers.len() == HEADERS_PER_MESSAGE_MAX;
         let mut previous: Option<BlockHash> = None;
         let mut last = None;
+        // Whether the answer was taken whole (a full queue stops it early).
+        let mut whole = true;
         for header in headers {
             let hash = header.hash();
             if let Some(previous) = previous
@@ -286,7 +313,8 @@ impl Sync {
             previous = Some(hash);
             last = Some(hash);
             known(hash);
-            if chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
+            if let Some(work) = self.known_work(chain, &hash) {
+                shown = shown.max(work);
                 continue;
             }
             let Some(parent_height) = self.parent_height(chain, &header.prev_hash) else {
@@ -307,15 +335,31 @@ impl Sync {
             let Some(chain_work) = self.work_after(chain, &header.prev_hash, &header) else {
                 return Err(Refusal::Headers(HeaderFault::BuildsOnInvalid));
             };
+            shown = shown.max(chain_work);
             if !self
                 .download
                 .want(hash, Wanted { header, chain_work }, peer)
             {
+                whole = false;
                 break;
             }
         }
+        let ours = chain.tip().chain_work;
         if let Some(state) = self.peers.get_mut(&peer) {
             state.unconnected_headers = 0;
+            state.shown = shown;
+            let claim = state.tip;
+            // "No more" from a peer whose headers fall short of its own claim.
+            if !full
+                && whole
+                && claim.work > shown.max(ours)
+                && self.known_work(chain, &claim.hash).is_none()
+            {
+                return Err(Refusal::Headers(HeaderFault::UnbackedClaim {
+                    claimed: claim.work,
+                    shown,
+                }));
+            }
         }
         if let (true, Some(last)) = (full, last)
             && !self.download.is_full_for(peer)
@@ -341,9 +385,7 @@ impl Sync {
         }
         let Some(parent_height) = self.parent_height(chain, &header.prev_hash) else {
             // We are missing its ancestors: catch up by headers.
-            if self.header_sync.is_none() {
-                self.request_headers(peer, None, chain, now, out);
-            }
+            self.lacking_parent(peer, chain, now, out);
             return Ok(false);
         };
         check_header(chain, &self.download, &header, parent_height).map_err(Refusal::Headers)?;
@@ -356,6 +398,7 @@ impl Sync {
                 height: header.height,
                 work: chain_work,
             };
+            state.shown = state.shown.max(chain_work);
         }
         // Only a block that would beat our tip is worth fetching.
         if chain_work <= chain.tip().chain_work {
@@ -407,7 +450,7 @@ impl Sync {
     }
 
     /// A block from `peer` became an orphan waiting for `missing`: catch up by headers
-    /// unless that block is queued or a header sync runs.
+    /// unless that block is queued.
     pub fn orphan_received<S: Store>(
         &mut self,
         peer: PeerId,
@@ -416,9 +459,24 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        if !self.download.contains(missing) && self.header_sync.is_none() {
-            self.request_headers(peer, None, chain, now, out);
+        if !self.download.contains(missing) {
+            self.lacking_parent(peer, chain, now, out);
         }
+    }
+
+    /// `peer` told of a block whose parent we lack: it becomes a candidate for the header
+    /// sync (the slot still goes by shown work, so telling of such blocks does not take it).
+    fn lacking_parent<S: Store>(
+        &mut self,
+        peer: PeerId,
+        chain: &Chain<S>,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.lacking_parent = true;
+        }
+        self.start_header_sync(chain, now, out);
     }
 
     /// Hands wanted blocks to peers that have them (their tip has at least the block's
@@ -587,6 +645,14 @@ impl Sync {
         });
     }
 
+    /// The chain work of a block we hold or have queued.
+    fn known_work<S: Store>(&self, chain: &Chain<S>, hash: &BlockHash) -> Option<Work> {
+        match chain.tree().get(hash) {
+            Some(entry) => Some(entry.chain_work),
+            None => self.download.get(hash).map(|wanted| wanted.chain_work),
+        }
+    }
+
     /// The height of `parent`, in the tree or in the queue.
     fn parent_height<S: Store>(&self, chain: &Chain<S>, parent: &BlockHash) -> Option<Height> {
         match chain.tree().get(parent) {
@@ -701,15 +767,14 @@ mod tests {
         sync.peer_ready(1, tip_with_work(ours));
         sync.peer_ready(2, tip_with_work(ours + 1));
         sync.peer_ready(3, tip_with_work(ours + 2));
-        for peer in [1, 2, 3] {
-            let tip = sync.tip(peer).unwrap();
-            sync.maybe_sync_headers(peer, tip, &chain, Timestamp(0), &mut out);
+        for _ in [1, 2, 3] {
+            sync.start_header_sync(&chain, Timestamp(0), &mut out);
         }
+        // Peer 3 claims the most, but claims do not rank: the earliest candidate is asked.
         assert_eq!(sent(&mut out), vec![(2, "get-headers")]);
         // The sync ends with the peer; the next one may start.
         sync.peer_gone(2);
-        let tip = sync.tip(3).unwrap();
-        sync.maybe_sync_headers(3, tip, &chain, Timestamp(0), &mut out);
+        sync.start_header_sync(&chain, Timestamp(0), &mut out);
         assert_eq!(sent(&mut out), vec![(3, "get-headers")]);
     }
 
@@ -720,7 +785,7 @@ mod tests {
         config.headers_timeout_ms = 10;
         let mut sync = Sync::new(&config);
         let mut out = Outbox::default();
-        sync.peer_ready(1, tip_with_work(u128::MAX));
+        sync.peer_ready(1, tip_with_work(chain.tip().chain_work.0));
         assert_eq!(
             sync.headers_received(1, Vec::new(), &chain, Timestamp(0), &mut out, |_| {}),
             Err(Refusal::Unasked(Unasked::Headers))
@@ -729,7 +794,8 @@ mod tests {
         assert_eq!(sync.overdue(1, Timestamp(10)), Overdue::Nothing);
         assert_eq!(sync.overdue(1, Timestamp(11)), Overdue::Headers);
         assert!(!sync.has_nothing_from(1, &chain));
-        // An empty answer is taken, and the peer is idle again.
+        // An empty answer from a peer that claims no more than we have is taken, and the
+        // peer is idle again.
         assert_eq!(
             sync.headers_received(1, Vec::new(), &chain, Timestamp(12), &mut out, |_| {}),
             Ok(HeadersTaken::Queued)
@@ -784,6 +850,86 @@ mod tests {
         assert_eq!(agrees(&sync), Some(Timestamp(config.progress_interval_ms)),);
     }
 
+    /// A spec whose headers take a few hundred hashes to mine, and `count` headers in a row
+    /// on its genesis.
+    fn mined_headers(count: u64) -> (ChainSpec, Vec<Header>) {
+        let mut spec = ChainSpec::dev();
+        spec.difficulty_bits = powchain_chain::DifficultyBits::new(8).unwrap();
+        let mut parent = spec.genesis_block().header;
+        let mut headers = Vec::new();
+        for height in 1..=count {
+            let mut header = parent;
+            header.prev_hash = parent.hash();
+            header.height = Height(height);
+            header.time = parent.time.saturating_add_ms(2_000);
+            header.nonce = 0;
+            while !header.meets_own_target() {
+                header.nonce += 1;
+            }
+            headers.push(header);
+            parent = header;
+        }
+        (spec, headers)
+    }
+
+    /// The liar of issue 16: it claims a huge tip, takes the header-sync slot and answers
+    /// "nothing more". That answer is refused (the dispatcher bans for it), the slot goes
+    /// to the next candidate, and once a peer's headers have shown work it ranks above any
+    /// bare claim.
+    #[test]
+    fn a_claim_its_headers_do_not_back_loses_the_slot_and_shown_work_ranks_first() {
+        let (spec, headers) = mined_headers(3);
+        let chain = Chain::open(spec, MemStore::new(), Default::default()).unwrap();
+        let mut sync = Sync::new(&NodeConfig::new(1));
+        let mut out = Outbox::default();
+        let ours = chain.tip().chain_work;
+        let per_header = headers[0].target.work().0;
+        sync.peer_ready(1, tip_with_work(u128::MAX));
+        sync.peer_ready(2, tip_with_work(ours.0 + 3 * per_header));
+        sync.start_header_sync(&chain, Timestamp(0), &mut out);
+        assert_eq!(sent(&mut out), vec![(1, "get-headers")]);
+        assert_eq!(
+            sync.headers_received(1, Vec::new(), &chain, Timestamp(1), &mut out, |_| {}),
+            Err(Refusal::Headers(HeaderFault::UnbackedClaim {
+                claimed: Work(u128::MAX),
+                shown: Work(0),
+            }))
+        );
+        sync.peer_gone(1);
+        sync.start_header_sync(&chain, Timestamp(1), &mut out);
+        assert_eq!(sent(&mut out), vec![(2, "get-headers")]);
+        // Peer 2 backs its claim.
+        assert_eq!(
+            sync.headers_received(2, headers, &chain, Timestamp(2), &mut out, |_| {}),
+            Ok(HeadersTaken::Queued)
+        );
+        assert_eq!(sync.queue_len(), 3);
+        // A new liar connects before peer 2 claims more: peer 2's shown work ranks it first.
+        sync.peer_ready(3, tip_with_work(u128::MAX));
+        sync.set_tip(2, tip_with_work(u128::MAX - 1));
+        sync.start_header_sync(&chain, Timestamp(3), &mut out);
+        assert_eq!(sent(&mut out), vec![(2, "get-headers")]);
+    }
+
+    /// An honest peer's answer that is cut short by the queue's bound, or that says there
+    /// is more (a full message), is never taken for a broken claim.
+    #[test]
+    fn an_answer_the_queue_cut_short_is_not_a_broken_claim() {
+        let (spec, headers) = mined_headers(3);
+        let chain = Chain::open(spec, MemStore::new(), Default::default()).unwrap();
+        let mut config = NodeConfig::new(1);
+        config.download_queue_per_peer_max = 2;
+        let mut sync = Sync::new(&config);
+        let mut out = Outbox::default();
+        sync.peer_ready(1, tip_with_work(u128::MAX));
+        sync.request_headers(1, None, &chain, Timestamp(0), &mut out);
+        assert_eq!(
+            sync.headers_received(1, headers, &chain, Timestamp(1), &mut out, |_| {}),
+            Ok(HeadersTaken::Queued)
+        );
+        assert_eq!(sync.queue_len(), 2);
+    }
+
     /// Headers on a queued parent are held to the target the rules give them, as headers on
     /// a block in the tree are: before, only "no easier than the easiest" was asked of them,
     /// so after one real header a peer could queue thousands at the easiest target.
@@ -818,7 +964,7 @@ mod tests {
 
         let mut sync = Sync::new(&NodeConfig::new(1));
         let mut out = Outbox::default();
-        sync.peer_ready(1, tip_with_work(u128::MAX));
+        sync.peer_ready(1, tip_with_work(chain.tip().chain_work.0));
         sync.request_headers(1, None, &chain, Timestamp(0), &mut out);
         assert_eq!(
             sync.headers_received(
