@@ -197,6 +197,9 @@ pub struct Chain<S: Store> {
     tree: BlockTree,
     orphans: OrphanPool,
     invalid: InvalidHashes,
+    /// The commit that failed, if one did: the tree and state in memory are then ahead of
+    /// the store, so nothing more is imported (the node must stop and restart from disk).
+    failed: Option<StoreError>,
 }
 
 /// Hashes of blocks found invalid in ways that hold for the hash (see
@@ -264,7 +267,13 @@ impl<S: Store> Chain<S> {
             config,
             store,
             tree,
+            failed: None,
         })
+    }
+
+    /// The commit that failed, if one did: after it the chain imports nothing.
+    pub fn failed(&self) -> Option<&StoreError> {
+        self.failed.as_ref()
     }
 
     /// Gives the store back (a simulated crash keeps it for the restart).
@@ -333,6 +342,12 @@ impl<S: Store> Chain<S> {
         block: Block,
         now: Timestamp,
     ) -> Result<ImportOutcome, ImportError> {
+        if let Some(failed) = &self.failed {
+            return Err(ImportError::Store(StoreError(format!(
+                "nothing is imported after a failed write ({})",
+                failed.0
+            ))));
+        }
         let hash = block.hash();
         if self.invalid.contains(&hash) {
             return Err(ImportError::KnownInvalid(hash));
@@ -383,7 +398,10 @@ impl<S: Store> Chain<S> {
         }
         let tip_change = self.activate_best_chain(&mut batch, &fresh, &mut rejected)?;
         self.prune(&mut batch);
-        self.store.commit(batch)?;
+        if let Err(error) = self.store.commit(batch) {
+            self.failed = Some(error.clone());
+            return Err(error.into());
+        }
         let placement = match self.tree.get(&hash).map(|e| e.status) {
             Some(BlockStatus::Invalid) => return Err(self.invalid_error(hash, &rejected)),
             None => Placement::Pruned,

@@ -201,6 +201,12 @@ impl<S: Store + 'static> Handle<S> {
         receive.await.ok()
     }
 
+    /// Waits until the driver has stopped (shut down, or ended by a store failure: see
+    /// [`Node::failure`]).
+    pub async fn stopped(&self) {
+        self.requests.closed().await;
+    }
+
     /// What the miner is doing; `None` if the driver has stopped.
     pub async fn mining(&self) -> Option<MiningStatus> {
         let (answer, receive) = oneshot::channel();
@@ -502,6 +508,11 @@ async fn run<S: Store + Send + 'static>(
             _ = shutdown.changed() => break,
         }
         io.carry_out(&mut node);
+        // The store failed: the chain in memory may be ahead of the file. Stop at once, so
+        // that nothing is announced or answered from a state that was not written.
+        if node.failure().is_some() {
+            break;
+        }
     }
     // Shut down: goodbyes to every peer, then give the writers a moment to send them.
     node.command(Command::Shutdown, now());

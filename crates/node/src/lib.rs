@@ -6,9 +6,11 @@
 //!   template and drop stale work within milliseconds of a new one.
 //! - [`store`]: the chain in one redb file, one durable transaction per imported block, and
 //!   the peer address book.
+//! - [`mempool_file`]: the pending transfers kept across a clean restart.
 //! - [`wallet`]: private keys in their own file (mode 0600), never in the chain database.
 
 pub mod driver;
+pub mod mempool_file;
 pub mod miner;
 pub mod sha512;
 pub mod store;

@@ -22,7 +22,7 @@ use std::fmt::Display;
 use std::path::Path;
 use std::sync::Arc;
 
-use powchain_chain::block::Block;
+use powchain_chain::block::{Block, tx_root};
 use powchain_chain::hash::{BlockHash, Hash512};
 use powchain_chain::keys::Address;
 use powchain_chain::state::{Account, AccountReader, BlockUndo};
@@ -82,6 +82,23 @@ fn hash_from(table: &str, bytes: &[u8]) -> Result<BlockHash, StoreError> {
         .try_into()
         .map_err(|_| StoreError(format!("corrupt block hash in table {table}")))?;
     Ok(BlockHash(Hash512(array)))
+}
+
+/// Whether `block`, stored under `hash`, is still the block that was stored: its header
+/// hashes to `hash` and its transactions to the header's root.
+pub fn check_stored_block(hash: &BlockHash, block: &Block) -> Result<(), StoreError> {
+    let damaged = |what: &str| {
+        StoreError(format!(
+            "block {hash} is damaged on disk ({what}); run `powchain check --db FILE`"
+        ))
+    };
+    if block.hash() != *hash {
+        return Err(damaged("its header does not hash to its key"));
+    }
+    if tx_root(&block.txs) != block.header.tx_root {
+        return Err(damaged("its transactions do not match the header's root"));
+    }
+    Ok(())
 }
 
 impl RedbStore {
@@ -299,8 +316,14 @@ impl Store for RedbStore {
         })
     }
 
+    /// A stored block, checked against its hash and transaction root before anyone uses or
+    /// serves it: a flipped bit on disk is reported, naming the block, never passed on.
     fn block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, StoreError> {
-        Ok(self.get::<Block>(BLOCKS, &hash.0.0)?.map(Arc::new))
+        let Some(block) = self.get::<Block>(BLOCKS, &hash.0.0)? else {
+            return Ok(None);
+        };
+        check_stored_block(hash, &block)?;
+        Ok(Some(Arc::new(block)))
     }
 
     fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError> {

@@ -85,6 +85,9 @@ enum Command {
     Export(database::ExportArgs),
     /// Read a JSON chain into a database, validating every block as if from a peer.
     Import(database::ImportArgs),
+    /// Verify a database file: every block against its hash and root, and the best chain
+    /// replayed against the stored tip and accounts.
+    Check(database::CheckArgs),
     /// Create or list wallet keys (kept in their own file, mode 0600).
     Wallet {
         #[command(subcommand)]
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Peers(client) => client::peers(&client),
         Command::Export(args) => database::export(&args),
         Command::Import(args) => database::import(&args),
+        Command::Check(args) => database::check(&args),
         Command::Wallet { action, wallet } => run_wallet(action, &wallet),
         Command::Spec { chain } => print_spec(&chain),
     };

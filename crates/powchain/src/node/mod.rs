@@ -25,6 +25,7 @@ use clap::Args;
 use powchain_api::ApiEvent;
 use powchain_chain::{Address, Chain, ChainConfig, ChainSpec, MemStore, Store};
 use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
+use powchain_node::mempool_file::{self, MEMPOOL_FILE};
 use powchain_node::miner::MinerConfig;
 use powchain_node::store::RedbStore;
 use powchain_protocol::{AddressStore, Command, Node, NodeConfig};
@@ -205,14 +206,18 @@ async fn serve<S: Store + Send + 'static>(
         listen,
         where_to_connect,
     } = bind_listeners(&args, &sockets).await?;
-    let node = build_node(&args, &spec, chain, addresses, listen)?;
+    let mut node = build_node(&args, &spec, chain, addresses, listen)?;
     print_start(&spec, &node, &where_to_connect);
+    let mempool_file = datadir.as_ref().map(|dir| dir.join(MEMPOOL_FILE));
+    if let Some(path) = &mempool_file {
+        load_mempool(&mut node, path);
+    }
     let (handle, events, shutdown, task) = driver::spawn(node, driver_config);
     let api = start_api(&args, rpc, datadir.as_deref(), &handle, &spec).await?;
     if args.mine {
         handle.command(Command::Automine(true)).await;
     }
-    tokio::spawn(events::print(events, handle.clone(), api.events()));
+    let printer = tokio::spawn(events::print(events, handle.clone(), api.events()));
     let mut session = Session {
         handle: handle.clone(),
         spec,
@@ -220,8 +225,73 @@ async fn serve<S: Store + Send + 'static>(
         wallet: datadir.map(|dir| dir.join("wallet.keys")),
     };
     run_session(&args, &mut session).await;
-    shut_down(&args, &sockets, api, shutdown, task).await;
-    Ok(())
+    let node = shut_down(&args, &sockets, api, shutdown, task).await?;
+    // The driver is gone, so the printer ends once it has printed the last events (a
+    // store failure's among them).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), printer).await;
+    if let Some(path) = &mempool_file {
+        save_mempool(&node, path);
+    }
+    match node.failure() {
+        Some(error) => bail!(
+            "the node stopped because its database failed: {error}\n\
+             every block it announced before is in the file; check the disk, then the file \
+             with `powchain check --db FILE`"
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Submits the transfers a clean shutdown saved (see `powchain_node::mempool_file`), each
+/// checked again: the chain may have confirmed or spent them meanwhile. A file that cannot
+/// be read is reported and left for the user; the node starts without it.
+fn load_mempool<S: Store>(node: &mut Node<S>, path: &Path) {
+    match mempool_file::load(path, node.chain().chain_id()) {
+        Ok(transfers) if transfers.is_empty() => {}
+        Ok(transfers) => {
+            let count = transfers.len();
+            let refused = transfers
+                .into_iter()
+                .filter(|transfer| {
+                    node.submit_transfer(transfer.clone(), driver::now())
+                        .is_err()
+                })
+                .count();
+            println!(
+                "mempool: {} pending transfers read from {} ({refused} no longer valid)",
+                count - refused,
+                path.display()
+            );
+        }
+        Err(error) => {
+            let aside = path.with_extension("dat.unreadable");
+            let _ = std::fs::rename(path, &aside);
+            eprintln!(
+                "WARNING: the saved mempool was not read ({error}); it is kept as {}",
+                aside.display()
+            );
+        }
+    }
+}
+
+/// Saves the pending transfers for the next start, lowest nonce first.
+fn save_mempool<S: Store>(node: &Node<S>, path: &Path) {
+    let mut transfers: Vec<_> = node
+        .mempool()
+        .transfers()
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    transfers.sort_by_key(|transfer| transfer.nonce);
+    match mempool_file::save(path, node.chain().chain_id(), transfers.iter().copied()) {
+        Ok(()) if transfers.is_empty() => {}
+        Ok(()) => println!(
+            "mempool: {} pending transfers saved to {}",
+            transfers.len(),
+            path.display()
+        ),
+        Err(error) => eprintln!("WARNING: the mempool was not saved: {error}"),
+    }
 }
 
 /// What the listeners give the rest of `serve`.
@@ -418,10 +488,15 @@ async fn run_session<S: Store + 'static>(args: &NodeArgs, session: &mut Session<
                     }
                 },
                 _ = &mut stop => break,
+                // The node ended by itself (its store failed).
+                _ = session.handle.stopped() => break,
             }
         }
     } else {
-        stop.await;
+        tokio::select! {
+            _ = stop => {}
+            _ = session.handle.stopped() => {}
+        }
     }
 }
 
@@ -433,15 +508,16 @@ async fn shut_down<S: Store>(
     api: Api,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Node<S>>,
-) {
+) -> anyhow::Result<Node<S>> {
     println!("shutting down: saying goodbye to peers");
     api.stop();
     let _ = shutdown.send(true);
-    let _ = task.await;
+    let node = task.await;
     if let Some(id) = args.id {
         // Leave no socket behind for others to dial.
         let _ = std::fs::remove_file(socket_path(sockets, id));
     }
+    node.context("the node's task failed")
 }
 
 /// A new directory only this user can enter (0700, a random name created exclusively, so

@@ -237,7 +237,7 @@ impl<S: Store> Node<S> {
             self.out.send(peer, Message::Blocks(batch));
         }
         if let Some(error) = answer.failed {
-            return self.out.event(Event::StoreFailed(error.to_string()));
+            return self.store_failed(&error);
         }
         if !answer.missing.is_empty() {
             self.out.send(peer, Message::NotFound(answer.missing));
@@ -275,7 +275,7 @@ impl<S: Store> Node<S> {
                     }
                 }
                 Err(ImportError::Store(error)) => {
-                    return self.out.event(Event::StoreFailed(error.to_string()));
+                    return self.store_failed(&error);
                 }
                 Err(ImportError::Invalid { error, .. }) if !error.blames_sender() => {
                     // Not the sender's fault for sure (our clock, our bookkeeping): drop the
@@ -340,7 +340,7 @@ impl<S: Store> Node<S> {
                     return self.disconnect(peer, DisconnectReason::InvalidTransaction(error), now);
                 }
                 Err(MempoolError::Store(error)) => {
-                    return self.out.event(Event::StoreFailed(error.to_string()));
+                    return self.store_failed(&error);
                 }
                 // Stale nonces, spent balances, a full pool: normal in a network, not abuse,
                 // but each costs the sender part of its budget.

@@ -89,6 +89,9 @@ pub struct Node<S: Store> {
     address_store: Option<Box<dyn AddressStore>>,
     out: Outbox,
     stats: NodeStats,
+    /// Why the node stopped, if its store failed: the chain in memory may then be ahead of
+    /// the file, so it imports, mines and takes nothing more (the driver ends it).
+    failure: Option<String>,
 }
 
 impl<S: Store> Node<S> {
@@ -109,7 +112,24 @@ impl<S: Store> Node<S> {
             address_store: None,
             out: Outbox::default(),
             stats: NodeStats::default(),
+            failure: None,
         }
+    }
+
+    /// Why the node stopped, if its store failed (see [`Event::StoreFailed`]).
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// The store failed: the node stops mining and taking transfers, and says why once.
+    pub(super) fn store_failed(&mut self, error: &dyn std::fmt::Display) {
+        if self.failure.is_some() {
+            return;
+        }
+        let error = error.to_string();
+        self.failure = Some(error.clone());
+        self.out.push(Output::Mine(None));
+        self.out.event(Event::StoreFailed(error));
     }
 
     /// Keeps the address book in `store` (at most every `ADDRESSES_SAVE_INTERVAL_MS`, if it

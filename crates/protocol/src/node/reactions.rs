@@ -3,7 +3,8 @@
 
 use powchain_chain::chain::TipChange;
 use powchain_chain::{
-    Block, ImportError, MempoolError, Placement, Removal, Store, Timestamp, Transfer, TxId,
+    Block, ImportError, MempoolError, Placement, Removal, Store, StoreError, Timestamp, Transfer,
+    TxId,
 };
 use rand::RngExt;
 
@@ -34,7 +35,7 @@ impl<S: Store> Node<S> {
             .on_tip_change(change, self.chain.store(), self.chain.spec(), now)
         {
             Ok(removed) => self.report_dropped(removed),
-            Err(error) => self.out.event(Event::StoreFailed(error.to_string())),
+            Err(error) => self.store_failed(&error),
         }
         // Transfers of blocks that left the best chain are pending again: pass them on, so
         // the miners of the winning branch can include them.
@@ -80,6 +81,9 @@ impl<S: Store> Node<S> {
 
     /// Gives the miner what mining control says it should work on now.
     pub(super) fn remine(&mut self, now: Timestamp) {
+        if self.failure.is_some() {
+            return self.out.push(Output::Mine(None));
+        }
         match self.mining.next_work(now, self.mempool.is_empty()) {
             NextWork::Keep => {}
             NextWork::Stop => self.out.push(Output::Mine(None)),
@@ -99,7 +103,7 @@ impl<S: Store> Node<S> {
         {
             Ok(template) => Some(template.block),
             Err(error) => {
-                self.out.event(Event::StoreFailed(error.to_string()));
+                self.store_failed(&error);
                 None
             }
         }
@@ -126,7 +130,7 @@ impl<S: Store> Node<S> {
                     self.on_tip_change(&change, None, now);
                 }
             }
-            Err(ImportError::Store(error)) => self.out.event(Event::StoreFailed(error.to_string())),
+            Err(ImportError::Store(error)) => self.store_failed(&error),
             // A stale template (the tip moved meanwhile) or a bad clock: mine again.
             Err(_) => self.remine(now),
         }
@@ -189,6 +193,11 @@ impl<S: Store> Node<S> {
         transfer: Transfer,
         now: Timestamp,
     ) -> Result<TxId, MempoolError> {
+        if let Some(failure) = &self.failure {
+            return Err(MempoolError::Store(StoreError(format!(
+                "the node stopped after its database failed: {failure}"
+            ))));
+        }
         let chain_id = self.chain.chain_id();
         let (id, evicted) = self.mempool.add(
             transfer.clone(),
@@ -211,7 +220,7 @@ impl<S: Store> Node<S> {
             && let Some(store) = &mut self.address_store
             && let Err(error) = store.save(&keep)
         {
-            self.out.event(Event::StoreFailed(error.to_string()));
+            self.store_failed(&error);
         }
     }
 }
