@@ -8,22 +8,9 @@ mod common;
 
 use std::process::Command;
 
-use common::NodeProcess;
+use common::{NodeProcess, powchain};
 use powchain_testkit::{TempDir, wait_until};
 use serde_json::Value;
-
-/// Runs `powchain ARGS`; returns whether it succeeded, its stdout and its stderr.
-fn powchain(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_powchain"))
-        .args(args)
-        .output()
-        .expect("powchain runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// A client command against the node of `datadir` that must succeed; its stdout.
 fn client(datadir: &str, args: &[&str]) -> String {

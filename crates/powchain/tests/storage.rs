@@ -12,23 +12,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::NodeProcess;
+use common::{NodeProcess, powchain};
 use powchain_chain::{Chain, ChainConfig, Height, Transaction};
 use powchain_node::store::RedbStore;
 use powchain_testkit::{TempDir, wait_until};
-
-/// Runs `powchain ARGS`; returns whether it succeeded, its stdout and its stderr.
-fn powchain(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_powchain"))
-        .args(args)
-        .output()
-        .expect("powchain runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// The height in a "… tip HASH at height H" line.
 fn height_in(line: &str) -> u64 {

@@ -11,6 +11,19 @@ use std::time::{Duration, Instant};
 
 use powchain_testkit::wait_until;
 
+/// Runs `powchain ARGS`; returns whether it succeeded, its stdout and its stderr.
+pub fn powchain(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_powchain"))
+        .args(args)
+        .output()
+        .expect("powchain runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Only a broken node takes this long; the test then fails instead of hanging.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
