@@ -893,6 +893,44 @@ async fn requests_from_a_peer_that_never_reads() {
     outcome(scene, &hostile, is(DisconnectReason::PingTimeout), false).await;
 }
 
+/// Headers requests beyond what any syncing node sends (it asks for the next 2,000 only as
+/// its queue drains): each 70-byte request buys an answer of up to 360 KB. Past the budget
+/// (2 a second, 60 seconds of them at once) the peer is banned. The honest peer of the scene
+/// synced the same chain by headers meanwhile, and stays: the control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_requests_beyond_any_syncing_node() {
+    let blocks = chain_with(vec![Vec::new(); 50], |_| {});
+    let scene = scene_on(&blocks, |_| {}).await;
+    let tip = blocks.last().unwrap().hash();
+    eventually("the honest peer to sync by headers", DEADLINE, || async {
+        scene
+            .honest
+            .handle
+            .inspect(|n| n.chain().tip().hash)
+            .await
+            .unwrap()
+            == tip
+    })
+    .await;
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|_| {}).await;
+    let config = NodeConfig::new(1);
+    let budget =
+        u64::from(config.headers_requests_per_second_max) * config.headers_requests_burst_seconds;
+    let request = frame::encode(&Message::GetHeaders {
+        locator: vec![spec().genesis_hash()],
+    });
+    hostile.raw(&request.repeat(budget as usize + 10)).await;
+    hostile.drain().await;
+    outcome(
+        scene,
+        &hostile,
+        is(DisconnectReason::TooManyHeadersRequests),
+        true,
+    )
+    .await;
+}
+
 /// Validly signed transfers from an account that holds nothing: refused on a lookup, before
 /// any signature is checked, each one charged to the sender; past the per-minute budget of
 /// refusals the peer is disconnected (not banned: a peer a block behind sends refusable

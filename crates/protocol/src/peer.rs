@@ -83,6 +83,8 @@ pub enum DisconnectReason {
     Flood,
     /// More refused transfers than the per-minute limit: each one cost us lookups.
     TooManyRefusedTransfers,
+    /// More headers requests than the limit: each answer costs far more than the request.
+    TooManyHeadersRequests,
     /// The peer said goodbye, with its own words.
     PeerGoodbye(String),
     /// The connection closed without a goodbye (the peer went away, or the network did).
@@ -113,6 +115,7 @@ impl DisconnectReason {
                 | DisconnectReason::InvalidTransaction(_)
                 | DisconnectReason::Unrequested(_)
                 | DisconnectReason::Flood
+                | DisconnectReason::TooManyHeadersRequests
         )
     }
 }
@@ -149,6 +152,9 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Flood => f.write_str("too many messages"),
             DisconnectReason::TooManyRefusedTransfers => {
                 f.write_str("too many transfers this node had to refuse")
+            }
+            DisconnectReason::TooManyHeadersRequests => {
+                f.write_str("asks for headers faster than any syncing node does")
             }
             DisconnectReason::PeerGoodbye(why) => write!(f, "peer said goodbye: {why}"),
             // The words of the goodbye this used to be; the simulator's event logs, compared

@@ -56,6 +56,16 @@ pub struct NodeConfig {
     /// never a signature check; past this the peer is disconnected (not banned: a peer a
     /// block behind sends such transfers honestly).
     pub refused_transfers_per_minute_max: u32,
+    /// Headers requests a peer may send per second, on average, and seconds of them at once.
+    /// Each answer can be 2,000 headers (about 360 KB) for 70 bytes; a syncing peer asks
+    /// for the next batch only as its download queue drains, so an honest peer stays far
+    /// below this. Past it the peer is banned.
+    pub headers_requests_per_second_max: u32,
+    pub headers_requests_burst_seconds: u64,
+    /// How long a wanted block may wait in the download queue without being fetched
+    /// before it is dropped (with what builds on it). An honest chain's headers come again
+    /// from the next header sync, since its tip is still unknown.
+    pub download_entry_lifetime_ms: u64,
     /// Transfer ids refused since the last tip change, remembered so a resent one costs
     /// nothing.
     pub refused_transfers_remembered_max: usize,
@@ -105,6 +115,9 @@ impl NodeConfig {
             flood_burst_seconds: 10,
             refused_transfers_per_minute_max: 1_000,
             refused_transfers_remembered_max: 50_000,
+            headers_requests_per_second_max: 2,
+            headers_requests_burst_seconds: 60,
+            download_entry_lifetime_ms: 600_000,
             address_book_max: 1_024,
             progress_interval_ms: 5_000,
             template_refresh_ms: 1_000,

@@ -33,6 +33,8 @@ pub(crate) struct Connection {
     pub feeler: bool,
     /// What it may still send before it counts as a flood.
     budget: MessageBudget,
+    /// The headers requests it may still send (each answer is costly).
+    headers_budget: MessageBudget,
     /// Frame bytes received from the peer and sent to it.
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -46,6 +48,7 @@ impl Connection {
             hello: None,
             feeler,
             budget: MessageBudget::full(now),
+            headers_budget: MessageBudget::full(now),
             bytes_in: 0,
             bytes_out: 0,
         }
@@ -65,6 +68,17 @@ impl Connection {
         burst_seconds: u64,
     ) -> bool {
         self.budget.spend(now, per_second_max, burst_seconds)
+    }
+
+    /// Counts a headers request; false when the peer is over its budget for them.
+    pub fn count_headers_request(
+        &mut self,
+        now: Timestamp,
+        per_second_max: u32,
+        burst_seconds: u64,
+    ) -> bool {
+        self.headers_budget
+            .spend(now, per_second_max, burst_seconds)
     }
 
     /// The address it says it listens on, if any.

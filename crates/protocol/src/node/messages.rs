@@ -101,6 +101,17 @@ impl<S: Store> Node<S> {
                 }
             }
             Message::GetHeaders { locator } => {
+                let (per_second, burst) = (
+                    self.config.headers_requests_per_second_max,
+                    self.config.headers_requests_burst_seconds,
+                );
+                let within = self
+                    .connections
+                    .get_mut(peer)
+                    .is_some_and(|c| c.count_headers_request(now, per_second, burst));
+                if !within {
+                    return self.disconnect(peer, DisconnectReason::TooManyHeadersRequests, now);
+                }
                 let headers = serve::headers_after(&self.chain, &locator);
                 for header in &headers {
                     self.inventory.know_block(peer, header.hash());

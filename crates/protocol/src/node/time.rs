@@ -125,6 +125,7 @@ impl<S: Store> Node<S> {
         }
         self.keep_outbound(now);
         self.keep_feeler(now);
+        self.sync.expire_queue(now);
         self.schedule_downloads(now);
         self.sync.report_progress(&self.chain, now, &mut self.out);
         if self.addresses.save_due(now) {

@@ -9,7 +9,9 @@
 //!
 //! **Each entry is charged to the peer whose headers or announcement queued it**: a peer may
 //! have at most `per_peer_max` queued, and its entries go when it does, so one peer cannot
-//! fill the queue for everyone, nor leave it full after it has gone.
+//! fill the queue for everyone, nor leave it full after it has gone. **Entries expire**: one
+//! nobody has fetched within its lifetime goes, with what builds on it, so a block nobody
+//! delivers does not keep its place while its peer stays.
 
 use std::collections::BTreeSet;
 
@@ -26,11 +28,12 @@ pub(crate) struct Wanted {
     pub chain_work: Work,
 }
 
-/// A wanted block, and the peer it is charged to.
+/// A wanted block, the peer it is charged to, and when it was queued.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     wanted: Wanted,
     queued_by: PeerId,
+    queued_at: Timestamp,
 }
 
 /// The download queue.
@@ -85,7 +88,13 @@ impl Download {
     }
 
     /// Wants a block, charged to `queued_by`. False when the queue or its share is full.
-    pub fn want(&mut self, hash: BlockHash, wanted: Wanted, queued_by: PeerId) -> bool {
+    pub fn want(
+        &mut self,
+        hash: BlockHash,
+        wanted: Wanted,
+        queued_by: PeerId,
+        now: Timestamp,
+    ) -> bool {
         if self.wanted.contains_key(&hash) {
             return true;
         }
@@ -98,7 +107,14 @@ impl Download {
             .push(hash);
         self.by_height.insert((wanted.header.height, hash));
         *self.queued_by.entry(queued_by).or_default() += 1;
-        self.wanted.insert(hash, Entry { wanted, queued_by });
+        self.wanted.insert(
+            hash,
+            Entry {
+                wanted,
+                queued_by,
+                queued_at: now,
+            },
+        );
         true
     }
 
@@ -153,6 +169,25 @@ impl Download {
                 self.remove(&hash);
             }
         }
+    }
+
+    /// Drops the entries nobody is fetching that were queued more than `lifetime_ms` ago,
+    /// with what builds on them: a block nobody delivers does not hold its place (and its
+    /// queuing peer's share) for ever. Returns how many entries went.
+    pub fn expire(&mut self, now: Timestamp, lifetime_ms: u64) -> usize {
+        let before = self.wanted.len();
+        let expired: Vec<BlockHash> = self
+            .wanted
+            .iter()
+            .filter(|(hash, entry)| {
+                now.ms_since(entry.queued_at) > lifetime_ms && !self.requested.contains_key(hash)
+            })
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in &expired {
+            self.remove_with_descendants(hash);
+        }
+        before - self.wanted.len()
     }
 
     /// Who `hash` was asked of.
@@ -232,7 +267,7 @@ mod tests {
         let blocks = chain(10);
         let mut download = Download::new(100, 100);
         for (hash, wanted) in &blocks {
-            assert!(download.want(*hash, *wanted, 7));
+            assert!(download.want(*hash, *wanted, 7, Timestamp(0)));
         }
         let first = download.pick(1, 3, 100, Height(5), Timestamp(0), |_, _| true);
         assert_eq!(first, vec![blocks[0].0, blocks[1].0, blocks[2].0]);
@@ -250,6 +285,32 @@ mod tests {
         assert_eq!(download.in_flight(), 5);
     }
 
+    /// A block nobody fetched within its lifetime goes with what builds on it, and its
+    /// peer's share is free again; what is being fetched stays.
+    #[test]
+    fn entries_nobody_fetches_expire_with_their_descendants() {
+        let blocks = chain(6);
+        let mut download = Download::new(100, 6);
+        for (hash, wanted) in &blocks[..3] {
+            assert!(download.want(*hash, *wanted, 7, Timestamp(0)));
+        }
+        for (hash, wanted) in &blocks[3..] {
+            assert!(download.want(*hash, *wanted, 7, Timestamp(500)));
+        }
+        assert!(download.is_full_for(7));
+        // Block 1 is being fetched.
+        assert_eq!(
+            download.pick(1, 1, 100, Height(1), Timestamp(0), |_, _| true),
+            vec![blocks[0].0]
+        );
+        assert_eq!(download.expire(Timestamp(1_000), 1_000), 0, "not yet");
+        // Block 2 is past its lifetime: it goes, and 3 to 6 (built on it) with it.
+        assert_eq!(download.expire(Timestamp(1_001), 1_000), 5);
+        assert!(download.contains(&blocks[0].0), "block 1 is being fetched");
+        assert!(!download.is_full_for(7), "the peer's share is free again");
+        assert_eq!(download.len(), 1);
+    }
+
     #[test]
     fn the_window_is_found_first_whatever_was_queued_before_it() {
         // Thousands of blocks far above the window were queued first; the window's block,
@@ -257,9 +318,9 @@ mod tests {
         let blocks = chain(5_000);
         let mut download = Download::new(10_000, 10_000);
         for (hash, wanted) in blocks[100..].iter() {
-            download.want(*hash, *wanted, 7);
+            download.want(*hash, *wanted, 7, Timestamp(0));
         }
-        download.want(blocks[0].0, blocks[0].1, 8);
+        download.want(blocks[0].0, blocks[0].1, 8, Timestamp(0));
         let picked = download.pick(1, 10, 16, Height(1), Timestamp(0), |_, _| true);
         assert_eq!(picked, vec![blocks[0].0]);
     }
@@ -269,7 +330,7 @@ mod tests {
         let blocks = chain(5);
         let mut download = Download::new(100, 100);
         for (hash, wanted) in &blocks {
-            download.want(*hash, *wanted, 7);
+            download.want(*hash, *wanted, 7, Timestamp(0));
         }
         download.remove(&blocks[0].0);
         download.remove(&blocks[1].0);
@@ -285,7 +346,7 @@ mod tests {
         let mut download = Download::new(100, 100);
         for (hash, wanted) in blocks.iter().rev() {
             // Queue order does not matter for descendants.
-            download.want(*hash, *wanted, 7);
+            download.want(*hash, *wanted, 7, Timestamp(0));
         }
         download.remove_with_descendants(&blocks[2].0);
         assert_eq!(download.len(), 2);
@@ -296,17 +357,17 @@ mod tests {
     fn bounded_in_all_and_for_each_peer() {
         let blocks = chain(5);
         let mut download = Download::new(4, 2);
-        assert!(download.want(blocks[0].0, blocks[0].1, 7));
-        assert!(download.want(blocks[1].0, blocks[1].1, 7));
+        assert!(download.want(blocks[0].0, blocks[0].1, 7, Timestamp(0)));
+        assert!(download.want(blocks[1].0, blocks[1].1, 7, Timestamp(0)));
         assert!(
-            !download.want(blocks[2].0, blocks[2].1, 7),
+            !download.want(blocks[2].0, blocks[2].1, 7, Timestamp(0)),
             "peer 7's share"
         );
         assert!(download.is_full_for(7) && !download.is_full_for(8));
-        assert!(download.want(blocks[2].0, blocks[2].1, 8));
-        assert!(download.want(blocks[3].0, blocks[3].1, 8));
+        assert!(download.want(blocks[2].0, blocks[2].1, 8, Timestamp(0)));
+        assert!(download.want(blocks[3].0, blocks[3].1, 8, Timestamp(0)));
         assert!(
-            !download.want(blocks[4].0, blocks[4].1, 9),
+            !download.want(blocks[4].0, blocks[4].1, 9, Timestamp(0)),
             "the whole queue"
         );
         // A block that arrives frees its peer's share.
@@ -319,21 +380,21 @@ mod tests {
         let blocks = chain(6);
         let mut download = Download::new(100, 100);
         for (hash, wanted) in &blocks[..3] {
-            download.want(*hash, *wanted, 7);
+            download.want(*hash, *wanted, 7, Timestamp(0));
         }
         for (hash, wanted) in &blocks[3..] {
-            download.want(*hash, *wanted, 8);
+            download.want(*hash, *wanted, 8, Timestamp(0));
         }
         download.forget_queued_by(8);
         assert_eq!(download.len(), 3);
         // What builds on the leaver's blocks goes too, whoever queued it.
-        download.want(blocks[3].0, blocks[3].1, 8);
-        download.want(blocks[4].0, blocks[4].1, 9);
+        download.want(blocks[3].0, blocks[3].1, 8, Timestamp(0));
+        download.want(blocks[4].0, blocks[4].1, 9, Timestamp(0));
         download.forget_queued_by(8);
         assert_eq!(download.len(), 3);
         assert!(!download.queued_by.contains_key(&8) && !download.queued_by.contains_key(&9));
         // A block being fetched stays until its request ends.
-        download.want(blocks[3].0, blocks[3].1, 8);
+        download.want(blocks[3].0, blocks[3].1, 8, Timestamp(0));
         assert_eq!(
             download.pick(1, 1, 10, Height(10), Timestamp(0), |h, _| *h == blocks[3].0),
             vec![blocks[3].0]

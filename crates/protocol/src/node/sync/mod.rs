@@ -114,6 +114,8 @@ pub(crate) struct Sync {
     header_sync: Option<PeerId>,
     /// When progress was last reported, and the height then.
     progress: (Timestamp, Height),
+    /// When the queue was last swept for entries past their lifetime.
+    swept: Timestamp,
     /// When each outstanding headers request and block request was sent (every peer's
     /// `headers_requested` and `in_flight` times), so the next timeout is one lookup.
     headers_asked: Instants,
@@ -131,6 +133,7 @@ struct Limits {
     block_request_timeout_ms: u64,
     progress_interval_ms: u64,
     known_inventory_max: usize,
+    download_entry_lifetime_ms: u64,
 }
 
 impl Sync {
@@ -143,6 +146,7 @@ impl Sync {
             ),
             header_sync: None,
             progress: (Timestamp(0), Height(0)),
+            swept: Timestamp(0),
             headers_asked: Instants::default(),
             blocks_asked: Instants::default(),
             limits: Limits {
@@ -153,6 +157,7 @@ impl Sync {
                 block_request_timeout_ms: config.block_request_timeout_ms,
                 progress_interval_ms: config.progress_interval_ms,
                 known_inventory_max: config.known_inventory_max,
+                download_entry_lifetime_ms: config.download_entry_lifetime_ms,
             },
         }
     }
@@ -338,7 +343,7 @@ impl Sync {
             shown = shown.max(chain_work);
             if !self
                 .download
-                .want(hash, Wanted { header, chain_work }, peer)
+                .want(hash, Wanted { header, chain_work }, peer, now)
             {
                 whole = false;
                 break;
@@ -407,7 +412,7 @@ impl Sync {
         // A fresh tip goes first: it is what propagation waits for.
         Ok(self
             .download
-            .want(hash, Wanted { header, chain_work }, peer))
+            .want(hash, Wanted { header, chain_work }, peer, now))
     }
 
     /// The peer lacks blocks we asked it for: ask someone else, never it again. Returns
@@ -618,6 +623,17 @@ impl Sync {
         }
     }
 
+    /// Drops queue entries past their lifetime (see [`Download::expire`]), looking at most
+    /// once per progress interval: the deadline that reports progress wakes the node for it.
+    pub fn expire_queue(&mut self, now: Timestamp) -> usize {
+        if now.ms_since(self.swept) < self.limits.progress_interval_ms {
+            return 0;
+        }
+        self.swept = now;
+        self.download
+            .expire(now, self.limits.download_entry_lifetime_ms)
+    }
+
     /// Reports download progress every `progress_interval_ms` while blocks are queued.
     pub fn report_progress<S: Store>(
         &mut self,
@@ -826,7 +842,7 @@ mod tests {
                 header,
                 chain_work: Work(u128::from(height)),
             };
-            assert!(sync.download.want(header.hash(), wanted, 1));
+            assert!(sync.download.want(header.hash(), wanted, 1, Timestamp(0)));
             hashes.push(header.hash());
         }
         sync.schedule(&chain, Timestamp(100), &mut out, |_, _| true);
