@@ -1203,6 +1203,57 @@ async fn a_liar_holding_the_header_sync_slot() {
     assert!(banned, "the liar is refused afterwards");
 }
 
+// ---- the cases: connection slots -----------------------------------------------------------
+
+/// One host fills every inbound slot with live, well-behaved connections. Before, whoever
+/// came first kept the slots and an honest newcomer from elsewhere was refused ("too many
+/// inbound connections"). Now the newcomer gets in: the host's group, the largest, loses its
+/// youngest connection (evicted, not banned).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_filling_every_inbound_slot() {
+    const SLOTS: usize = 8;
+    let mut victim = start_on(NODE_ID, &[], &[], |c| c.inbound_max = SLOTS).await;
+    let mut keys = Vec::new();
+    for index in 0..SLOTS as u64 {
+        let mut hostile = Hostile::connect_to(&victim).await;
+        hostile.hello(|h| h.node_id = 1_000 + index).await;
+        keys.push(hostile.key.clone());
+        tokio::spawn(async move { hostile.stay_alive(DEADLINE).await });
+    }
+    eventually("the host to hold every inbound slot", DEADLINE, || async {
+        victim.handle.inspect(|n| n.peers().len()).await.unwrap() == SLOTS
+    })
+    .await;
+    // The honest newcomer, from another network group (an in-memory pipe is its own).
+    let honest = start(7, &[]).await;
+    assert!(driver::memory_link(&honest.handle, &victim.handle, "victim", 1 << 16).await);
+    eventually("the honest newcomer to be a peer", DEADLINE, || async {
+        honest.handle.inspect(|n| n.peers().len()).await.unwrap() == 1
+    })
+    .await;
+    let evicted = loop {
+        match tokio::time::timeout(DEADLINE, victim.events.recv()).await {
+            Ok(Some(Event::PeerGone {
+                address, reason, ..
+            })) => break (address, reason),
+            Ok(Some(_)) => continue,
+            _ => panic!("nobody made room"),
+        }
+    };
+    assert_eq!(evicted.1, DisconnectReason::Evicted, "{evicted:?}");
+    assert!(
+        keys.contains(&evicted.0),
+        "one of the host's connections went"
+    );
+    let key = evicted.0.clone();
+    let banned = victim
+        .handle
+        .inspect(move |node| node.is_banned(&key, now()))
+        .await
+        .unwrap();
+    assert!(!banned, "eviction is not a ban");
+}
+
 /// Why the node dropped the connection from `key`.
 async fn gone_reason(node: &mut TestNode, key: &str) -> DisconnectReason {
     loop {

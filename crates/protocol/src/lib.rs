@@ -6,6 +6,7 @@
 //!   [`frame::Received`] per frame for the node.
 //! - [`peer`]: what the node keeps per connection, and the reasons it disconnects.
 //! - [`address_book`]: known peer addresses, verified before they are passed on.
+//! - [`netgroup`]: network groups, and which addresses a peer may teach us.
 //! - [`node`]: the state machine. The tokio driver (node crate) and the simulator feed it
 //!   connections, messages, commands, ticks and mined blocks, and carry out its outputs.
 
@@ -14,6 +15,7 @@
 pub mod address_book;
 pub mod frame;
 pub mod message;
+pub mod netgroup;
 pub mod node;
 pub mod peer;
 

@@ -64,6 +64,8 @@ pub enum DisconnectReason {
     HeadersStalled,
     /// Too many inbound connections.
     TooManyInbound,
+    /// Evicted to make room for a new inbound peer (see `node::eviction`).
+    Evicted,
     /// The peer is refused for misbehaving earlier.
     Banned,
     /// Bytes that are not a message, or a message over its bounds.
@@ -139,6 +141,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Stalled => f.write_str("block requests keep timing out"),
             DisconnectReason::HeadersStalled => f.write_str("no headers in time"),
             DisconnectReason::TooManyInbound => f.write_str("too many inbound connections"),
+            DisconnectReason::Evicted => f.write_str("evicted to make room for a new inbound peer"),
             DisconnectReason::Banned => f.write_str("refused for earlier misbehaviour"),
             DisconnectReason::BadMessage(why) => write!(f, "bad message: {why}"),
             DisconnectReason::ProtocolViolation(why) => write!(f, "protocol violation: {why}"),

@@ -885,3 +885,46 @@ fn a_silent_handshake_is_the_next_deadline() {
     );
     assert_eq!(net.nodes[0].poll_timeout(), None);
 }
+
+/// Peers teach only numeric `IP:port` addresses: a host name or a unix socket path in a
+/// hello's listen address is not learned (it would make the node resolve a name, or dial a
+/// file, of an attacker's choosing); a numeric one is.
+#[test]
+fn only_numeric_addresses_are_learned_from_peers() {
+    let chain = Chain::open(spec(), MemStore::new(), ChainConfig::default()).unwrap();
+    let mut node = Node::new(NodeConfig::new(1), chain, 1);
+    let now = Timestamp(START);
+    let listens = [
+        "evil.example:8333",
+        "/tmp/powchain-nodes/node.3",
+        "198.51.100.4:8333",
+    ];
+    for (index, listen) in listens.iter().enumerate() {
+        let peer = index as PeerId + 1;
+        let address = format!("203.0.113.{peer}:5000");
+        let info = PeerInfo {
+            address: address.clone(),
+            ban_key: address,
+            direction: Direction::Inbound,
+        };
+        node.peer_connected(peer, info, now);
+        let hello = Message::Hello(powchain_protocol::Hello {
+            version: powchain_protocol::PROTOCOL_VERSION,
+            genesis: spec().genesis_hash(),
+            node_id: 100 + peer,
+            listen: Some((*listen).to_owned()),
+            tip: powchain_protocol::TipSummary {
+                hash: spec().genesis_hash(),
+                height: powchain_chain::Height(0),
+                work: powchain_chain::Work(1),
+            },
+            agent: "test".into(),
+        });
+        let frame = frame::encode(&hello);
+        node.frame_received(peer, Received::decode(&frame[4..]), now);
+    }
+    assert_eq!(node.peers().len(), 3, "every hello was taken");
+    assert!(!node.addresses().contains("evil.example:8333"));
+    assert!(!node.addresses().contains("/tmp/powchain-nodes/node.3"));
+    assert!(node.addresses().contains("198.51.100.4:8333"));
+}

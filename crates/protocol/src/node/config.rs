@@ -71,6 +71,9 @@ pub struct NodeConfig {
     pub refused_transfers_remembered_max: usize,
     /// Addresses remembered.
     pub address_book_max: usize,
+    /// Learn any address a peer tells of, not only numeric `IP:port` ones: for a simulated
+    /// network, whose nodes are named. A real node leaves it off (see `crate::netgroup`).
+    pub learn_any_address: bool,
     /// How often sync progress is reported while downloading.
     pub progress_interval_ms: u64,
     /// Shortest time between two templates rebuilt for new transfers (a new tip always
@@ -119,6 +122,7 @@ impl NodeConfig {
             headers_requests_burst_seconds: 60,
             download_entry_lifetime_ms: 600_000,
             address_book_max: 1_024,
+            learn_any_address: false,
             progress_interval_ms: 5_000,
             template_refresh_ms: 1_000,
             feeler_interval_ms: 120_000,

@@ -8,6 +8,8 @@
 //! - **A peer is ready exactly when its hello has been accepted**; the other managers only
 //!   know ready peers.
 //! - **Inbound connections never exceed `inbound_max`, and a banned key is refused at once.**
+//!   When the slots are full, the dispatcher may evict an inbound peer for the newcomer
+//!   (`super::eviction`).
 //! - **An address is dialled at most once at a time** (a dial that never reports back is
 //!   forgotten after three handshake timeouts).
 
@@ -38,6 +40,10 @@ pub(crate) struct Connection {
     /// Frame bytes received from the peer and sent to it.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// When it last gave us a block, and a transfer, we did not have (eviction keeps such
+    /// peers).
+    pub last_block_at: Option<Timestamp>,
+    pub last_transfer_at: Option<Timestamp>,
 }
 
 impl Connection {
@@ -51,6 +57,8 @@ impl Connection {
             headers_budget: MessageBudget::full(now),
             bytes_in: 0,
             bytes_out: 0,
+            last_block_at: None,
+            last_transfer_at: None,
         }
     }
 

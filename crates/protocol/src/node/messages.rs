@@ -178,7 +178,9 @@ impl<S: Store> Node<S> {
         }
         if info.direction == Direction::Outbound {
             self.addresses.book.mark_verified(&info.address);
-        } else if let Some(listen) = &hello.listen {
+        } else if let Some(listen) = &hello.listen
+            && self.may_learn(listen)
+        {
             // Only a candidate until we have connected to it ourselves.
             self.addresses.book.add(listen);
         }
@@ -225,7 +227,7 @@ impl<S: Store> Node<S> {
         };
         let mut new = 0;
         for address in addresses {
-            if Some(&address) == self.config.listen.as_ref() {
+            if Some(&address) == self.config.listen.as_ref() || !self.may_learn(&address) {
                 continue;
             }
             if self.addresses.book.add(&address) {
@@ -277,6 +279,13 @@ impl<S: Store> Node<S> {
             match self.chain.import_block(block, now) {
                 Ok(outcome) => {
                     self.stats.blocks_accepted += 1;
+                    if matches!(
+                        outcome.placement,
+                        Placement::BestChain | Placement::SideBranch
+                    ) && let Some(connection) = self.connections.get_mut(peer)
+                    {
+                        connection.last_block_at = Some(now);
+                    }
                     if let Placement::Orphan { missing } = outcome.placement {
                         self.sync
                             .orphan_received(peer, &missing, &self.chain, now, &mut self.out);
@@ -369,6 +378,11 @@ impl<S: Store> Node<S> {
                     }
                 }
             }
+        }
+        if !accepted.is_empty()
+            && let Some(connection) = self.connections.get_mut(peer)
+        {
+            connection.last_transfer_at = Some(now);
         }
         self.inventory.relay(&accepted, &mut self.out);
         self.transfers_arrived(now);

@@ -40,6 +40,7 @@ mod addresses;
 mod command;
 mod config;
 mod connections;
+mod eviction;
 mod inventory;
 mod liveness;
 mod messages;
@@ -56,6 +57,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::address_book::{AddressBook, AddressStore};
 use crate::message::{Hello, Message, PROTOCOL_VERSION, REASON_BYTES_MAX, TipSummary};
+use crate::netgroup::{is_learnable, net_group};
 use crate::peer::{Direction, DisconnectReason, PeerId, PeerInfo};
 use addresses::Addresses;
 use connections::{Connection, Connections};
@@ -269,8 +271,14 @@ impl<S: Store> Node<S> {
 
     /// A connection opened (either way). The node says hello, or refuses it.
     pub fn peer_connected(&mut self, peer: PeerId, info: PeerInfo, now: Timestamp) {
-        if let Some(reason) = self.connections.open(peer, info, now) {
-            return self.disconnect(peer, reason, now);
+        match self.connections.open(peer, info, now) {
+            None => {}
+            // Full: an inbound peer may make room (see `eviction`), or the newcomer goes.
+            Some(DisconnectReason::TooManyInbound) => match self.inbound_to_evict(peer) {
+                Some(victim) => self.disconnect(victim, DisconnectReason::Evicted, now),
+                None => return self.disconnect(peer, DisconnectReason::TooManyInbound, now),
+            },
+            Some(reason) => return self.disconnect(peer, reason, now),
         }
         let hello = Hello {
             version: PROTOCOL_VERSION,
@@ -281,6 +289,29 @@ impl<S: Store> Node<S> {
             agent: self.config.agent.clone(),
         };
         self.out.send(peer, Message::Hello(hello));
+    }
+
+    /// Whether a peer may teach us `address` (see `crate::netgroup`).
+    pub(super) fn may_learn(&self, address: &str) -> bool {
+        self.config.learn_any_address || is_learnable(address)
+    }
+
+    /// The inbound peer to evict for `newcomer`, if any (see `eviction`).
+    fn inbound_to_evict(&self, newcomer: PeerId) -> Option<PeerId> {
+        let candidates = self
+            .connections
+            .iter()
+            .filter(|(id, c)| *id != newcomer && c.info.direction == Direction::Inbound)
+            .map(|(id, c)| eviction::Candidate {
+                peer: id,
+                group: net_group(&c.info.address),
+                connected_at: c.connected_at,
+                rtt_ms: self.liveness.rtt_ms(id),
+                last_block_at: c.last_block_at,
+                last_transfer_at: c.last_transfer_at,
+            })
+            .collect();
+        eviction::select(candidates, self.config.inbound_max)
     }
 
     /// Dialling `address` failed.

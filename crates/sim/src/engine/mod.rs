@@ -295,6 +295,8 @@ impl Simulation {
         config.ping_timeout_ms = 3 * config.ping_interval_ms;
         config.template_refresh_ms = self.scenario.node.template_refresh.as_ms();
         config.feeler_interval_ms = self.scenario.node.feeler_interval.as_ms();
+        // Simulated nodes have names, not IP addresses.
+        config.learn_any_address = true;
         // A coinbase address per node, so two nodes never mine the same block.
         config.miner_address = Some(Keypair::dev(1_000 + index as u64).address());
         let lives = self.nodes.get(index).map_or(0, |n| n.lives);

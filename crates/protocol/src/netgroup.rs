@@ -1,0 +1,78 @@
+//! Network groups, and which addresses a peer may teach us.
+//!
+//! A *network group* is the part of an address that one operator can hardly choose many of:
+//! the first 16 bits of an IPv4 address, the first 32 of an IPv6 one (as Bitcoin Core groups
+//! them without its AS map). Connections from one group compete with each other for inbound
+//! slots before they compete with anyone else (`node::eviction`). An address that is not a
+//! numeric IP and port (a unix socket path, a simulated node's name, an in-memory pipe) is a
+//! group of its own: only the local user makes those.
+//!
+//! Peers may only teach numeric `IP:port` addresses with a real IP and port: a host name
+//! would make us resolve what an attacker chose, and a unix socket path would make us dial a
+//! file on this machine.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// The network group of `address` (see the module docs).
+pub fn net_group(address: &str) -> String {
+    match address.parse::<SocketAddr>().map(|socket| socket.ip()) {
+        Ok(IpAddr::V4(ip)) => {
+            let [a, b, _, _] = ip.octets();
+            format!("{a}.{b}")
+        }
+        Ok(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+            Some(ip) => {
+                let [a, b, _, _] = ip.octets();
+                format!("{a}.{b}")
+            }
+            None => {
+                let segments = ip.segments();
+                format!("{:x}:{:x}", segments[0], segments[1])
+            }
+        },
+        Err(_) => address.to_owned(),
+    }
+}
+
+/// Whether a peer may teach us `address`: a numeric IP (not unspecified, not multicast)
+/// and a port other than 0.
+pub fn is_learnable(address: &str) -> bool {
+    match address.parse::<SocketAddr>() {
+        Ok(socket) => {
+            let ip = socket.ip();
+            socket.port() != 0 && !ip.is_unspecified() && !ip.is_multicast()
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_the_first_16_bits_of_ipv4_and_32_of_ipv6() {
+        assert_eq!(net_group("203.0.113.7:8333"), "203.0");
+        assert_eq!(net_group("203.0.200.9:1"), "203.0");
+        assert_ne!(net_group("203.1.113.7:8333"), net_group("203.0.113.7:8333"));
+        assert_eq!(net_group("[2001:db8:1:2::1]:8333"), "2001:db8");
+        assert_eq!(net_group("[::ffff:203.0.113.7]:8333"), "203.0");
+        assert_eq!(
+            net_group("/tmp/powchain-nodes/node.3"),
+            "/tmp/powchain-nodes/node.3"
+        );
+    }
+
+    #[test]
+    fn only_numeric_addresses_with_a_port_are_learnable() {
+        assert!(is_learnable("203.0.113.7:8333"));
+        assert!(is_learnable("[2001:db8::1]:8333"));
+        assert!(!is_learnable("example.com:8333"), "a host name");
+        assert!(!is_learnable("/tmp/powchain-nodes/node.3"), "a socket path");
+        assert!(!is_learnable("203.0.113.7"), "no port");
+        assert!(!is_learnable("203.0.113.7:0"));
+        assert!(!is_learnable("0.0.0.0:8333"));
+        assert!(!is_learnable("224.0.0.1:8333"));
+        assert!(!is_learnable("node7"));
+    }
+}
