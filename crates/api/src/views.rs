@@ -174,6 +174,20 @@ impl TxView {
             let tx = Transaction::Transfer(transfer.clone());
             return Ok(Some(TxView::new(&tx, None, tip)));
         }
+        if let Some(index) = node.chain().store().tx_index() {
+            let location = index.tx_location(id).map_err(|e| e.to_string())?;
+            return match location {
+                Some((height, position)) => {
+                    let block = indexed_block(node, height)?;
+                    Ok(block
+                        .txs
+                        .get(position as usize)
+                        .filter(|tx| tx.id() == *id)
+                        .map(|tx| TxView::new(tx, Some((height, block.hash())), tip)))
+                }
+                None => Ok(None),
+            };
+        }
         // No transaction index: look through the recent best chain, newest first.
         for item in recent_blocks(node) {
             let (height, block) = item?;
@@ -183,6 +197,17 @@ impl TxView {
         }
         Ok(None)
     }
+}
+
+/// The best-chain block at `height`, where the transaction index says a transaction is.
+fn indexed_block<S: Store>(
+    node: &Node<S>,
+    height: Height,
+) -> Result<std::sync::Arc<Block>, String> {
+    node.chain()
+        .block_at(height)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the transaction index names height {height}, past the tip"))
 }
 
 /// The best chain's last [`RECENT_BLOCKS_SCANNED`] blocks, newest first, or the store's
@@ -301,18 +326,37 @@ impl AccountView {
             .take(ACCOUNT_HISTORY_MAX)
             .map(|(_, t)| TxView::new(&Transaction::Transfer(t.clone()), None, tip))
             .collect();
-        for item in recent_blocks(node) {
-            if recent.len() >= ACCOUNT_HISTORY_MAX {
-                break;
-            }
-            let (height, block) = item?;
-            for tx in block.txs.iter().rev() {
-                let involved = match tx {
-                    Transaction::Coinbase(c) => c.to == address,
-                    Transaction::Transfer(t) => t.from == address || t.to == address,
-                };
-                if involved && recent.len() < ACCOUNT_HISTORY_MAX {
+        if let Some(index) = chain.store().tx_index() {
+            let wanted = ACCOUNT_HISTORY_MAX - recent.len();
+            let locations = index
+                .account_txs(&address, wanted)
+                .map_err(|e| e.to_string())?;
+            let mut block: Option<std::sync::Arc<Block>> = None;
+            for (height, position) in locations {
+                if block.as_ref().is_none_or(|b| b.header.height != height) {
+                    block = Some(indexed_block(node, height)?);
+                }
+                if let Some(block) = &block
+                    && let Some(tx) = block.txs.get(position as usize)
+                {
                     recent.push(TxView::new(tx, Some((height, block.hash())), tip));
+                }
+            }
+        } else {
+            // No transaction index: look through the recent best chain, newest first.
+            for item in recent_blocks(node) {
+                if recent.len() >= ACCOUNT_HISTORY_MAX {
+                    break;
+                }
+                let (height, block) = item?;
+                for tx in block.txs.iter().rev() {
+                    let involved = match tx {
+                        Transaction::Coinbase(c) => c.to == address,
+                        Transaction::Transfer(t) => t.from == address || t.to == address,
+                    };
+                    if involved && recent.len() < ACCOUNT_HISTORY_MAX {
+                        recent.push(TxView::new(tx, Some((height, block.hash())), tip));
+                    }
                 }
             }
         }

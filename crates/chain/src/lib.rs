@@ -61,6 +61,6 @@ pub use mempool::{Mempool, MempoolConfig, MempoolError, Removal};
 pub use pow::{DifficultyBits, Target, Work};
 pub use spec::ChainSpec;
 pub use state::{Account, AccountReader};
-pub use store::{MemStore, Store, StoreError};
+pub use store::{MemStore, Store, StoreError, TxIndex};
 pub use tx::{Memo, Transaction, Transfer, TxError, UnsignedTransfer};
 pub use units::{Amount, Height, Timestamp};

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::block::Block;
-use crate::hash::BlockHash;
+use crate::hash::{BlockHash, TxId};
 use crate::header::Header;
 use crate::keys::Address;
 use crate::pow::Work;
@@ -122,6 +122,25 @@ pub trait Store: AccountReader {
     /// Applies `batch` atomically: all of it or none of it. Within a batch, deletes apply
     /// after puts, so a block stored and pruned by the same import ends up absent.
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError>;
+    /// The store's transaction index, if it keeps one (readers without it scan blocks).
+    fn tx_index(&self) -> Option<&dyn TxIndex> {
+        None
+    }
+}
+
+/// Where the best chain holds each transaction, and each account's transactions: kept by a
+/// store in the same commit as the best chain it describes.
+pub trait TxIndex {
+    /// The best-chain height of the block holding transaction `id`, and its position among
+    /// the block's transactions.
+    fn tx_location(&self, id: &TxId) -> Result<Option<(Height, u32)>, StoreError>;
+    /// Up to `limit` best-chain transactions that pay `address` or are paid by it, newest
+    /// first: each one's block height and position.
+    fn account_txs(
+        &self,
+        address: &Address,
+        limit: usize,
+    ) -> Result<Vec<(Height, u32)>, StoreError>;
 }
 
 /// A store in memory. Nothing survives the process; commits cannot fail. It survives a

@@ -5,7 +5,7 @@
 //! - [`miner`]: mining threads that search disjoint nonce ranges of the current block
 //!   template and drop stale work within milliseconds of a new one.
 //! - [`store`]: the chain in one redb file, one durable transaction per imported block, and
-//!   the peer address book.
+//!   the peer address book; [`tx_index`]: where the best chain holds each transaction.
 //! - [`mempool_file`]: the pending transfers kept across a clean restart.
 //! - [`wallet`]: private keys in their own file (mode 0600), never in the chain database.
 
@@ -14,4 +14,5 @@ pub mod mempool_file;
 pub mod miner;
 pub mod sha512;
 pub mod store;
+pub mod tx_index;
 pub mod wallet;

@@ -11,6 +11,7 @@
 //! accounts   address (32 bytes)       Account (balance, nonce)
 //! undo       block hash               BlockUndo (accounts before the block)
 //! peers      "ip:port" or socket path PeerRecord
+//! txs, account_txs                    the transaction index (see `crate::tx_index`)
 //! ```
 //!
 //! Every `commit` is one redb write transaction with immediate durability: when it returns,
@@ -23,12 +24,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use powchain_chain::block::{Block, tx_root};
-use powchain_chain::hash::{BlockHash, Hash512};
+use powchain_chain::hash::{BlockHash, Hash512, TxId};
 use powchain_chain::keys::Address;
 use powchain_chain::state::{Account, AccountReader, BlockUndo};
-use powchain_chain::store::{ChainIdentity, IndexEntry, Store, StoreError, WriteBatch};
+use powchain_chain::store::{ChainIdentity, IndexEntry, Store, StoreError, TxIndex, WriteBatch};
 use powchain_chain::units::Height;
 use powchain_protocol::AddressStore;
+
+use crate::tx_index;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -137,6 +140,7 @@ impl RedbStore {
             ));
         }
         store.create_tables()?;
+        store.build_tx_index()?;
         Ok(store)
     }
 
@@ -164,8 +168,55 @@ impl RedbStore {
             txn.open_table(ACCOUNTS).map_err(open)?;
             txn.open_table(UNDO).map_err(open)?;
             txn.open_table(PEERS).map_err(open)?;
+            txn.open_table(tx_index::TXS).map_err(open)?;
+            txn.open_table(tx_index::ACCOUNT_TXS).map_err(open)?;
         }
         txn.commit().map_err(|e| error("cannot create tables", e))
+    }
+
+    /// Builds the transaction index of a file written before it existed, once.
+    fn build_tx_index(&self) -> Result<(), StoreError> {
+        let built: Option<Vec<u8>> = self.read(|txn| {
+            let meta = txn
+                .open_table(META)
+                .map_err(|e| error("cannot open table meta", e))?;
+            Ok(meta
+                .get(tx_index::BUILT_KEY)
+                .map_err(|e| error("cannot read table meta", e))?
+                .map(|value| value.value().to_vec()))
+        })?;
+        if built.is_some() {
+            return Ok(());
+        }
+        let best = self.best_chain()?;
+        self.write(|txn| {
+            tx_index::build(txn, &best, |hash| {
+                self.block(hash).map(|b| b.map(|b| (*b).clone()))
+            })?;
+            txn.open_table(META)
+                .map_err(|e| error("cannot open table meta", e))?
+                .insert(tx_index::BUILT_KEY, [1u8].as_slice())
+                .map_err(|e| error("cannot write table meta", e))?;
+            Ok(())
+        })
+    }
+
+    /// Every best-chain height and its block.
+    fn best_chain(&self) -> Result<Vec<(Height, BlockHash)>, StoreError> {
+        self.read(|txn| {
+            let table = txn
+                .open_table(BEST)
+                .map_err(|e| error("cannot open table best", e))?;
+            let mut best = Vec::new();
+            for row in table
+                .iter()
+                .map_err(|e| error("cannot read table best", e))?
+            {
+                let (height, hash) = row.map_err(|e| error("cannot read table best", e))?;
+                best.push((Height(height.value()), hash_from("best", hash.value())?));
+            }
+            Ok(best)
+        })
     }
 
     fn read<T>(
@@ -300,6 +351,30 @@ impl AccountReader for RedbStore {
     }
 }
 
+impl TxIndex for RedbStore {
+    fn tx_location(&self, id: &TxId) -> Result<Option<(Height, u32)>, StoreError> {
+        self.read(|txn| {
+            let txs = txn
+                .open_table(tx_index::TXS)
+                .map_err(|e| error("cannot open the transaction index", e))?;
+            tx_index::tx_location(&txs, id)
+        })
+    }
+
+    fn account_txs(
+        &self,
+        address: &Address,
+        limit: usize,
+    ) -> Result<Vec<(Height, u32)>, StoreError> {
+        self.read(|txn| {
+            let accounts = txn
+                .open_table(tx_index::ACCOUNT_TXS)
+                .map_err(|e| error("cannot open the transaction index", e))?;
+            tx_index::account_txs(&accounts, address, limit)
+        })
+    }
+}
+
 impl Store for RedbStore {
     fn identity(&self) -> Result<Option<ChainIdentity>, StoreError> {
         self.read(|txn| {
@@ -380,12 +455,37 @@ impl Store for RedbStore {
         })
     }
 
+    fn tx_index(&self) -> Option<&dyn TxIndex> {
+        Some(self)
+    }
+
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
         self.write(|txn| {
             let open =
                 |name: &str, e: redb::TableError| error(&format!("cannot open table {name}"), e);
             let write =
                 |name: &str, e: redb::StorageError| error(&format!("cannot write table {name}"), e);
+            // The index follows the best-chain heights, read as they were before the batch.
+            let read_best = |height: Height| -> Result<Option<BlockHash>, StoreError> {
+                let best = txn.open_table(BEST).map_err(|e| open("best", e))?;
+                let hash = best
+                    .get(height.0)
+                    .map_err(|e| error("cannot read table best", e))?;
+                hash.map(|hash| hash_from("best", hash.value())).transpose()
+            };
+            let read_block = |hash: &BlockHash| -> Result<Option<Block>, StoreError> {
+                let blocks = txn.open_table(BLOCKS).map_err(|e| open("blocks", e))?;
+                let value = blocks
+                    .get(hash.0.0.as_slice())
+                    .map_err(|e| error("cannot read table blocks", e))?;
+                let Some(value) = value else {
+                    return Ok(None);
+                };
+                let block: Block = decode("blocks", value.value())?;
+                check_stored_block(hash, &block)?;
+                Ok(Some(block))
+            };
+            tx_index::follow(txn, &batch, read_best, read_block)?;
             {
                 let mut blocks = txn.open_table(BLOCKS).map_err(|e| open("blocks", e))?;
                 for (hash, block) in &batch.put_blocks {

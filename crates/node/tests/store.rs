@@ -12,7 +12,7 @@ use powchain_chain::state::StateOverlay;
 use powchain_chain::tx::Coinbase;
 use powchain_chain::{
     Address, Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, Header, Height, Keypair,
-    Memo, OpenError, Timestamp, Transaction, UnsignedTransfer, miner,
+    Memo, OpenError, Store, Timestamp, Transaction, UnsignedTransfer, miner,
 };
 use powchain_node::store::{PeerRecord, RedbStore};
 use powchain_testkit::{TempDir, spec_with_dev_accounts};
@@ -293,4 +293,79 @@ fn the_peer_address_book_persists() {
     assert!(peers.contains(&("127.0.0.1:9000".to_string(), record)));
     store.remove_peer("/tmp/node.2").unwrap();
     assert_eq!(store.peers().unwrap().len(), 1);
+}
+
+/// What the transaction index must say: every best-chain transaction's height and position,
+/// and each account's transactions newest first, computed from the chain itself.
+fn assert_index_matches_the_best_chain(chain: &Chain<RedbStore>, when: &str) {
+    let index = chain.store().tx_index().expect("the redb store keeps an index");
+    let mut by_account: BTreeMap<Address, Vec<(Height, u32)>> = BTreeMap::new();
+    for height in 0..=chain.tip().height.0 {
+        let block = chain.block_at(Height(height)).unwrap().unwrap();
+        for (position, tx) in block.txs.iter().enumerate() {
+            let at = (Height(height), position as u32);
+            assert_eq!(index.tx_location(&tx.id()).unwrap(), Some(at), "{when}");
+            let touched = match tx {
+                Transaction::Coinbase(c) => vec![c.to],
+                Transaction::Transfer(t) => vec![t.from, t.to],
+            };
+            for address in touched {
+                by_account.entry(address).or_default().push(at);
+            }
+        }
+    }
+    for (address, mut expected) in by_account {
+        expected.reverse();
+        assert_eq!(index.account_txs(&address, 1_000).unwrap(), expected, "{when}");
+        expected.truncate(2);
+        assert_eq!(index.account_txs(&address, 2).unwrap(), expected, "{when}");
+    }
+}
+
+/// The transaction index follows the best chain through a reorganisation (what left it is
+/// no longer found) and a restart, and a file written without one gets it built on opening.
+#[test]
+fn the_transaction_index_follows_the_best_chain() {
+    let dir = TempDir::new("store-tx-index");
+    let path = dir.file("chain.redb");
+    let spec = spec();
+    let mut chain = open(&spec, &path).unwrap();
+    let genesis = chain.tip().hash;
+    // Branch A: two blocks with transfers; then branch B, with more work, takes over.
+    let a1 = block_on(&chain, genesis, 1, Some((0, 0)));
+    chain.import_block(a1.clone(), now(&spec)).unwrap();
+    let a2 = block_on(&chain, a1.hash(), 2, Some((1, 0)));
+    chain.import_block(a2.clone(), now(&spec)).unwrap();
+    assert_index_matches_the_best_chain(&chain, "on branch A");
+    let index = chain.store().tx_index().unwrap();
+    let a2_transfer = a2.txs[1].id();
+    assert_eq!(index.tx_location(&a2_transfer).unwrap(), Some((Height(2), 1)));
+    let mut parent = genesis;
+    for i in 0..3 {
+        let block = block_on(&chain, parent, 10 + i, Some((2, i)));
+        parent = block.hash();
+        chain.import_block(block, now(&spec)).unwrap();
+    }
+    assert_eq!(chain.tip().hash, parent, "branch B won");
+    assert_index_matches_the_best_chain(&chain, "after the reorg");
+    let index = chain.store().tx_index().unwrap();
+    assert_eq!(index.tx_location(&a2_transfer).unwrap(), None, "it left the best chain");
+    drop(chain);
+    assert_index_matches_the_best_chain(&open(&spec, &path).unwrap(), "after a restart");
+
+    // A file from before the index: its tables and mark removed by hand.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<&[u8], &[u8]>::new("txs"))
+            .unwrap();
+        txn.delete_table(redb::TableDefinition::<&[u8], &[u8]>::new("account_txs"))
+            .unwrap();
+        txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .unwrap()
+            .remove("tx_index")
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    assert_index_matches_the_best_chain(&open(&spec, &path).unwrap(), "rebuilt on opening");
 }

@@ -1,0 +1,203 @@
+//! The transaction index in the chain's redb file: where the best chain holds each
+//! transaction, and each account's transactions, so the API's `/tx/ID` and `/accounts/X`
+//! are a few key reads instead of a scan of recent blocks.
+//!
+//! ```text
+//! table        key                                   value
+//! txs          transaction id (64 bytes)             height (u64 BE) ‖ position (u32 BE)
+//! account_txs  address (32) ‖ height (u64 BE) ‖ position (u32 BE)   (empty)
+//! ```
+//!
+//! It is kept inside [`RedbStore`](crate::store::RedbStore)'s commit, in the same write
+//! transaction as the best-chain heights it follows: a block leaving a height is unindexed,
+//! the block arriving there is indexed, so the index can never disagree with the best chain
+//! on disk. A file written before the index existed gets it built once, on opening (the meta
+//! key `tx_index` records that it is there).
+
+use powchain_chain::block::Block;
+use powchain_chain::hash::{BlockHash, TxId};
+use powchain_chain::keys::Address;
+use powchain_chain::store::{StoreError, WriteBatch};
+use powchain_chain::tx::Transaction;
+use powchain_chain::units::Height;
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+pub(crate) const ACCOUNT_TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("account_txs");
+
+/// The meta key that says the index covers the whole best chain.
+pub(crate) const BUILT_KEY: &str = "tx_index";
+
+/// A store error naming what failed.
+fn error(what: &str, cause: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("{what}: {cause}"))
+}
+
+/// Where a transaction is: its block's height and its position in the block.
+fn location(height: Height, position: u32) -> [u8; 12] {
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&height.0.to_be_bytes());
+    bytes[8..].copy_from_slice(&position.to_be_bytes());
+    bytes
+}
+
+fn parse_location(bytes: &[u8]) -> Result<(Height, u32), StoreError> {
+    let corrupt = || StoreError("corrupt location in table txs".into());
+    let height: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    let position: [u8; 4] = bytes
+        .get(8..12)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    Ok((
+        Height(u64::from_be_bytes(height)),
+        u32::from_be_bytes(position),
+    ))
+}
+
+fn account_key(address: &Address, height: Height, position: u32) -> [u8; 44] {
+    let mut key = [0u8; 44];
+    key[..32].copy_from_slice(&address.0);
+    key[32..].copy_from_slice(&location(height, position));
+    key
+}
+
+/// The accounts a transaction touches: who pays and who is paid.
+fn accounts_of(tx: &Transaction) -> Vec<Address> {
+    match tx {
+        Transaction::Coinbase(coinbase) => vec![coinbase.to],
+        Transaction::Transfer(transfer) if transfer.from == transfer.to => vec![transfer.to],
+        Transaction::Transfer(transfer) => vec![transfer.from, transfer.to],
+    }
+}
+
+/// Adds (`add`) or removes every transaction of `block`, at `height`, to the index.
+fn apply_block(
+    txn: &WriteTransaction,
+    block: &Block,
+    height: Height,
+    add: bool,
+) -> Result<(), StoreError> {
+    let write = |e| error("cannot write the transaction index", e);
+    let mut txs = txn.open_table(TXS).map_err(write_table)?;
+    let mut accounts = txn.open_table(ACCOUNT_TXS).map_err(write_table)?;
+    for (position, tx) in block.txs.iter().enumerate() {
+        let position = u32::try_from(position).map_err(|_| error("block too long", position))?;
+        let id = tx.id();
+        if add {
+            txs.insert(id.0.0.as_slice(), location(height, position).as_slice())
+                .map_err(write)?;
+        } else {
+            txs.remove(id.0.0.as_slice()).map_err(write)?;
+        }
+        for address in accounts_of(tx) {
+            let key = account_key(&address, height, position);
+            if add {
+                accounts
+                    .insert(key.as_slice(), [].as_slice())
+                    .map_err(write)?;
+            } else {
+                accounts.remove(key.as_slice()).map_err(write)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_table(e: redb::TableError) -> StoreError {
+    error("cannot open the transaction index", e)
+}
+
+/// Follows the best-chain heights `batch` changes: what leaves a height is unindexed, what
+/// arrives there is indexed. Runs in the commit's transaction before the heights are
+/// written; `read_best` and `read_block` read the file as it was before the batch (blocks
+/// the batch stores are found in it first).
+pub(crate) fn follow(
+    txn: &WriteTransaction,
+    batch: &WriteBatch,
+    read_best: impl Fn(Height) -> Result<Option<BlockHash>, StoreError>,
+    read_block: impl Fn(&BlockHash) -> Result<Option<Block>, StoreError>,
+) -> Result<(), StoreError> {
+    let block = |hash: &BlockHash| -> Result<Block, StoreError> {
+        if let Some((_, block)) = batch.put_blocks.iter().find(|(h, _)| h == hash) {
+            return Ok(block.as_ref().clone());
+        }
+        read_block(hash)?
+            .ok_or_else(|| StoreError(format!("best-chain block {hash} is not stored")))
+    };
+    // Deletes apply after puts: a height in both ends up empty.
+    let mut changes: Vec<(Height, Option<BlockHash>)> = batch
+        .put_best
+        .iter()
+        .filter(|(height, _)| !batch.delete_best.contains(height))
+        .map(|(height, hash)| (*height, Some(*hash)))
+        .collect();
+    changes.extend(batch.delete_best.iter().map(|height| (*height, None)));
+    for (height, new) in changes {
+        let old = read_best(height)?;
+        if old == new {
+            continue;
+        }
+        if let Some(old) = old {
+            apply_block(txn, &block(&old)?, height, false)?;
+        }
+        if let Some(new) = new {
+            apply_block(txn, &block(&new)?, height, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Indexes the whole best chain `best` (height and hash, in any order), for a file written
+/// before the index existed.
+pub(crate) fn build(
+    txn: &WriteTransaction,
+    best: &[(Height, BlockHash)],
+    read_block: impl Fn(&BlockHash) -> Result<Option<Block>, StoreError>,
+) -> Result<(), StoreError> {
+    for (height, hash) in best {
+        let block = read_block(hash)?
+            .ok_or_else(|| StoreError(format!("best-chain block {hash} is not stored")))?;
+        apply_block(txn, &block, *height, true)?;
+    }
+    Ok(())
+}
+
+/// The location of transaction `id`, read from `txs`.
+pub(crate) fn tx_location(
+    txs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &TxId,
+) -> Result<Option<(Height, u32)>, StoreError> {
+    match txs
+        .get(id.0.0.as_slice())
+        .map_err(|e| error("cannot read the transaction index", e))?
+    {
+        Some(value) => parse_location(value.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Up to `limit` locations of `address`'s transactions, newest first, read from
+/// `account_txs`.
+pub(crate) fn account_txs(
+    accounts: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    address: &Address,
+    limit: usize,
+) -> Result<Vec<(Height, u32)>, StoreError> {
+    let read = |e| error("cannot read the transaction index", e);
+    let first = account_key(address, Height(0), 0);
+    let last = account_key(address, Height(u64::MAX), u32::MAX);
+    let mut found = Vec::new();
+    for row in accounts
+        .range(first.as_slice()..=last.as_slice())
+        .map_err(read)?
+        .rev()
+        .take(limit)
+    {
+        let (key, _) = row.map_err(read)?;
+        found.push(parse_location(key.value().get(32..).unwrap_or_default())?);
+    }
+    Ok(found)
+}
