@@ -298,7 +298,10 @@ fn the_peer_address_book_persists() {
 /// What the transaction index must say: every best-chain transaction's height and position,
 /// and each account's transactions newest first, computed from the chain itself.
 fn assert_index_matches_the_best_chain(chain: &Chain<RedbStore>, when: &str) {
-    let index = chain.store().tx_index().expect("the redb store keeps an index");
+    let index = chain
+        .store()
+        .tx_index()
+        .expect("the redb store keeps an index");
     let mut by_account: BTreeMap<Address, Vec<(Height, u32)>> = BTreeMap::new();
     for height in 0..=chain.tip().height.0 {
         let block = chain.block_at(Height(height)).unwrap().unwrap();
@@ -316,7 +319,11 @@ fn assert_index_matches_the_best_chain(chain: &Chain<RedbStore>, when: &str) {
     }
     for (address, mut expected) in by_account {
         expected.reverse();
-        assert_eq!(index.account_txs(&address, 1_000).unwrap(), expected, "{when}");
+        assert_eq!(
+            index.account_txs(&address, 1_000).unwrap(),
+            expected,
+            "{when}"
+        );
         expected.truncate(2);
         assert_eq!(index.account_txs(&address, 2).unwrap(), expected, "{when}");
     }
@@ -339,7 +346,10 @@ fn the_transaction_index_follows_the_best_chain() {
     assert_index_matches_the_best_chain(&chain, "on branch A");
     let index = chain.store().tx_index().unwrap();
     let a2_transfer = a2.txs[1].id();
-    assert_eq!(index.tx_location(&a2_transfer).unwrap(), Some((Height(2), 1)));
+    assert_eq!(
+        index.tx_location(&a2_transfer).unwrap(),
+        Some((Height(2), 1))
+    );
     let mut parent = genesis;
     for i in 0..3 {
         let block = block_on(&chain, parent, 10 + i, Some((2, i)));
@@ -349,7 +359,11 @@ fn the_transaction_index_follows_the_best_chain() {
     assert_eq!(chain.tip().hash, parent, "branch B won");
     assert_index_matches_the_best_chain(&chain, "after the reorg");
     let index = chain.store().tx_index().unwrap();
-    assert_eq!(index.tx_location(&a2_transfer).unwrap(), None, "it left the best chain");
+    assert_eq!(
+        index.tx_location(&a2_transfer).unwrap(),
+        None,
+        "it left the best chain"
+    );
     drop(chain);
     assert_index_matches_the_best_chain(&open(&spec, &path).unwrap(), "after a restart");
 

@@ -5,6 +5,14 @@
 //! to others. Failed connections back off exponentially; an address that turned out to be
 //! this node itself is never dialled again.
 //!
+//! **One source cannot crowd out the others** (Bitcoin Core's addrman keeps its new table
+//! in buckets by the source's network group for this). An address a peer taught is charged
+//! to the peer's network group: one group may hold at most an eighth of the book's
+//! unverified addresses, and past that its newest replaces its own worst. When the book is
+//! full, room is made in the group that holds the most unverified addresses. Verified
+//! addresses are never pushed out by learned ones, nor are the addresses the local user gave
+//! (`--peers`, `connect`).
+//!
 //! The book outlives a run through an [`AddressStore`]: the node's redb file keeps it in a
 //! table of its own (`powchain_node::store::RedbAddresses`), tests and the simulator in
 //! memory ([`MemAddresses`], which survives a simulated crash). Addresses are not consensus
@@ -20,6 +28,10 @@ use rand::{Rng, RngExt};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Entry {
     verified: bool,
+    /// Given by the local user: never pushed out.
+    pinned: bool,
+    /// The network group of the peer that taught it (`None`: not taught by a peer).
+    source: Option<String>,
     /// Kept from an earlier run: worth keeping again until it keeps failing.
     kept: bool,
     is_self: bool,
@@ -74,19 +86,75 @@ impl AddressBook {
         self.entries.is_empty()
     }
 
-    /// Adds a candidate; returns whether it was new. When full, an unverified address with
-    /// the most failures makes room, or the newcomer is dropped.
+    /// Adds a candidate not taught by a peer; returns whether it was new. When full, room
+    /// is made as the module docs say, or the newcomer is dropped.
     pub fn add(&mut self, address: &str) -> bool {
+        self.insert(address, Entry::default())
+    }
+
+    /// Adds an address the local user gave: never pushed out by learned ones.
+    pub fn add_pinned(&mut self, address: &str) {
+        self.add(address);
+        if let Some(entry) = self.entries.get_mut(address)
+            && !entry.pinned
+        {
+            self.revision += 1;
+            entry.pinned = true;
+        }
+    }
+
+    /// Adds an address a peer of network group `source` taught; returns whether it was new.
+    /// A source at its share replaces its own worst unverified address.
+    pub fn learn(&mut self, address: &str, source: &str) -> bool {
+        if address.is_empty() || self.entries.contains_key(address) {
+            return false;
+        }
+        let share = (self.max / 8).max(1);
+        let from_source = |entry: &Entry| {
+            !entry.verified && !entry.pinned && entry.source.as_deref() == Some(source)
+        };
+        if self.entries.values().filter(|e| from_source(e)).count() >= share {
+            let worst = self
+                .entries
+                .iter()
+                .filter(|(_, entry)| from_source(entry))
+                .max_by_key(|(_, entry)| entry.failures)
+                .map(|(address, _)| address.clone());
+            if let Some(worst) = worst {
+                self.entries.remove(&worst);
+            }
+        }
+        let entry = Entry {
+            source: Some(source.to_owned()),
+            ..Entry::default()
+        };
+        self.insert(address, entry)
+    }
+
+    /// Inserts a new entry, making room when full: an unverified, unpinned address of the
+    /// group holding the most of them (its most failed one), or none and the newcomer is
+    /// dropped.
+    fn insert(&mut self, address: &str, entry: Entry) -> bool {
         if address.is_empty() || self.entries.contains_key(address) {
             return false;
         }
         if self.entries.len() >= self.max {
-            let victim = self
-                .entries
-                .iter()
-                .filter(|(_, entry)| !entry.verified)
-                .max_by_key(|(_, entry)| entry.failures)
-                .map(|(address, _)| address.clone());
+            let evictable = |entry: &Entry| !entry.verified && !entry.pinned;
+            let mut groups: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+            for entry in self.entries.values().filter(|e| evictable(e)) {
+                *groups.entry(entry.source.as_deref()).or_default() += 1;
+            }
+            let crowded = groups
+                .into_iter()
+                .max_by_key(|(_, count)| *count)
+                .map(|(group, _)| group.map(str::to_owned));
+            let victim = crowded.and_then(|group| {
+                self.entries
+                    .iter()
+                    .filter(|(_, e)| evictable(e) && e.source == group)
+                    .max_by_key(|(_, e)| e.failures)
+                    .map(|(address, _)| address.clone())
+            });
             match victim {
                 Some(victim) => {
                     self.entries.remove(&victim);
@@ -94,7 +162,7 @@ impl AddressBook {
                 None => return false,
             }
         }
-        self.entries.insert(address.to_owned(), Entry::default());
+        self.entries.insert(address.to_owned(), entry);
         self.revision += 1;
         true
     }
@@ -383,6 +451,43 @@ mod tests {
             "every address is verified: the newcomer is dropped"
         );
         assert_eq!(book.len(), 2);
+    }
+
+    /// One source teaching many addresses holds at most an eighth of the book; what other
+    /// sources taught, what was verified and what the user gave stay.
+    #[test]
+    fn one_source_cannot_crowd_out_the_others() {
+        let mut book = AddressBook::new(64);
+        book.add_pinned("198.51.100.1:1");
+        for i in 0..6 {
+            assert!(book.learn(&format!("192.0.2.{i}:1"), "10.1"));
+        }
+        book.learn("192.0.2.200:1", "10.2");
+        book.mark_verified("192.0.2.200:1");
+        for i in 0..1_000 {
+            book.learn(&format!("203.0.{}.{}:1", i / 250, i % 250), "10.66");
+        }
+        let from = |prefix: &str| {
+            book.entries
+                .keys()
+                .filter(|a| a.starts_with(prefix))
+                .count()
+        };
+        assert_eq!(
+            from("203.0."),
+            8,
+            "the flooding source holds its share, 64 / 8"
+        );
+        assert_eq!(from("192.0.2."), 7, "the other sources' addresses all stay");
+        assert!(book.contains("198.51.100.1:1"));
+        // A full book makes room in the most crowded group, never among the pinned or
+        // verified.
+        for i in 0..100 {
+            book.learn(&format!("100.64.{i}.1:1"), &format!("20.{i}"));
+        }
+        assert_eq!(book.len(), 64);
+        assert!(book.contains("198.51.100.1:1"), "pinned");
+        assert!(book.contains("192.0.2.200:1"), "verified");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::outbox::Event;
 use super::sync::{HeadersTaken, serve};
 use crate::frame::Received;
 use crate::message::{Hello, Message, PROTOCOL_VERSION};
+use crate::netgroup::net_group;
 use crate::peer::{Direction, DisconnectReason, PeerId, Unasked, Violation};
 
 impl<S: Store> Node<S> {
@@ -182,7 +183,7 @@ impl<S: Store> Node<S> {
             && self.may_learn(listen)
         {
             // Only a candidate until we have connected to it ourselves.
-            self.addresses.book.add(listen);
+            self.addresses.book.learn(listen, &net_group(&info.address));
         }
         let tip = hello.tip;
         self.out.event(Event::PeerReady {
@@ -226,11 +227,16 @@ impl<S: Store> Node<S> {
             return;
         };
         let mut new = 0;
+        let source = self
+            .connections
+            .get(peer)
+            .map(|c| net_group(&c.info.address))
+            .unwrap_or_default();
         for address in addresses {
             if Some(&address) == self.config.listen.as_ref() || !self.may_learn(&address) {
                 continue;
             }
-            if self.addresses.book.add(&address) {
+            if self.addresses.book.learn(&address, &source) {
                 new += 1;
             }
             if connect_now && self.connections.by_address(&address).is_none() {

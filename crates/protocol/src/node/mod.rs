@@ -264,9 +264,10 @@ impl<S: Store> Node<S> {
 
     // ---- connections -------------------------------------------------------------------
 
-    /// Adds an address to dial when the node wants more peers (seed 003's peer list).
+    /// Adds an address to dial when the node wants more peers (seed 003's peer list): the
+    /// local user's, never pushed out by what peers teach.
     pub fn add_address(&mut self, address: &str) {
-        self.addresses.book.add(address);
+        self.addresses.book.add_pinned(address);
     }
 
     /// A connection opened (either way). The node says hello, or refuses it.

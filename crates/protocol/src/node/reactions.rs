@@ -142,7 +142,7 @@ impl<S: Store> Node<S> {
     pub fn command(&mut self, command: Command, now: Timestamp) {
         match command {
             Command::Connect(address) => {
-                self.addresses.book.add(&address);
+                self.addresses.book.add_pinned(&address);
                 self.connections.dial(&address, now, &mut self.out);
             }
             Command::Disconnect(peer) => self.disconnect(peer, DisconnectReason::UserRequest, now),
