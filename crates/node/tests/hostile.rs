@@ -56,6 +56,17 @@ async fn start_on(
     blocks: &[Block],
     configure: impl FnOnce(&mut NodeConfig),
 ) -> TestNode {
+    start_with(spec(), id, peers, blocks, configure).await
+}
+
+/// As [`start_on`], on the chain of `spec`.
+async fn start_with(
+    spec: ChainSpec,
+    id: u64,
+    peers: &[&str],
+    blocks: &[Block],
+    configure: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
     let mut driver_config = DriverConfig::new();
     driver_config.tick = Duration::from_millis(20);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -73,7 +84,7 @@ async fn start_on(
     config.flood_burst_seconds = 1;
     configure(&mut config);
     config.feeler_interval_ms = 0;
-    let mut chain = Chain::open(spec(), MemStore::new(), ChainConfig::default()).unwrap();
+    let mut chain = Chain::open(spec, MemStore::new(), ChainConfig::default()).unwrap();
     for block in blocks {
         chain.import_block(block.clone(), now()).unwrap();
     }
@@ -385,7 +396,15 @@ fn seal(mut block: Block) -> Block {
 /// `count` valid blocks on genesis, each with the given transfers (index by height - 1), then
 /// `spoil` applied to the last one before it is sealed.
 fn chain_with(txs: Vec<Vec<Transfer>>, spoil: impl FnOnce(&mut Block)) -> Vec<Block> {
-    let spec = spec();
+    chain_of(spec(), txs, spoil)
+}
+
+/// As [`chain_with`], on the chain of `spec`.
+fn chain_of(
+    spec: ChainSpec,
+    txs: Vec<Vec<Transfer>>,
+    spoil: impl FnOnce(&mut Block),
+) -> Vec<Block> {
     let chain_id = spec.genesis_hash();
     let mut chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default()).unwrap();
     let mut blocks = Vec::new();
@@ -1107,6 +1126,97 @@ async fn outcome_allowing_block_one(
 }
 
 // ---- the cases: header sync ----------------------------------------------------------------
+
+/// A chain whose difficulty retargets, from 10 bits at genesis down to 2 at the easiest, so
+/// that headers at the easiest target are about 256 times cheaper than honest ones.
+fn retargeting_spec() -> ChainSpec {
+    let mut spec = ChainSpec::dev();
+    spec.name = "hostile-retarget".into();
+    spec.difficulty_bits = powchain_chain::DifficultyBits::new(10).unwrap();
+    if let Some(rule) = &mut spec.retarget {
+        rule.easiest = powchain_chain::DifficultyBits::new(2).unwrap();
+    }
+    spec
+}
+
+/// Cheap headers: one honest header, then a thousand on it at the chain's easiest target,
+/// which only the rules' own target after the parent may refuse (the parent is only a queued
+/// header). Before, they were all queued (100,000 in 15 s of one core filled the queue and
+/// froze the node). Now the second is refused as the wrong target and the sender banned, its
+/// one queued header leaving with it; an honest peer then syncs the same node: the control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheap_headers_on_a_queued_parent() {
+    let spec = retargeting_spec();
+    let honest_blocks = chain_of(spec.clone(), vec![Vec::new(); 30], |_| {});
+    let mut victim = start_with(spec.clone(), NODE_ID, &[], &[], |_| {}).await;
+    let mut attacker = Hostile::connect_to(&victim).await;
+    let first = honest_blocks[0].header;
+    let mut cheap = Vec::new();
+    let mut parent = first;
+    for _ in 0..1_000 {
+        let mut header = parent;
+        header.prev_hash = parent.hash();
+        header.height = Height(parent.height.0 + 1);
+        header.time = Timestamp(parent.time.0 + 2_000);
+        header.target = spec.retarget.unwrap().easiest.target();
+        header.nonce = 0;
+        while !header.meets_own_target() {
+            header.nonce += 1;
+        }
+        cheap.push(header);
+        parent = header;
+    }
+    let claim = TipSummary {
+        hash: parent.hash(),
+        height: parent.height,
+        work: Work(u128::from(u32::MAX)),
+    };
+    let genesis = spec.genesis_hash();
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        genesis,
+        node_id: 666,
+        listen: None,
+        tip: claim,
+        agent: "hostile/1".into(),
+    };
+    attacker.send(&Message::Hello(hello)).await;
+    while !matches!(
+        attacker.receive().await,
+        Some(Message::GetHeaders { .. }) | None
+    ) {}
+    let mut headers = vec![first];
+    headers.extend(cheap);
+    attacker.send(&Message::Headers(headers)).await;
+    let said = gone_reason(&mut victim, &attacker.key).await;
+    assert!(
+        matches!(
+            said,
+            DisconnectReason::InvalidHeaders(HeaderFault::WrongTarget(_))
+        ),
+        "{said:?}"
+    );
+    let key = attacker.key.clone();
+    let (banned, queued) = victim
+        .handle
+        .inspect(move |node| (node.is_banned(&key, now()), node.download_queue_len()))
+        .await
+        .unwrap();
+    assert!(banned);
+    assert_eq!(queued, 0, "nothing the attacker queued is left");
+    // The control: an honest peer with the real chain syncs the same node.
+    let _honest = start_with(spec, 7, &[&victim.address], &honest_blocks, |_| {}).await;
+    let tip = honest_blocks.last().unwrap().hash();
+    eventually("the node to sync the honest chain", DEADLINE, || async {
+        victim
+            .handle
+            .inspect(|n| n.chain().tip().hash)
+            .await
+            .unwrap()
+            == tip
+    })
+    .await;
+}
 
 /// How long a fresh node takes to sync `blocks` from an honest peer that dials it, with
 /// `attack` started on the fresh node first (it returns the attacker's key).
