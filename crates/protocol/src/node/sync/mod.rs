@@ -59,6 +59,9 @@ struct SyncPeer {
     shown: Work,
     /// It told of a block whose parent we lack: worth asking for headers.
     lacking_parent: bool,
+    /// The claimed tip its last whole answer ended under: not asked again for it (it would
+    /// answer the same), only once it claims another or queued headers were dropped.
+    answered_claim: Option<TipSummary>,
     /// When the unanswered `GetHeaders` to it was sent.
     headers_requested: Option<Timestamp>,
     /// Headers answers in a row that did not connect to anything we know.
@@ -177,6 +180,7 @@ impl Sync {
                 avoid: BoundedSet::new(self.limits.known_inventory_max),
                 shown: Work(0),
                 lacking_parent: false,
+                answered_claim: None,
                 headers_requested: None,
                 unconnected_headers: 0,
             },
@@ -199,7 +203,18 @@ impl Sync {
         if self.header_sync == Some(peer) {
             self.header_sync = None;
         }
+        let before = self.download.len();
         self.download.forget_queued_by(peer);
+        if self.download.len() < before {
+            self.forget_answers();
+        }
+    }
+
+    /// Queued headers were dropped: what peers answered before may have to be asked again.
+    fn forget_answers(&mut self) {
+        for state in self.peers.values_mut() {
+            state.answered_claim = None;
+        }
     }
 
     /// The best tip `peer` has told us about.
@@ -239,9 +254,14 @@ impl Sync {
         let mut best: Option<(Work, PeerId)> = None;
         for (peer, state) in &self.peers {
             let claims_more = state.tip.work > ours
+                && state.answered_claim != Some(state.tip)
                 && chain.tree().get(&state.tip.hash).is_none()
                 && !self.download.contains(&state.tip.hash);
-            if state.headers_requested.is_some() || !(claims_more || state.lacking_parent) {
+            // A peer whose share of the queue is full is asked again once it has drained.
+            if state.headers_requested.is_some()
+                || self.download.is_full_for(*peer)
+                || !(claims_more || state.lacking_parent)
+            {
                 continue;
             }
             if best.is_none_or(|(shown, _)| state.shown > shown) {
@@ -350,20 +370,22 @@ impl Sync {
             }
         }
         let ours = chain.tip().chain_work;
-        if let Some(state) = self.peers.get_mut(&peer) {
+        let claim = self.peers.get(&peer).map(|state| state.tip);
+        let claim_known = claim.is_some_and(|c| self.known_work(chain, &c.hash).is_some());
+        if let Some(state) = self.peers.get_mut(&peer)
+            && let Some(claim) = claim
+        {
             state.unconnected_headers = 0;
             state.shown = shown;
-            let claim = state.tip;
             // "No more" from a peer whose headers fall short of its own claim.
-            if !full
-                && whole
-                && claim.work > shown.max(ours)
-                && self.known_work(chain, &claim.hash).is_none()
-            {
+            if !full && whole && claim.work > shown.max(ours) && !claim_known {
                 return Err(Refusal::Headers(HeaderFault::UnbackedClaim {
                     claimed: claim.work,
                     shown,
                 }));
+            }
+            if !full && whole {
+                state.answered_claim = Some(claim);
             }
         }
         if let (true, Some(last)) = (full, last)
@@ -452,6 +474,7 @@ impl Sync {
     /// A block failed validation: it and everything queued on it are no longer wanted.
     pub fn block_invalid(&mut self, hash: &BlockHash) {
         self.download.remove_with_descendants(hash);
+        self.forget_answers();
     }
 
     /// A block from `peer` became an orphan waiting for `missing`: catch up by headers
@@ -630,8 +653,13 @@ impl Sync {
             return 0;
         }
         self.swept = now;
-        self.download
-            .expire(now, self.limits.download_entry_lifetime_ms)
+        let expired = self
+            .download
+            .expire(now, self.limits.download_entry_lifetime_ms);
+        if expired > 0 {
+            self.forget_answers();
+        }
+        expired
     }
 
     /// Reports download progress every `progress_interval_ms` while blocks are queued.
@@ -925,6 +953,52 @@ mod tests {
         sync.set_tip(2, tip_with_work(u128::MAX - 1));
         sync.start_header_sync(&chain, Timestamp(3), &mut out);
         assert_eq!(sent(&mut out), vec![(2, "get-headers")]);
+    }
+
+    /// A peer is not asked again and again: not after a whole answer for the same claimed
+    /// tip (it would answer the same; here its chain moved to a heavier tip meanwhile, so
+    /// the tip it claimed is not among its headers), and not while its share of the queue
+    /// is full. Either would be a request loop at the speed of the link, which its own
+    /// headers budget would punish.
+    #[test]
+    fn a_peer_is_not_asked_again_for_what_it_answered() {
+        let (spec, headers) = mined_headers(3);
+        let chain = Chain::open(spec, MemStore::new(), Default::default()).unwrap();
+        let mut sync = Sync::new(&NodeConfig::new(1));
+        let mut out = Outbox::default();
+        let per_header = headers[0].target.work().0;
+        let ours = chain.tip().chain_work.0;
+        sync.peer_ready(1, tip_with_work(ours + 2 * per_header));
+        sync.start_header_sync(&chain, Timestamp(0), &mut out);
+        assert_eq!(sent(&mut out), vec![(1, "get-headers")]);
+        assert_eq!(
+            sync.headers_received(1, headers.clone(), &chain, Timestamp(1), &mut out, |_| {}),
+            Ok(HeadersTaken::Queued)
+        );
+        sync.start_header_sync(&chain, Timestamp(2), &mut out);
+        assert_eq!(
+            sent(&mut out),
+            vec![],
+            "the same claim is not asked about again"
+        );
+        // A new claim makes it a candidate again.
+        sync.set_tip(1, tip_with_work(u128::MAX));
+        sync.start_header_sync(&chain, Timestamp(3), &mut out);
+        assert_eq!(sent(&mut out), vec![(1, "get-headers")]);
+
+        // A peer whose share of the queue is full waits until it drains.
+        let mut config = NodeConfig::new(1);
+        config.download_queue_per_peer_max = 2;
+        let mut sync = Sync::new(&config);
+        sync.peer_ready(2, tip_with_work(u128::MAX));
+        sync.start_header_sync(&chain, Timestamp(0), &mut out);
+        assert_eq!(sent(&mut out), vec![(2, "get-headers")]);
+        assert_eq!(
+            sync.headers_received(2, headers, &chain, Timestamp(1), &mut out, |_| {}),
+            Ok(HeadersTaken::Queued)
+        );
+        sync.start_header_sync(&chain, Timestamp(2), &mut out);
+        assert_eq!(sent(&mut out), vec![], "its share is full");
     }
 
     /// An honest peer's answer that is cut short by the queue's bound, or that says there
