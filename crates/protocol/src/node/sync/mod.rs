@@ -15,7 +15,9 @@
 //!   parent we lack); the slot goes to the one whose headers have shown the most work so
 //!   far, never to the biggest claim. A peer that says it has no more headers while its
 //!   headers show less work than it claimed is banned: in-order delivery means an honest
-//!   peer's answer reaches at least the tip it last told us of.
+//!   peer's answer reaches at least the tip it last told us of. A peer is not asked again
+//!   for the claim its last whole answer ended under, nor while its share of the queue is
+//!   full: either would be a request loop at the speed of the link.
 //! - **A block is only accepted from a peer it was asked of** (or asked and given up on:
 //!   late is not abuse); a peer that lets a block request time out is dropped, and never
 //!   asked for that block again.
