@@ -320,7 +320,7 @@ impl<S: Store> Node<S> {
         }
         self.sync.report_progress(&self.chain, now, &mut self.out);
         // The queue drained a little: a peer whose share was full may be asked for more.
-        self.sync.start_header_sync(&self.chain, now, &mut self.out);
+        self.sync.queue_drained(&self.chain, now, &mut self.out);
         self.schedule_downloads(now);
     }
 

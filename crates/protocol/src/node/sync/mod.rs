@@ -121,6 +121,9 @@ pub(crate) struct Sync {
     progress: (Timestamp, Height),
     /// When the queue was last swept for entries past their lifetime.
     swept: Timestamp,
+    /// A candidate was passed over because its share of the queue was full: ask again once
+    /// blocks have left the queue.
+    waiting_for_room: bool,
     /// When each outstanding headers request and block request was sent (every peer's
     /// `headers_requested` and `in_flight` times), so the next timeout is one lookup.
     headers_asked: Instants,
@@ -152,6 +155,7 @@ impl Sync {
             header_sync: None,
             progress: (Timestamp(0), Height(0)),
             swept: Timestamp(0),
+            waiting_for_room: false,
             headers_asked: Instants::default(),
             blocks_asked: Instants::default(),
             limits: Limits {
@@ -241,6 +245,13 @@ impl Sync {
         })
     }
 
+    /// Blocks left the queue: a candidate passed over for its full share may be asked now.
+    pub fn queue_drained<S: Store>(&mut self, chain: &Chain<S>, now: Timestamp, out: &mut Outbox) {
+        if std::mem::take(&mut self.waiting_for_room) {
+            self.start_header_sync(chain, now, out);
+        }
+    }
+
     /// Starts a header sync, when none runs, with the candidate whose headers have shown
     /// the most work (the earliest connected among equals): see the module docs.
     pub fn start_header_sync<S: Store>(
@@ -259,11 +270,12 @@ impl Sync {
                 && state.answered_claim != Some(state.tip)
                 && chain.tree().get(&state.tip.hash).is_none()
                 && !self.download.contains(&state.tip.hash);
+            if state.headers_requested.is_some() || !(claims_more || state.lacking_parent) {
+                continue;
+            }
             // A peer whose share of the queue is full is asked again once it has drained.
-            if state.headers_requested.is_some()
-                || self.download.is_full_for(*peer)
-                || !(claims_more || state.lacking_parent)
-            {
+            if self.download.is_full_for(*peer) {
+                self.waiting_for_room = true;
                 continue;
             }
             if best.is_none_or(|(shown, _)| state.shown > shown) {
@@ -368,6 +380,7 @@ impl Sync {
                 .want(hash, Wanted { header, chain_work }, peer, now)
             {
                 whole = false;
+                self.waiting_for_room = true;
                 break;
             }
         }
@@ -995,12 +1008,17 @@ mod tests {
         sync.peer_ready(2, tip_with_work(u128::MAX));
         sync.start_header_sync(&chain, Timestamp(0), &mut out);
         assert_eq!(sent(&mut out), vec![(2, "get-headers")]);
+        let first = headers[0].hash();
         assert_eq!(
             sync.headers_received(2, headers, &chain, Timestamp(1), &mut out, |_| {}),
             Ok(HeadersTaken::Queued)
         );
         sync.start_header_sync(&chain, Timestamp(2), &mut out);
         assert_eq!(sent(&mut out), vec![], "its share is full");
+        // A block leaves the queue: there is room, and the peer is asked for more.
+        sync.download.remove(&first);
+        sync.queue_drained(&chain, Timestamp(3), &mut out);
+        assert_eq!(sent(&mut out), vec![(2, "get-headers")]);
     }
 
     /// An honest peer's answer that is cut short by the queue's bound, or that says there
