@@ -68,7 +68,7 @@ pub struct RedbStore {
 }
 
 /// A store error naming what failed.
-fn error(what: &str, cause: impl Display) -> StoreError {
+pub(crate) fn error(what: &str, cause: impl Display) -> StoreError {
     StoreError(format!("{what}: {cause}"))
 }
 
@@ -190,9 +190,7 @@ impl RedbStore {
         }
         let best = self.best_chain()?;
         self.write(|txn| {
-            tx_index::build(txn, &best, |hash| {
-                self.block(hash).map(|b| b.map(|b| (*b).clone()))
-            })?;
+            tx_index::build(txn, &best, |hash| self.block(hash))?;
             txn.open_table(META)
                 .map_err(|e| error("cannot open table meta", e))?
                 .insert(tx_index::BUILT_KEY, [1u8].as_slice())
@@ -465,27 +463,14 @@ impl Store for RedbStore {
                 |name: &str, e: redb::TableError| error(&format!("cannot open table {name}"), e);
             let write =
                 |name: &str, e: redb::StorageError| error(&format!("cannot write table {name}"), e);
-            // The index follows the best-chain heights, read as they were before the batch.
-            let read_best = |height: Height| -> Result<Option<BlockHash>, StoreError> {
-                let best = txn.open_table(BEST).map_err(|e| open("best", e))?;
-                let hash = best
-                    .get(height.0)
-                    .map_err(|e| error("cannot read table best", e))?;
-                hash.map(|hash| hash_from("best", hash.value())).transpose()
-            };
-            let read_block = |hash: &BlockHash| -> Result<Option<Block>, StoreError> {
-                let blocks = txn.open_table(BLOCKS).map_err(|e| open("blocks", e))?;
-                let value = blocks
-                    .get(hash.0.0.as_slice())
-                    .map_err(|e| error("cannot read table blocks", e))?;
-                let Some(value) = value else {
-                    return Ok(None);
-                };
-                let block: Block = decode("blocks", value.value())?;
-                check_stored_block(hash, &block)?;
-                Ok(Some(block))
-            };
-            tx_index::follow(txn, &batch, read_best, read_block)?;
+            // The index follows the best-chain heights. Nothing is written yet, so reads
+            // of the file see it as it was before the batch.
+            tx_index::follow(
+                txn,
+                &batch,
+                |height| self.best_at(height),
+                |hash| self.block(hash),
+            )?;
             {
                 let mut blocks = txn.open_table(BLOCKS).map_err(|e| open("blocks", e))?;
                 for (hash, block) in &batch.put_blocks {

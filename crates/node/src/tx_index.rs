@@ -14,6 +14,8 @@
 //! on disk. A file written before the index existed gets it built once, on opening (the meta
 //! key `tx_index` records that it is there).
 
+use std::sync::Arc;
+
 use powchain_chain::block::Block;
 use powchain_chain::hash::{BlockHash, TxId};
 use powchain_chain::keys::Address;
@@ -22,16 +24,13 @@ use powchain_chain::tx::Transaction;
 use powchain_chain::units::Height;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
+use crate::store::error;
+
 pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 pub(crate) const ACCOUNT_TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("account_txs");
 
 /// The meta key that says the index covers the whole best chain.
 pub(crate) const BUILT_KEY: &str = "tx_index";
-
-/// A store error naming what failed.
-fn error(what: &str, cause: impl std::fmt::Display) -> StoreError {
-    StoreError(format!("{what}: {cause}"))
-}
 
 /// Where a transaction is: its block's height and its position in the block.
 fn location(height: Height, position: u32) -> [u8; 12] {
@@ -118,11 +117,11 @@ pub(crate) fn follow(
     txn: &WriteTransaction,
     batch: &WriteBatch,
     read_best: impl Fn(Height) -> Result<Option<BlockHash>, StoreError>,
-    read_block: impl Fn(&BlockHash) -> Result<Option<Block>, StoreError>,
+    read_block: impl Fn(&BlockHash) -> Result<Option<Arc<Block>>, StoreError>,
 ) -> Result<(), StoreError> {
-    let block = |hash: &BlockHash| -> Result<Block, StoreError> {
+    let block = |hash: &BlockHash| -> Result<Arc<Block>, StoreError> {
         if let Some((_, block)) = batch.put_blocks.iter().find(|(h, _)| h == hash) {
-            return Ok(block.as_ref().clone());
+            return Ok(Arc::clone(block));
         }
         read_block(hash)?
             .ok_or_else(|| StoreError(format!("best-chain block {hash} is not stored")))
@@ -141,10 +140,10 @@ pub(crate) fn follow(
             continue;
         }
         if let Some(old) = old {
-            apply_block(txn, &block(&old)?, height, false)?;
+            apply_block(txn, &*block(&old)?, height, false)?;
         }
         if let Some(new) = new {
-            apply_block(txn, &block(&new)?, height, true)?;
+            apply_block(txn, &*block(&new)?, height, true)?;
         }
     }
     Ok(())
@@ -155,7 +154,7 @@ pub(crate) fn follow(
 pub(crate) fn build(
     txn: &WriteTransaction,
     best: &[(Height, BlockHash)],
-    read_block: impl Fn(&BlockHash) -> Result<Option<Block>, StoreError>,
+    read_block: impl Fn(&BlockHash) -> Result<Option<Arc<Block>>, StoreError>,
 ) -> Result<(), StoreError> {
     for (height, hash) in best {
         let block = read_block(hash)?

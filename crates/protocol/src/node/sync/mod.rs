@@ -268,8 +268,7 @@ impl Sync {
         for (peer, state) in &self.peers {
             let claims_more = state.tip.work > ours
                 && state.answered_claim != Some(state.tip)
-                && chain.tree().get(&state.tip.hash).is_none()
-                && !self.download.contains(&state.tip.hash);
+                && self.known_work(chain, &state.tip.hash).is_none();
             if state.headers_requested.is_some() || !(claims_more || state.lacking_parent) {
                 continue;
             }
@@ -663,9 +662,9 @@ impl Sync {
 
     /// Drops queue entries past their lifetime (see [`Download::expire`]), looking at most
     /// once per progress interval: the deadline that reports progress wakes the node for it.
-    pub fn expire_queue(&mut self, now: Timestamp) -> usize {
+    pub fn expire_queue(&mut self, now: Timestamp) {
         if now.ms_since(self.swept) < self.limits.progress_interval_ms {
-            return 0;
+            return;
         }
         self.swept = now;
         let expired = self
@@ -674,7 +673,6 @@ impl Sync {
         if expired > 0 {
             self.forget_answers();
         }
-        expired
     }
 
     /// Reports download progress every `progress_interval_ms` while blocks are queued.
