@@ -54,7 +54,9 @@ pub struct DriverConfig {
     pub peer_queue_bytes_max: usize,
     /// Bytes queued for one peer above which nothing more is read from it until it has read
     /// them (Bitcoin Core's pause-send): what its requests cost us stays bounded by what it
-    /// takes, instead of growing our memory.
+    /// takes, instead of growing our memory. Reading also pauses above half of
+    /// `peer_queue_frames_max` frames queued, so that many small answers (pongs to a backlog
+    /// of pings) never reach the frame bound that would drop the peer.
     pub peer_send_pause_bytes: usize,
     /// Frames read from one peer and not yet handled by the node above which nothing more is
     /// read from it: a peer cannot queue work faster than the node does it.
@@ -317,19 +319,23 @@ struct Connection {
 /// frames read and not yet handled, and a wake-up for a paused reader when either goes down.
 struct Flow {
     queued: AtomicUsize,
+    queued_frames: AtomicUsize,
     unhandled: AtomicUsize,
     changed: tokio::sync::Notify,
     pause_bytes: usize,
+    pause_frames: usize,
     unhandled_max: usize,
 }
 
 impl Flow {
-    fn new(pause_bytes: usize, unhandled_max: usize) -> Flow {
+    fn new(pause_bytes: usize, pause_frames: usize, unhandled_max: usize) -> Flow {
         Flow {
             queued: AtomicUsize::new(0),
+            queued_frames: AtomicUsize::new(0),
             unhandled: AtomicUsize::new(0),
             changed: tokio::sync::Notify::new(),
             pause_bytes,
+            pause_frames,
             unhandled_max,
         }
     }
@@ -337,6 +343,7 @@ impl Flow {
     /// Until the peer has read what it is owed and the node has handled its frames.
     async fn wait_until_readable(&self) {
         while self.queued.load(Ordering::Relaxed) > self.pause_bytes
+            || self.queued_frames.load(Ordering::Relaxed) > self.pause_frames
             || self.unhandled.load(Ordering::Relaxed) >= self.unhandled_max.max(1)
         {
             // `notify_one` keeps a permit when nobody waits, so a change between the check
@@ -347,6 +354,7 @@ impl Flow {
 
     fn written(&self, bytes: usize) {
         self.queued.fetch_sub(bytes, Ordering::Relaxed);
+        self.queued_frames.fetch_sub(1, Ordering::Relaxed);
         self.changed.notify_one();
     }
 
@@ -645,7 +653,11 @@ impl Io {
             stream,
             self.inputs.clone(),
             self.queue_frames_max,
-            Flow::new(self.send_pause_bytes, self.frames_unhandled_max),
+            Flow::new(
+                self.send_pause_bytes,
+                self.queue_frames_max / 2,
+                self.frames_unhandled_max,
+            ),
         );
         self.connections.insert(peer, connection);
         self.writers.push(writer);
@@ -685,7 +697,9 @@ impl Io {
                 let size = bytes.len();
                 // Counted before the writer can see it, so the writer's subtraction never
                 // comes first.
-                let queued = connection.flow.queued.fetch_add(size, Ordering::Relaxed) + size;
+                let flow = &connection.flow;
+                let queued = flow.queued.fetch_add(size, Ordering::Relaxed) + size;
+                flow.queued_frames.fetch_add(1, Ordering::Relaxed);
                 let fits = queued <= self.queue_bytes_max
                     && connection.outgoing.try_send(Outgoing::Frame(bytes)).is_ok();
                 if fits {
@@ -693,7 +707,8 @@ impl Io {
                     // Payload bytes, as the node counts what it receives.
                     node.frame_sent(peer, size - frame::LENGTH_PREFIX_BYTES);
                 } else {
-                    connection.flow.queued.fetch_sub(size, Ordering::Relaxed);
+                    flow.queued.fetch_sub(size, Ordering::Relaxed);
+                    flow.queued_frames.fetch_sub(1, Ordering::Relaxed);
                     // Too slow to keep up (or gone): let it go rather than buffer.
                     if let Some(connection) = self.connections.remove(&peer) {
                         connection.reader.abort();
