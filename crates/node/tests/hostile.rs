@@ -101,6 +101,14 @@ async fn start_with(
     }
 }
 
+/// Waits until `node`'s tip is `tip` (`what` names the wait if it fails).
+async fn reaches(node: &TestNode, tip: BlockHash, what: &str) {
+    eventually(what, DEADLINE, || async {
+        node.handle.inspect(|n| n.chain().tip().hash).await.unwrap() == tip
+    })
+    .await;
+}
+
 /// What must not change: the tip, every dev account, the mempool.
 #[derive(Debug, PartialEq)]
 struct Snapshot {
@@ -921,16 +929,7 @@ async fn headers_requests_beyond_any_syncing_node() {
     let blocks = chain_with(vec![Vec::new(); 50], |_| {});
     let scene = scene_on(&blocks, |_| {}).await;
     let tip = blocks.last().unwrap().hash();
-    eventually("the honest peer to sync by headers", DEADLINE, || async {
-        scene
-            .honest
-            .handle
-            .inspect(|n| n.chain().tip().hash)
-            .await
-            .unwrap()
-            == tip
-    })
-    .await;
+    reaches(&scene.honest, tip, "the honest peer to sync by headers").await;
     let mut hostile = Hostile::connect(&scene).await;
     hostile.hello(|_| {}).await;
     let config = NodeConfig::new(1);
@@ -1171,16 +1170,12 @@ async fn cheap_headers_on_a_queued_parent() {
         height: parent.height,
         work: Work(u128::from(u32::MAX)),
     };
-    let genesis = spec.genesis_hash();
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        genesis,
-        node_id: 666,
-        listen: None,
-        tip: claim,
-        agent: "hostile/1".into(),
-    };
-    attacker.send(&Message::Hello(hello)).await;
+    attacker
+        .hello(|h| {
+            h.genesis = spec.genesis_hash();
+            h.tip = claim;
+        })
+        .await;
     while !matches!(
         attacker.receive().await,
         Some(Message::GetHeaders { .. }) | None
@@ -1207,15 +1202,7 @@ async fn cheap_headers_on_a_queued_parent() {
     // The control: an honest peer with the real chain syncs the same node.
     let _honest = start_with(spec, 7, &[&victim.address], &honest_blocks, |_| {}).await;
     let tip = honest_blocks.last().unwrap().hash();
-    eventually("the node to sync the honest chain", DEADLINE, || async {
-        victim
-            .handle
-            .inspect(|n| n.chain().tip().hash)
-            .await
-            .unwrap()
-            == tip
-    })
-    .await;
+    reaches(&victim, tip, "the node to sync the honest chain").await;
 }
 
 /// How long a fresh node takes to sync `blocks` from an honest peer that dials it, with
@@ -1229,17 +1216,10 @@ async fn fresh_node_syncs(
     let started = tokio::time::Instant::now();
     let _honest = start_on(7, &[&victim.address], blocks, |_| {}).await;
     let target = blocks.last().unwrap().hash();
-    eventually(
+    reaches(
+        &victim,
+        target,
         "the fresh node to sync from the honest peer",
-        DEADLINE,
-        || async {
-            victim
-                .handle
-                .inspect(|n| n.chain().tip().hash)
-                .await
-                .unwrap()
-                == target
-        },
     )
     .await;
     (started.elapsed(), victim, attacker)
