@@ -1205,6 +1205,86 @@ async fn cheap_headers_on_a_queued_parent() {
     reaches(&victim, tip, "the node to sync the honest chain").await;
 }
 
+/// `count` valid blocks on genesis paying dev account 5 (so not those of [`chain_with`]), and
+/// the chain work they add up to.
+fn fork_from_genesis(count: u64) -> (Vec<Block>, Work) {
+    let mut chain = Chain::open(spec(), MemStore::new(), ChainConfig::default()).unwrap();
+    let mempool = Mempool::new(MempoolConfig::default());
+    let mut blocks = Vec::new();
+    for index in 0..count {
+        let template = chain
+            .block_template(&mempool, Keypair::dev(5).address(), now(), index)
+            .unwrap();
+        let block = seal(template.block);
+        chain.import_block(block.clone(), now()).unwrap();
+        blocks.push(block);
+    }
+    (blocks, chain.tip().chain_work)
+}
+
+/// Issue 16's fork from deep in the chain, where blocks were cheap: a peer with a real,
+/// valid branch from genesis, far lighter than ours, tells of its tip (it claims no more
+/// than it has: no liar). Its headers are checked, but none of its blocks is asked for: the
+/// branch never comes within `presync_margin_blocks` of our work. The peer did nothing
+/// wrong and stays; the control, an honest peer, syncs our chain from the node meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_light_fork_from_deep_in_the_chain() {
+    let main = chain_with(vec![Vec::new(); 60], |_| {});
+    let scene = scene_on(&main, |config| config.presync_margin_blocks = 10).await;
+    let (fork, fork_work) = fork_from_genesis(30);
+    let fork_tip = fork.last().unwrap().header;
+    let mut attacker = Hostile::connect(&scene).await;
+    attacker
+        .hello(|h| {
+            h.tip = TipSummary {
+                hash: fork_tip.hash(),
+                height: fork_tip.height,
+                work: fork_work,
+            }
+        })
+        .await;
+    while !matches!(attacker.receive().await, Some(Message::Hello(_)) | None) {}
+    attacker.send(&Message::Announce { header: fork_tip }).await;
+    while !matches!(
+        attacker.receive().await,
+        Some(Message::GetHeaders { .. }) | None
+    ) {}
+    let headers = fork.iter().map(|block| block.header).collect();
+    attacker.send(&Message::Headers(headers)).await;
+    // What the node does with the headers it does before it answers the next message.
+    attacker.send(&Message::Ping { nonce: 77 }).await;
+    loop {
+        match attacker.receive().await {
+            Some(Message::Pong { nonce: 77, .. }) => break,
+            Some(Message::GetBlocks(wanted)) => {
+                panic!(
+                    "the node asked for {} blocks of the light fork",
+                    wanted.len()
+                )
+            }
+            Some(_) => {}
+            None => panic!("the node hung up on a peer that did nothing wrong"),
+        }
+    }
+    let queued = scene
+        .node
+        .handle
+        .inspect(|node| node.download_queue_len())
+        .await
+        .unwrap();
+    assert_eq!(queued, 0, "nothing of the fork is queued");
+    let main_tip = main.last().unwrap().hash();
+    reaches(&scene.honest, main_tip, "the honest peer to sync our chain").await;
+    let key = attacker.key.clone();
+    let still_there = scene
+        .node
+        .handle
+        .inspect(move |node| node.peer_by_address(&key).is_some())
+        .await
+        .unwrap();
+    assert!(still_there, "a light fork is not misbehaviour");
+}
+
 /// How long a fresh node takes to sync `blocks` from an honest peer that dials it, with
 /// `attack` started on the fresh node first (it returns the attacker's key).
 async fn fresh_node_syncs(

@@ -76,6 +76,11 @@ pub struct NodeArgs {
     /// Who mined blocks pay: a dev account number or an address (default: dev account 0).
     #[arg(long)]
     miner_address: Option<String>,
+    /// Download no block of a chain with less total work than this, in expected hashes
+    /// (the "total work" `powchain status` prints). For joining a network
+    /// whose chain you know: a fresh node then fetches nothing of a lighter fork.
+    #[arg(long, value_name = "WORK", default_value_t = 0)]
+    minimum_chain_work: u128,
     /// Ignore stdin: run until SIGINT or SIGTERM.
     #[arg(long)]
     no_repl: bool,
@@ -352,6 +357,7 @@ fn build_node<S: Store>(
     let mut config = NodeConfig::new(rand::random());
     config.listen = listen;
     config.outbound_target = config.outbound_target.max(args.peers.len());
+    config.minimum_chain_work = powchain_chain::Work(args.minimum_chain_work);
     if let Some(miner) = &args.miner_address {
         // The flag takes what the session's `balance` takes: a dev number or an address.
         let who = session::parse(&format!("balance {miner}"))

@@ -1,6 +1,6 @@
 //! How the node behaves toward peers: every bound and interval, with its unit in the name.
 
-use powchain_chain::{Address, ChainConfig, Keypair, MempoolConfig};
+use powchain_chain::{Address, ChainConfig, Keypair, MempoolConfig, Work};
 
 /// How the node behaves toward peers.
 #[derive(Clone, Debug)]
@@ -66,6 +66,17 @@ pub struct NodeConfig {
     /// before it is dropped (with what builds on it). An honest chain's headers come again
     /// from the next header sync, since its tip is still unknown.
     pub download_entry_lifetime_ms: u64,
+    /// Headers of a branch below the queue threshold held per peer (checked, not
+    /// downloaded; see `sync::staged`). A branch that needs more to come near our work is
+    /// not followed: about 200 bytes each.
+    pub staged_headers_per_peer_max: usize,
+    /// How far behind our tip's work, in blocks at the tip's target, a branch's headers may
+    /// be and still have their blocks queued (Bitcoin Core: 144, a day of blocks).
+    pub presync_margin_blocks: u64,
+    /// The least chain work a branch needs before its blocks are downloaded at all (Bitcoin
+    /// Core's `-minimumchainwork`): a fresh node then fetches no block of a chain lighter
+    /// than the one it knows exists. 0 on a new network.
+    pub minimum_chain_work: Work,
     /// Transfer ids refused since the last tip change, remembered so a resent one costs
     /// nothing.
     pub refused_transfers_remembered_max: usize,
@@ -121,6 +132,9 @@ impl NodeConfig {
             headers_requests_per_second_max: 2,
             headers_requests_burst_seconds: 60,
             download_entry_lifetime_ms: 600_000,
+            staged_headers_per_peer_max: 10_000,
+            presync_margin_blocks: 144,
+            minimum_chain_work: Work(0),
             address_book_max: 1_024,
             learn_any_address: false,
             progress_interval_ms: 5_000,

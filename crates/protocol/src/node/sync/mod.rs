@@ -26,12 +26,17 @@
 //!   only its header queued, so queued headers are no cheaper to fake than blocks.
 //! - **What a peer queued is charged to it** (at most `download_queue_per_peer_max`) and goes
 //!   when it does.
+//! - **Only a branch that comes near our work is queued** ([`staged`]): below the minimum
+//!   chain work, or more than `presync_margin_blocks` of our tip's work behind it, a branch's
+//!   headers are held per peer and its blocks are not downloaded, so a fork from where the
+//!   chain was cheap to mine costs us no download.
 //!
 //! The blocks themselves are imported by the dispatcher (`Node`), which chains the tip
 //! change through the mempool, relay and mining.
 
 mod download;
 pub(crate) mod serve;
+mod staged;
 
 use std::collections::BTreeMap;
 
@@ -46,6 +51,7 @@ use crate::node::config::NodeConfig;
 use crate::node::outbox::{Event, Instants, Outbox};
 use crate::peer::{BoundedSet, DisconnectReason, HeaderFault, PeerId, Unasked};
 use download::{Download, Wanted};
+use staged::Staged;
 
 /// What sync keeps per ready peer.
 #[derive(Debug)]
@@ -68,6 +74,8 @@ struct SyncPeer {
     headers_requested: Option<Timestamp>,
     /// Headers answers in a row that did not connect to anything we know.
     unconnected_headers: u32,
+    /// Headers of its branch below the queue threshold: checked, held, not downloaded.
+    staged: Staged,
 }
 
 /// How a headers answer ended, when it did not end the connection.
@@ -142,6 +150,9 @@ struct Limits {
     progress_interval_ms: u64,
     known_inventory_max: usize,
     download_entry_lifetime_ms: u64,
+    staged_headers_per_peer_max: usize,
+    presync_margin_blocks: u64,
+    minimum_chain_work: Work,
 }
 
 impl Sync {
@@ -167,6 +178,9 @@ impl Sync {
                 progress_interval_ms: config.progress_interval_ms,
                 known_inventory_max: config.known_inventory_max,
                 download_entry_lifetime_ms: config.download_entry_lifetime_ms,
+                staged_headers_per_peer_max: config.staged_headers_per_peer_max,
+                presync_margin_blocks: config.presync_margin_blocks,
+                minimum_chain_work: config.minimum_chain_work,
             },
         }
     }
@@ -189,6 +203,7 @@ impl Sync {
                 answered_claim: None,
                 headers_requested: None,
                 unconnected_headers: 0,
+                staged: Staged::default(),
             },
         );
     }
@@ -332,15 +347,18 @@ impl Sync {
         };
         state.lacking_parent = false;
         let mut shown = state.shown;
+        let mut staged = std::mem::take(&mut state.staged);
         self.headers_asked.remove(asked);
         if self.header_sync == Some(peer) {
             self.header_sync = None;
         }
         let full = headers.len() == HEADERS_PER_MESSAGE_MAX;
+        let threshold = self.queue_threshold(chain);
         let mut previous: Option<BlockHash> = None;
         let mut last = None;
-        // Whether the answer was taken whole (a full queue stops it early).
+        // Whether the answer was taken whole (a full queue or stage stops it early).
         let mut whole = true;
+        let mut stage_full = false;
         for header in headers {
             let hash = header.hash();
             if let Some(previous) = previous
@@ -351,16 +369,18 @@ impl Sync {
             previous = Some(hash);
             last = Some(hash);
             known(hash);
-            if let Some(work) = self.known_work(chain, &hash) {
+            let pending = Pending::with_stage(&self.download, &staged);
+            if let Some(work) = known_work(chain, pending, &hash) {
                 shown = shown.max(work);
                 continue;
             }
-            let Some(parent_height) = self.parent_height(chain, &header.prev_hash) else {
+            let Some(parent_height) = parent_height(chain, pending, &header.prev_hash) else {
                 // Our view moved since we asked (a reorg, a block dropped from the queue):
                 // ask again from our locator, a few times, before calling it abuse.
                 let Some(state) = self.peers.get_mut(&peer) else {
                     return Ok(HeadersTaken::AskedAgain);
                 };
+                state.staged = staged;
                 state.unconnected_headers += 1;
                 if state.unconnected_headers > 3 {
                     return Err(Refusal::Headers(HeaderFault::NotConnected));
@@ -368,20 +388,44 @@ impl Sync {
                 self.request_headers(peer, None, chain, now, out);
                 return Ok(HeadersTaken::AskedAgain);
             };
-            check_header(chain, &self.download, &header, parent_height)
-                .map_err(Refusal::Headers)?;
-            let Some(chain_work) = self.work_after(chain, &header.prev_hash, &header) else {
+            check_header(chain, pending, &header, parent_height).map_err(Refusal::Headers)?;
+            let Some(chain_work) = work_after(chain, pending, &header.prev_hash, &header) else {
                 return Err(Refusal::Headers(HeaderFault::BuildsOnInvalid));
             };
             shown = shown.max(chain_work);
-            if !self
-                .download
-                .want(hash, Wanted { header, chain_work }, peer, now)
-            {
+            let wanted = Wanted { header, chain_work };
+            if chain_work < threshold {
+                if staged.len() >= self.limits.staged_headers_per_peer_max {
+                    whole = false;
+                    stage_full = true;
+                    break;
+                }
+                staged.insert(hash, wanted);
+                continue;
+            }
+            // The branch comes near our work: what it staged on the way is queued first.
+            staged.insert(hash, wanted);
+            let mut branch = staged.take_branch(&hash).into_iter();
+            let mut queued_all = true;
+            while let Some((hash, wanted)) = branch.next() {
+                if !self.download.want(hash, wanted, peer, now) {
+                    // No room: the rest waits on the stage for the next answer.
+                    staged.insert(hash, wanted);
+                    branch.for_each(|(hash, wanted)| staged.insert(hash, wanted));
+                    queued_all = false;
+                    break;
+                }
+            }
+            if !queued_all {
                 whole = false;
                 self.waiting_for_room = true;
                 break;
             }
+        }
+        // A branch that ends short of the threshold never reaches it; one that fills the
+        // stage would not within what we hold for this peer.
+        if stage_full || (!full && whole) {
+            staged.clear();
         }
         let ours = chain.tip().chain_work;
         let claim = self.peers.get(&peer).map(|state| state.tip);
@@ -389,8 +433,14 @@ impl Sync {
         if let Some(state) = self.peers.get_mut(&peer)
             && let Some(claim) = claim
         {
+            state.staged = staged;
             state.unconnected_headers = 0;
             state.shown = shown;
+            if stage_full {
+                // Not asked again for this claim: it would send the same branch.
+                state.answered_claim = Some(claim);
+                return Ok(HeadersTaken::Queued);
+            }
             // "No more" from a peer whose headers fall short of its own claim.
             if !full && whole && claim.work > shown.max(ours) && !claim_known {
                 return Err(Refusal::Headers(HeaderFault::UnbackedClaim {
@@ -424,13 +474,14 @@ impl Sync {
         if chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
             return Ok(false);
         }
-        let Some(parent_height) = self.parent_height(chain, &header.prev_hash) else {
+        let pending = Pending::queued(&self.download);
+        let Some(parent_height) = parent_height(chain, pending, &header.prev_hash) else {
             // We are missing its ancestors: catch up by headers.
             self.lacking_parent(peer, chain, now, out);
             return Ok(false);
         };
-        check_header(chain, &self.download, &header, parent_height).map_err(Refusal::Headers)?;
-        let Some(chain_work) = self.work_after(chain, &header.prev_hash, &header) else {
+        check_header(chain, pending, &header, parent_height).map_err(Refusal::Headers)?;
+        let Some(chain_work) = work_after(chain, pending, &header.prev_hash, &header) else {
             return Ok(false);
         };
         if let Some(state) = self.peers.get_mut(&peer) {
@@ -704,51 +755,104 @@ impl Sync {
 
     /// The chain work of a block we hold or have queued.
     fn known_work<S: Store>(&self, chain: &Chain<S>, hash: &BlockHash) -> Option<Work> {
-        match chain.tree().get(hash) {
-            Some(entry) => Some(entry.chain_work),
-            None => self.download.get(hash).map(|wanted| wanted.chain_work),
+        known_work(chain, Pending::queued(&self.download), hash)
+    }
+
+    /// The least chain work a header needs for its block to be queued: the minimum chain
+    /// work, or our tip's work less `presync_margin_blocks` blocks at the tip's target,
+    /// whichever is more (see [`staged`]).
+    fn queue_threshold<S: Store>(&self, chain: &Chain<S>) -> Work {
+        let tip = chain.tip();
+        let margin = tip
+            .header
+            .target
+            .work()
+            .0
+            .saturating_mul(u128::from(self.limits.presync_margin_blocks));
+        Work(tip.chain_work.0.saturating_sub(margin)).max(self.limits.minimum_chain_work)
+    }
+}
+
+/// The headers sync knows beyond the block tree: those queued for download and, while a
+/// peer's answer is taken, those that peer has staged.
+#[derive(Clone, Copy)]
+struct Pending<'a> {
+    download: &'a Download,
+    staged: Option<&'a Staged>,
+}
+
+impl<'a> Pending<'a> {
+    fn queued(download: &'a Download) -> Pending<'a> {
+        Pending {
+            download,
+            staged: None,
         }
     }
 
-    /// The height of `parent`, in the tree or in the queue.
-    fn parent_height<S: Store>(&self, chain: &Chain<S>, parent: &BlockHash) -> Option<Height> {
-        match chain.tree().get(parent) {
-            Some(entry) => Some(entry.header.height),
-            None => self.download.get(parent).map(|w| w.header.height),
+    fn with_stage(download: &'a Download, staged: &'a Staged) -> Pending<'a> {
+        Pending {
+            download,
+            staged: Some(staged),
         }
     }
 
-    /// The chain work a child of `parent` with `header` would have, if the parent is known
-    /// and valid.
-    fn work_after<S: Store>(
-        &self,
-        chain: &Chain<S>,
-        parent: &BlockHash,
-        header: &Header,
-    ) -> Option<Work> {
-        let parent_work = match chain.tree().get(parent) {
-            Some(entry) if entry.status != BlockStatus::Invalid => entry.chain_work,
-            Some(_) => return None,
-            None => self.download.get(parent)?.chain_work,
-        };
-        parent_work.checked_add(header.target.work())
+    fn get(self, hash: &BlockHash) -> Option<&'a Wanted> {
+        self.download
+            .get(hash)
+            .or_else(|| self.staged.and_then(|staged| staged.get(hash)))
     }
+}
+
+/// The chain work of a block we hold, have queued or (in `pending`) staged.
+fn known_work<S: Store>(chain: &Chain<S>, pending: Pending, hash: &BlockHash) -> Option<Work> {
+    match chain.tree().get(hash) {
+        Some(entry) => Some(entry.chain_work),
+        None => pending.get(hash).map(|wanted| wanted.chain_work),
+    }
+}
+
+/// The height of `parent`, in the tree or among the pending headers.
+fn parent_height<S: Store>(
+    chain: &Chain<S>,
+    pending: Pending,
+    parent: &BlockHash,
+) -> Option<Height> {
+    match chain.tree().get(parent) {
+        Some(entry) => Some(entry.header.height),
+        None => pending.get(parent).map(|w| w.header.height),
+    }
+}
+
+/// The chain work a child of `parent` with `header` would have, if the parent is known
+/// and valid.
+fn work_after<S: Store>(
+    chain: &Chain<S>,
+    pending: Pending,
+    parent: &BlockHash,
+    header: &Header,
+) -> Option<Work> {
+    let parent_work = match chain.tree().get(parent) {
+        Some(entry) if entry.status != BlockStatus::Invalid => entry.chain_work,
+        Some(_) => return None,
+        None => pending.get(parent)?.chain_work,
+    };
+    parent_work.checked_add(header.target.work())
 }
 
 /// The checks a header gets before its block is wanted: a height one above its parent, the
 /// target the rules give it from its parent's chain (exactly, whether the parent's block is
-/// in the tree or its header only queued: a queued parent is no cheaper to build on), and
-/// proof of work against it.
+/// in the tree or its header only queued or staged: a pending parent is no cheaper to build
+/// on), and proof of work against it.
 fn check_header<S: Store>(
     chain: &Chain<S>,
-    download: &Download,
+    pending: Pending,
     header: &Header,
     parent_height: Height,
 ) -> Result<(), HeaderFault> {
     if parent_height.next() != Some(header.height) {
         return Err(HeaderFault::WrongHeight(header.hash()));
     }
-    if header.target != expected_target(chain, download, &header.prev_hash) {
+    if header.target != expected_target(chain, pending, &header.prev_hash) {
         return Err(HeaderFault::WrongTarget(header.hash()));
     }
     if !header.meets_own_target() {
@@ -757,11 +861,11 @@ fn check_header<S: Store>(
     Ok(())
 }
 
-/// The target a child of `parent` must have, its ancestors found among the queued headers
+/// The target a child of `parent` must have, its ancestors found among the pending headers
 /// first and then in the block tree.
-fn expected_target<S: Store>(chain: &Chain<S>, download: &Download, parent: &BlockHash) -> Target {
+fn expected_target<S: Store>(chain: &Chain<S>, pending: Pending, parent: &BlockHash) -> Target {
     let spec = chain.spec();
-    let Some(queued) = download.get(parent) else {
+    let Some(queued) = pending.get(parent) else {
         return chain.tree().expected_target(parent, spec);
     };
     expected_target_after(&queued.header, spec, |height| {
@@ -774,7 +878,7 @@ fn expected_target<S: Store>(chain: &Chain<S>, download: &Download, parent: &Blo
             if cursor.height < height {
                 return None;
             }
-            match download.get(&cursor.prev_hash) {
+            match pending.get(&cursor.prev_hash) {
                 Some(wanted) => cursor = wanted.header,
                 None => {
                     let tree = chain.tree();
@@ -1102,6 +1206,136 @@ mod tests {
             Ok(HeadersTaken::Queued)
         );
         assert_eq!(sync.queue_len(), 2);
+    }
+
+    /// 2,001 headers from [`mined_headers`], and sync on their genesis with a minimum chain
+    /// work of `minimum_headers` of them and a stage of 2,000; the work of one header.
+    fn with_minimum_work(minimum_headers: u128) -> (Chain<MemStore>, Vec<Header>, Sync, u128) {
+        let (spec, headers) = mined_headers(2_001);
+        let chain = Chain::open(spec, MemStore::new(), Default::default()).unwrap();
+        let per_header = headers[0].target.work().0;
+        let genesis = chain.tip().chain_work.0;
+        let mut config = NodeConfig::new(1);
+        config.minimum_chain_work = Work(genesis + minimum_headers * per_header);
+        config.staged_headers_per_peer_max = 2_000;
+        (chain, headers, Sync::new(&config), per_header)
+    }
+
+    fn tip_of(headers: &[Header], chain: &Chain<MemStore>, per_header: u128) -> TipSummary {
+        let last = headers[headers.len() - 1];
+        TipSummary {
+            hash: last.hash(),
+            height: last.height,
+            work: Work(chain.tip().chain_work.0 + headers.len() as u128 * per_header),
+        }
+    }
+
+    /// Issue 16's fork from where the chain was cheap: a branch that does not come near
+    /// our work (here: below the minimum chain work) is checked but never downloaded, and
+    /// dropped when its peer has no more. It is not abuse: the peer claimed no more than it
+    /// showed. Once the peer's chain grows past the threshold, all of it is queued.
+    #[test]
+    fn a_branch_below_the_threshold_is_checked_but_never_downloaded() {
+        let (chain, headers, mut sync, per_header) = with_minimum_work(5);
+        let mut out = Outbox::default();
+        sync.peer_ready(1, tip_of(&headers[..3], &chain, per_header));
+        sync.start_header_sync(&chain, Timestamp(0), &mut out);
+        assert_eq!(sent(&mut out), vec![(1, "get-headers")]);
+        assert_eq!(
+            sync.headers_received(
+                1,
+                headers[..3].to_vec(),
+                &chain,
+                Timestamp(1),
+                &mut out,
+                |_| {}
+            ),
+            Ok(HeadersTaken::Queued)
+        );
+        assert_eq!(sync.queue_len(), 0, "below the threshold nothing is queued");
+        assert_eq!(
+            sync.peers[&1].staged.len(),
+            0,
+            "a branch that ended is not held"
+        );
+        assert_eq!(
+            sync.peers[&1].shown.0,
+            tip_of(&headers[..3], &chain, per_header).work.0
+        );
+        sync.schedule(&chain, Timestamp(1), &mut out, |_, _| true);
+        assert_eq!(sent(&mut out), vec![], "no block of it is asked for");
+        // Its chain grows past the threshold: the whole branch is queued, oldest first.
+        sync.set_tip(1, tip_of(&headers[..6], &chain, per_header));
+        sync.start_header_sync(&chain, Timestamp(2), &mut out);
+        assert_eq!(sent(&mut out), vec![(1, "get-headers")]);
+        assert_eq!(
+            sync.headers_received(
+                1,
+                headers[..6].to_vec(),
+                &chain,
+                Timestamp(3),
+                &mut out,
+                |_| {}
+            ),
+            Ok(HeadersTaken::Queued)
+        );
+        assert_eq!(sync.queue_len(), 6);
+        sync.schedule(&chain, Timestamp(4), &mut out, |_, _| true);
+        assert_eq!(sent(&mut out), vec![(1, "get-blocks")]);
+        assert!(sync.peers[&1].in_flight.contains_key(&headers[0].hash()));
+    }
+
+    /// A branch is held across full answers (each header's parent may be staged, and its
+    /// target is checked through the stage), and queued when one carries it past the
+    /// threshold. A peer whose branch would need more than its stage holds is not
+    /// followed: the stage is dropped and the same claim is not asked about again.
+    #[test]
+    fn a_staged_branch_spans_answers_and_a_full_stage_ends_it() {
+        let (chain, headers, mut sync, per_header) = with_minimum_work(2_001);
+        let mut out = Outbox::default();
+        sync.peer_ready(1, tip_of(&headers, &chain, per_header));
+        sync.start_header_sync(&chain, Timestamp(0), &mut out);
+        assert_eq!(sent(&mut out), vec![(1, "get-headers")]);
+        let first = headers[..HEADERS_PER_MESSAGE_MAX].to_vec();
+        assert_eq!(
+            sync.headers_received(1, first.clone(), &chain, Timestamp(1), &mut out, |_| {}),
+            Ok(HeadersTaken::Queued)
+        );
+        assert_eq!(sync.queue_len(), 0);
+        assert_eq!(sync.peers[&1].staged.len(), HEADERS_PER_MESSAGE_MAX);
+        assert_eq!(
+            sent(&mut out),
+            vec![(1, "get-headers")],
+            "the next batch is asked for"
+        );
+        assert_eq!(
+            sync.headers_received(
+                1,
+                headers[2_000..].to_vec(),
+                &chain,
+                Timestamp(2),
+                &mut out,
+                |_| {}
+            ),
+            Ok(HeadersTaken::Queued)
+        );
+        assert_eq!(sync.queue_len(), 2_001, "the whole branch is queued");
+        assert_eq!(sync.peers[&1].staged.len(), 0);
+
+        // Another peer with the same branch, but a stage one header smaller.
+        let (chain, headers, mut sync, per_header) = with_minimum_work(2_001);
+        sync.limits.staged_headers_per_peer_max = 1_999;
+        sync.peer_ready(2, tip_of(&headers, &chain, per_header));
+        sync.start_header_sync(&chain, Timestamp(0), &mut out);
+        assert_eq!(sent(&mut out), vec![(2, "get-headers")]);
+        assert_eq!(
+            sync.headers_received(2, first, &chain, Timestamp(1), &mut out, |_| {}),
+            Ok(HeadersTaken::Queued)
+        );
+        assert_eq!((sync.queue_len(), sync.peers[&2].staged.len()), (0, 0));
+        assert_eq!(sent(&mut out), vec![], "not asked to go on");
+        sync.start_header_sync(&chain, Timestamp(2), &mut out);
+        assert_eq!(sent(&mut out), vec![], "nor asked again for the same claim");
     }
 
     #[test]
