@@ -103,6 +103,11 @@ impl AddressBook {
         }
     }
 
+    /// Whether the local user gave `address`.
+    pub fn is_pinned(&self, address: &str) -> bool {
+        self.entries.get(address).is_some_and(|entry| entry.pinned)
+    }
+
     /// Adds an address a peer of network group `source` taught; returns whether it was new.
     /// A source at its share replaces its own worst unverified address.
     pub fn learn(&mut self, address: &str, source: &str) -> bool {

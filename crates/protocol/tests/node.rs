@@ -928,3 +928,47 @@ fn only_numeric_addresses_are_learned_from_peers() {
     assert!(!node.addresses().contains("/tmp/powchain-nodes/node.3"));
     assert!(node.addresses().contains("198.51.100.4:8333"));
 }
+
+/// Issue 16's eclipse by address: outbound dials go one per public network group, so the
+/// addresses one operator holds in a single /16 take one outbound slot however many of
+/// them it taught us. An address the user gave, and private or loopback ones (a LAN, a test
+/// network on one machine), are dialled whatever their group.
+#[test]
+fn outbound_dials_spread_over_network_groups() {
+    let learned = [
+        "203.0.1.1:8333",
+        "203.0.2.2:8333",
+        "203.0.3.3:8333",
+        "198.51.100.1:8333",
+        "10.0.0.1:8333",
+        "10.0.0.2:8333",
+    ];
+    let mut net = Net::build(vec![spec()], |_, config, addresses| {
+        config.outbound_target = 8;
+        *addresses = MemAddresses::holding(learned.iter().map(|a| a.to_string()).collect());
+    });
+    net.nodes[0].add_address("203.0.4.4:8333");
+    net.nodes[0].tick(net.now);
+    let dialled: Vec<String> = net.nodes[0]
+        .outputs()
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Connect(address) => Some(address),
+            _ => None,
+        })
+        .collect();
+    let in_203_0 = |a: &&String| a.starts_with("203.0.") && a.as_str() != "203.0.4.4:8333";
+    assert_eq!(dialled.iter().filter(in_203_0).count(), 1, "{dialled:?}");
+    for always in [
+        "203.0.4.4:8333",
+        "198.51.100.1:8333",
+        "10.0.0.1:8333",
+        "10.0.0.2:8333",
+    ] {
+        assert!(
+            dialled.iter().any(|a| a == always),
+            "{always} in {dialled:?}"
+        );
+    }
+    assert_eq!(dialled.len(), 5, "{dialled:?}");
+}

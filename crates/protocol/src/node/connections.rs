@@ -19,6 +19,7 @@ use powchain_chain::Timestamp;
 use powchain_chain::hashing::{HashMap, HashSet};
 
 use crate::message::Hello;
+use crate::netgroup::net_group;
 use crate::node::config::NodeConfig;
 use crate::node::outbox::{Instants, Outbox, Output, earliest};
 use crate::peer::{Direction, DisconnectReason, PeerId, PeerInfo};
@@ -401,6 +402,22 @@ impl Connections {
             .flatten()
             .chain(self.dialing.keys().map(String::as_str))
             .collect()
+    }
+
+    /// The network groups of the outbound connections open or being dialled, feelers not
+    /// counted.
+    pub fn outbound_groups(&self) -> HashSet<String> {
+        let open = self
+            .peers
+            .values()
+            .filter(|peer| peer.info.direction == Direction::Outbound && !peer.feeler)
+            .map(|peer| net_group(&peer.info.address));
+        let dialing = self
+            .dialing
+            .keys()
+            .filter(|address| self.feeler_dialing.as_ref() != Some(*address))
+            .map(|address| net_group(address));
+        open.chain(dialing).collect()
     }
 
     /// Outbound connections open or being dialled, feelers not counted.

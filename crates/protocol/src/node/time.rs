@@ -11,6 +11,7 @@ use super::liveness::Liveness;
 use super::outbox::earliest;
 use super::sync::Overdue;
 use crate::message::Message;
+use crate::netgroup::{is_public, net_group};
 use crate::peer::{DisconnectReason, PeerId};
 
 impl<S: Store> Node<S> {
@@ -181,11 +182,23 @@ impl<S: Store> Node<S> {
                 .candidates(now, &mut self.rng, |address| {
                     in_use.contains(address) || Some(address) == listen
                 });
-            for address in candidates
-                .into_iter()
-                .take(self.config.outbound_target - outbound)
-            {
+            // One per public network group (`crate::netgroup`); what the user gave is
+            // dialled whatever its group.
+            let mut groups = self.connections.outbound_groups();
+            let book = &self.addresses.book;
+            let mut room = self.config.outbound_target - outbound;
+            for address in candidates {
+                if room == 0 {
+                    break;
+                }
+                if is_public(&address)
+                    && !book.is_pinned(&address)
+                    && !groups.insert(net_group(&address))
+                {
+                    continue;
+                }
                 self.connections.dial(&address, now, &mut self.out);
+                room -= 1;
             }
         }
         let ready: Vec<PeerId> = self
