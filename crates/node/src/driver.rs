@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -321,6 +321,9 @@ struct Flow {
     queued: AtomicUsize,
     queued_frames: AtomicUsize,
     unhandled: AtomicUsize,
+    /// The node's clock (ms) before which nothing is read: the peer is over its message
+    /// budget.
+    resume_at: AtomicU64,
     changed: tokio::sync::Notify,
     pause_bytes: usize,
     pause_frames: usize,
@@ -333,6 +336,7 @@ impl Flow {
             queued: AtomicUsize::new(0),
             queued_frames: AtomicUsize::new(0),
             unhandled: AtomicUsize::new(0),
+            resume_at: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
             pause_bytes,
             pause_frames,
@@ -340,16 +344,31 @@ impl Flow {
         }
     }
 
-    /// Until the peer has read what it is owed and the node has handled its frames.
+    /// Until the peer has read what it is owed, the node has handled its frames, and the
+    /// peer is within its message budget again.
     async fn wait_until_readable(&self) {
-        while self.queued.load(Ordering::Relaxed) > self.pause_bytes
-            || self.queued_frames.load(Ordering::Relaxed) > self.pause_frames
-            || self.unhandled.load(Ordering::Relaxed) >= self.unhandled_max.max(1)
-        {
-            // `notify_one` keeps a permit when nobody waits, so a change between the check
-            // and this wait is not missed.
-            self.changed.notified().await;
+        loop {
+            while self.queued.load(Ordering::Relaxed) > self.pause_bytes
+                || self.queued_frames.load(Ordering::Relaxed) > self.pause_frames
+                || self.unhandled.load(Ordering::Relaxed) >= self.unhandled_max.max(1)
+            {
+                // `notify_one` keeps a permit when nobody waits, so a change between the
+                // check and this wait is not missed.
+                self.changed.notified().await;
+            }
+            let wait_ms = self
+                .resume_at
+                .load(Ordering::Relaxed)
+                .saturating_sub(now().0);
+            if wait_ms == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         }
+    }
+
+    fn pause_until(&self, until: Timestamp) {
+        self.resume_at.fetch_max(until.0, Ordering::Relaxed);
     }
 
     fn written(&self, bytes: usize) {
@@ -721,6 +740,11 @@ impl Io {
                 tokio::spawn(dial(address, self.inputs.clone(), self.connect_timeout));
             }
             Output::Disconnect { peer, .. } => self.drop_connection(peer),
+            Output::PauseReading { peer, until } => {
+                if let Some(connection) = self.connections.get(&peer) {
+                    connection.flow.pause_until(until);
+                }
+            }
             Output::Mine(template) => {
                 if let Some(miner) = &self.miner {
                     if template.is_some() && !self.working {

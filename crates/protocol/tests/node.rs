@@ -166,6 +166,8 @@ impl Net {
             }
             Output::Mine(template) => self.templates[index] = template,
             Output::Event(event) => self.events.push((index, event)),
+            // Messages here are handed in as they are sent, not read from a socket.
+            Output::PauseReading { .. } => {}
         }
     }
 
@@ -551,12 +553,15 @@ fn misbehaviour_ends_in_a_disconnect_and_a_ban() {
     });
     assert!(net.nodes[1].mempool().is_empty());
 
-    // A ping flood: more at once than the burst the budget allows.
+    // A ping flood: half as fast again as the budget allows, for longer than a peer may
+    // stay over it (a burst alone is only read more slowly).
     let (mut net, b) = hostile();
     let config = NodeConfig::new(1);
-    let burst = u64::from(config.messages_per_second_max) * config.flood_burst_seconds;
-    for nonce in 0..=burst {
-        let now = net.now;
+    let per_10_ms = u64::from(config.messages_per_second_max) * 3 / 200;
+    let steps = (config.flood_sustained_ms + config.flood_burst_seconds * 3_000) / 10;
+    let start = net.now;
+    for nonce in 0..steps * per_10_ms {
+        let now = start.saturating_add_ms(nonce / per_10_ms * 10);
         receive(&mut net.nodes[1], b, Message::Ping { nonce }, now);
     }
     net.settle();

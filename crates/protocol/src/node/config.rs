@@ -51,6 +51,9 @@ pub struct NodeConfig {
     /// Seconds of `messages_per_second_max` a peer may send at once: what a pause of the
     /// node, or of the network, lets build up is not a flood.
     pub flood_burst_seconds: u64,
+    /// How long a peer may stay over that budget (read more slowly meanwhile, never
+    /// punished) before it is a flood: a backlog drains at the budget's rate long before.
+    pub flood_sustained_ms: u64,
     /// Transfers a peer may send per minute that are refused for the state they meet
     /// (stale or far-ahead nonce, unknown sender, balance, a full pool). Each costs lookups,
     /// never a signature check; past this the peer is disconnected (not banned: a peer a
@@ -127,6 +130,7 @@ impl NodeConfig {
             known_inventory_max: 8_192,
             messages_per_second_max: 2_000,
             flood_burst_seconds: 10,
+            flood_sustained_ms: 60_000,
             refused_transfers_per_minute_max: 1_000,
             refused_transfers_remembered_max: 50_000,
             headers_requests_per_second_max: 2,

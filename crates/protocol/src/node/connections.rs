@@ -36,6 +36,8 @@ pub(crate) struct Connection {
     pub feeler: bool,
     /// What it may still send before it counts as a flood.
     budget: MessageBudget,
+    /// Since when it has sent faster than its budget, without letting it refill to half.
+    over_budget_since: Option<Timestamp>,
     /// The headers requests it may still send (each answer is costly).
     headers_budget: MessageBudget,
     /// Frame bytes received from the peer and sent to it.
@@ -55,6 +57,7 @@ impl Connection {
             hello: None,
             feeler,
             budget: MessageBudget::full(now),
+            over_budget_since: None,
             headers_budget: MessageBudget::full(now),
             bytes_in: 0,
             bytes_out: 0,
@@ -68,15 +71,38 @@ impl Connection {
         self.hello.is_some()
     }
 
-    /// Counts a message; false when the peer is over its budget (`per_second_max` a second
-    /// on average, `burst_seconds` of them at once).
+    /// Counts a message against the peer's budget (`per_second_max` a second on average,
+    /// `burst_seconds` of them at once): see [`Pace`].
     pub fn count_message(
         &mut self,
         now: Timestamp,
         per_second_max: u32,
         burst_seconds: u64,
-    ) -> bool {
-        self.budget.spend(now, per_second_max, burst_seconds)
+        sustained_ms: u64,
+    ) -> Pace {
+        if self.budget.spend(now, per_second_max, burst_seconds) {
+            if self.budget.at_least_half(per_second_max, burst_seconds) {
+                self.over_budget_since = None;
+            }
+            return Pace::Within;
+        }
+        let since = *self.over_budget_since.get_or_insert(now);
+        if now.ms_since(since) > sustained_ms {
+            return Pace::Flood;
+        }
+        Pace::Over {
+            resume_at: self.budget.refilled_at(now, per_second_max),
+        }
+    }
+
+    /// Whether we are reading it more slowly at `now`: it went over its budget, and the
+    /// budget has not refilled to half since.
+    pub fn is_paced(&self, now: Timestamp, per_second_max: u32, burst_seconds: u64) -> bool {
+        self.over_budget_since.is_some()
+            && !self
+                .budget
+                .refilled(now, per_second_max, burst_seconds)
+                .at_least_half(per_second_max, burst_seconds)
     }
 
     /// Counts a headers request; false when the peer is over its budget for them.
@@ -96,12 +122,26 @@ impl Connection {
     }
 }
 
+/// How a peer's message rate stands after one more message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// Within its budget.
+    Within,
+    /// Over it: the message is handled (it was read), but nothing more is read from the
+    /// peer before `resume_at`, so what it sends waits in its own socket, not in our
+    /// memory or our event loop's time. A backlog that built up while we were paused is
+    /// read at the budget's rate, never punished.
+    Over { resume_at: Timestamp },
+    /// Over it without a break for longer than any backlog takes to drain: a flood.
+    Flood,
+}
+
 /// A token bucket of messages, in thousandths of a message so that it refills by the
 /// millisecond in whole numbers. A peer may send `per_second_max` messages a second on
 /// average and `burst_seconds` of them at once: a backlog that built up while the node (or
 /// the machine) was paused arrives as one burst and is not a flood; a peer that keeps
 /// sending faster than the rate runs out.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 struct MessageBudget {
     /// Thousandths of a message left (more than the capacity means full: it starts so).
     milli: u64,
@@ -117,19 +157,44 @@ impl MessageBudget {
     }
 
     fn spend(&mut self, now: Timestamp, per_second_max: u32, burst_seconds: u64) -> bool {
+        *self = self.refilled(now, per_second_max, burst_seconds);
+        match self.milli.checked_sub(1_000) {
+            Some(after) => {
+                self.milli = after;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The bucket as it stands at `now`, refilled at the rate up to its capacity.
+    fn refilled(&self, now: Timestamp, per_second_max: u32, burst_seconds: u64) -> MessageBudget {
         let rate = u64::from(per_second_max);
         let capacity = rate
             .saturating_mul(burst_seconds.max(1))
             .saturating_mul(1_000);
         let refill = now.ms_since(self.last).saturating_mul(rate);
-        self.last = self.last.max(now);
-        let left = self.milli.saturating_add(refill).min(capacity);
-        let (left, allowed) = match left.checked_sub(1_000) {
-            Some(after) => (after, true),
-            None => (left, false),
-        };
-        self.milli = left;
-        allowed
+        MessageBudget {
+            milli: self.milli.saturating_add(refill).min(capacity),
+            last: self.last.max(now),
+        }
+    }
+
+    /// Whether the bucket holds at least half its capacity.
+    fn at_least_half(&self, per_second_max: u32, burst_seconds: u64) -> bool {
+        let capacity = u64::from(per_second_max)
+            .saturating_mul(burst_seconds.max(1))
+            .saturating_mul(1_000);
+        self.milli >= capacity / 2
+    }
+
+    /// When the bucket, empty at `now`, holds a tenth of a second of the rate again: reading
+    /// resumes in steps of that, not one message at a time.
+    fn refilled_at(&self, now: Timestamp, per_second_max: u32) -> Timestamp {
+        let rate = u64::from(per_second_max).max(1);
+        let wanted = rate.saturating_mul(100).max(1_000);
+        let wait_ms = wanted.saturating_sub(self.milli).div_ceil(rate);
+        now.saturating_add_ms(wait_ms)
     }
 }
 
@@ -618,28 +683,63 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_within_the_budget_passes_and_a_sustained_flood_does_not() {
+    fn a_burst_within_the_budget_passes_a_backlog_is_paced_and_a_sustained_flood_is_not() {
         let mut connection = Connection::new(info("a", Direction::Inbound), Timestamp(0), false);
-        // 10 a second, 3 seconds of them at once: a backlog of 30 passes.
+        // 10 a second, 3 seconds of them at once, 5 s over it before it counts as a flood.
+        let mut count = |at: u64| connection.count_message(Timestamp(at), 10, 3, 5_000);
+        // A backlog of 30 passes at once.
         for _ in 0..30 {
-            assert!(connection.count_message(Timestamp(0), 10, 3));
+            assert_eq!(count(0), Pace::Within);
         }
-        assert!(
-            !connection.count_message(Timestamp(0), 10, 3),
-            "the 31st at once"
+        // The 31st is handled, but reading waits a tenth of a second of the rate: one
+        // message at 10 a second.
+        assert_eq!(
+            count(0),
+            Pace::Over {
+                resume_at: Timestamp(100)
+            }
         );
         // It refills at the rate: one more every 100 ms.
-        assert!(!connection.count_message(Timestamp(99), 10, 3));
-        assert!(connection.count_message(Timestamp(200), 10, 3));
-        // A peer that keeps to the rate is never refused.
-        for step in 1..=100u64 {
-            assert!(connection.count_message(Timestamp(200 + step * 100), 10, 3));
+        assert!(matches!(count(99), Pace::Over { .. }));
+        assert_eq!(count(200), Pace::Within);
+        // After a break, a peer that keeps to the rate is never paused.
+        for step in 0..=100u64 {
+            assert_eq!(count(2_000 + step * 100), Pace::Within);
         }
-        // One that keeps sending twice as fast runs out.
-        let mut refused = false;
-        for step in 1..=100u64 {
-            refused |= !connection.count_message(Timestamp(10_200 + step * 50), 10, 3);
+        // One that sends twice as fast is paused, again and again, and after 5 s of it
+        // with no break it is a flood.
+        let mut paces = Vec::new();
+        for step in 1..=400u64 {
+            paces.push(count(12_000 + step * 50));
         }
-        assert!(refused);
+        let first_over = paces
+            .iter()
+            .position(|pace| matches!(pace, Pace::Over { .. }));
+        let first_flood = paces.iter().position(|pace| *pace == Pace::Flood);
+        let (Some(over), Some(flood)) = (first_over, first_flood) else {
+            panic!("{paces:?}");
+        };
+        // 50 ms a message: a flood 5 s after it first went over, not before.
+        assert!((100..=102).contains(&(flood - over)), "{over} {flood}");
+        // A break long enough to refill half the bucket ends the count: over budget again
+        // from 1.6 s on (twice the rate), it is no flood at 6 s, as it would be counted
+        // from 0.
+        let mut connection = Connection::new(info("b", Direction::Inbound), Timestamp(0), false);
+        let mut count = |at: u64| connection.count_message(Timestamp(at), 10, 3, 5_000);
+        for _ in 0..31 {
+            count(0);
+        }
+        assert_eq!(count(1_600), Pace::Within, "refilled past half");
+        let paces: Vec<Pace> = (0..=88u64).map(|step| count(1_600 + step * 50)).collect();
+        assert!(paces.iter().any(|pace| matches!(pace, Pace::Over { .. })));
+        assert!(!paces.contains(&Pace::Flood), "{paces:?}");
+        // A peer that stopped sending is read at full speed again (and its requests time
+        // out as anyone's) once its budget is half full.
+        let mut connection = Connection::new(info("c", Direction::Inbound), Timestamp(0), false);
+        for _ in 0..31 {
+            connection.count_message(Timestamp(0), 10, 3, 5_000);
+        }
+        assert!(connection.is_paced(Timestamp(1_499), 10, 3));
+        assert!(!connection.is_paced(Timestamp(1_500), 10, 3));
     }
 }

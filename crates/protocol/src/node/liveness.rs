@@ -4,7 +4,9 @@
 //! status poll, the seeds' periodic chain-length loop), which the dispatcher hands to sync.
 //!
 //! - **At most one ping per peer is outstanding**, and a peer that leaves it unanswered for
-//!   `ping_timeout_ms` is disconnected (not banned).
+//!   `ping_timeout_ms` is disconnected (not banned), unless we are reading it more slowly
+//!   (over its message budget): its pong is then behind what it sent before, and the
+//!   timeout starts again.
 //! - **A pong counts only if it carries the outstanding ping's nonce.**
 
 use std::collections::BTreeMap;
@@ -120,6 +122,20 @@ impl Pinger {
                 .remove(deadline(pings, interval_ms, timeout_ms));
             pings.outstanding = Some((nonce, now));
             pings.last_ping = now;
+            self.deadlines.add(deadline(pings, interval_ms, timeout_ms));
+        }
+    }
+
+    /// `peer`'s outstanding ping gets a fresh timeout from `now` (we are reading it more
+    /// slowly, so its pong waits behind what it sent before).
+    pub fn restart_timeout(&mut self, peer: PeerId, now: Timestamp) {
+        let (interval_ms, timeout_ms) = (self.ping_interval_ms, self.ping_timeout_ms);
+        if let Some(pings) = self.peers.get_mut(&peer)
+            && let Some((nonce, _)) = pings.outstanding
+        {
+            self.deadlines
+                .remove(deadline(pings, interval_ms, timeout_ms));
+            pings.outstanding = Some((nonce, now));
             self.deadlines.add(deadline(pings, interval_ms, timeout_ms));
         }
     }

@@ -6,7 +6,8 @@ use powchain_chain::{
 };
 
 use super::Node;
-use super::outbox::Event;
+use super::connections::Pace;
+use super::outbox::{Event, Output};
 use super::sync::{HeadersTaken, serve};
 use crate::frame::Received;
 use crate::message::{Hello, Message, PROTOCOL_VERSION};
@@ -20,9 +21,10 @@ impl<S: Store> Node<S> {
     pub fn frame_received(&mut self, peer: PeerId, frame: Received, now: Timestamp) {
         let bytes = frame.bytes as u64;
         self.stats.bytes_in += bytes;
-        let (per_second, burst_seconds) = (
+        let (per_second, burst_seconds, sustained_ms) = (
             self.config.messages_per_second_max,
             self.config.flood_burst_seconds,
+            self.config.flood_sustained_ms,
         );
         // One lookup of the connection for the bytes, the flood window and readiness.
         let Some(connection) = self.connections.get_mut(peer) else {
@@ -33,9 +35,15 @@ impl<S: Store> Node<S> {
             Ok(message) => message,
             Err(error) => return self.disconnect(peer, DisconnectReason::BadMessage(error), now),
         };
-        // Every message counts, answers to our requests too: no kind is free.
-        if !connection.count_message(now, per_second, burst_seconds) {
-            return self.disconnect(peer, DisconnectReason::Flood, now);
+        // Every message counts, answers to our requests too: no kind is free. Over the
+        // budget the peer is read more slowly; only a peer that stays over it is a flood.
+        match connection.count_message(now, per_second, burst_seconds, sustained_ms) {
+            Pace::Within => {}
+            Pace::Over { resume_at } => self.out.push(Output::PauseReading {
+                peer,
+                until: resume_at,
+            }),
+            Pace::Flood => return self.disconnect(peer, DisconnectReason::Flood, now),
         }
         let ready = connection.is_ready();
         self.message_received(peer, message, ready, now);

@@ -139,6 +139,14 @@ pub enum Output {
         /// Why.
         reason: DisconnectReason,
     },
+    /// Read nothing more from this peer before `until`: it is over its message budget
+    /// (frames already read are still handed in). Reading resumes by itself.
+    PauseReading {
+        /// Which.
+        peer: PeerId,
+        /// Until when.
+        until: Timestamp,
+    },
     /// Mine this template (replacing any current work), or stop mining with `None`.
     Mine(Option<Block>),
     /// Tell the user.

@@ -82,9 +82,14 @@ impl<S: Store> Node<S> {
     /// reconnections, gossip, feelers, template refresh, saving the address book.
     pub fn tick(&mut self, now: Timestamp) {
         let handshake_timeout_ms = self.config.handshake_timeout_ms;
+        let (per_second, burst_seconds) = (
+            self.config.messages_per_second_max,
+            self.config.flood_burst_seconds,
+        );
         let mut expired = Vec::new();
         let mut pings = Vec::new();
         let mut stale_requests = Vec::new();
+        let mut restarted_pings = Vec::new();
         for (id, connection) in self.connections.iter() {
             if !connection.is_ready() {
                 if now.ms_since(connection.connected_at) > handshake_timeout_ms {
@@ -92,7 +97,11 @@ impl<S: Store> Node<S> {
                 }
                 continue;
             }
+            // A peer we read more slowly has its answers behind what it sent before: its
+            // clocks start again instead (the flood rule bounds for how long).
+            let paced = connection.is_paced(now, per_second, burst_seconds);
             match self.liveness.check(id, now) {
+                Liveness::TimedOut if paced => restarted_pings.push(id),
                 Liveness::TimedOut => {
                     expired.push((id, DisconnectReason::PingTimeout));
                     continue;
@@ -100,7 +109,7 @@ impl<S: Store> Node<S> {
                 Liveness::PingDue => pings.push(id),
                 Liveness::Fine => {}
             }
-            match self.sync.overdue(id, now) {
+            match self.sync.overdue(id, now, paced) {
                 Overdue::Headers => expired.push((id, DisconnectReason::HeadersStalled)),
                 Overdue::Blocks(late) => stale_requests.push((id, late)),
                 Overdue::Nothing => {}
@@ -108,6 +117,9 @@ impl<S: Store> Node<S> {
         }
         for (peer, reason) in expired {
             self.disconnect(peer, reason, now);
+        }
+        for peer in restarted_pings {
+            self.liveness.restart_timeout(peer, now);
         }
         for peer in pings {
             let nonce = self.rng.random();

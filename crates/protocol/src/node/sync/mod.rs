@@ -630,17 +630,24 @@ impl Sync {
     }
 
     /// Which of `peer`'s requests are overdue at `now`; late block requests are given up
-    /// on (not asked of it again) but stay assigned until [`Sync::release`].
-    pub fn overdue(&mut self, peer: PeerId, now: Timestamp) -> Overdue {
+    /// on (not asked of it again) but stay assigned until [`Sync::release`]. A peer we read
+    /// more slowly (`paced`: over its message budget, so its answers wait behind what it
+    /// sent before) is not timed out for it: the clocks of its late requests restart
+    /// instead, for as long as the flood rule lets it stay over its budget.
+    pub fn overdue(&mut self, peer: PeerId, now: Timestamp, paced: bool) -> Overdue {
         let limits = self.limits;
         let Some(state) = self.peers.get_mut(&peer) else {
             return Overdue::Nothing;
         };
-        if state
-            .headers_requested
-            .is_some_and(|asked| now.ms_since(asked) > limits.headers_timeout_ms)
+        if let Some(asked) = state.headers_requested
+            && now.ms_since(asked) > limits.headers_timeout_ms
         {
-            return Overdue::Headers;
+            if !paced {
+                return Overdue::Headers;
+            }
+            self.headers_asked.remove(asked);
+            self.headers_asked.add(now);
+            state.headers_requested = Some(now);
         }
         let late: Vec<BlockHash> = state
             .in_flight
@@ -655,7 +662,15 @@ impl Sync {
             if let Some(asked) = state.in_flight.remove(hash) {
                 self.blocks_asked.remove(asked);
             }
-            state.avoid.insert(*hash);
+            if paced {
+                state.in_flight.insert(*hash, now);
+                self.blocks_asked.add(now);
+            } else {
+                state.avoid.insert(*hash);
+            }
+        }
+        if paced {
+            return Overdue::Nothing;
         }
         Overdue::Blocks(late)
     }
@@ -952,8 +967,12 @@ mod tests {
             Err(Refusal::Unasked(Unasked::Headers))
         );
         sync.request_headers(1, None, &chain, Timestamp(0), &mut out);
-        assert_eq!(sync.overdue(1, Timestamp(10)), Overdue::Nothing);
-        assert_eq!(sync.overdue(1, Timestamp(11)), Overdue::Headers);
+        assert_eq!(sync.overdue(1, Timestamp(10), false), Overdue::Nothing);
+        // A peer we read more slowly gets a fresh clock instead.
+        assert_eq!(sync.overdue(1, Timestamp(11), true), Overdue::Nothing);
+        assert_eq!(sync.next_deadline(), Some(Timestamp(22)));
+        assert_eq!(sync.overdue(1, Timestamp(21), false), Overdue::Nothing);
+        assert_eq!(sync.overdue(1, Timestamp(22), false), Overdue::Headers);
         assert!(!sync.has_nothing_from(1, &chain));
         // An empty answer from a peer that claims no more than we have is taken, and the
         // peer is idle again.
@@ -1000,7 +1019,10 @@ mod tests {
         sync.not_found(2, &from_two);
         agrees(&sync);
         let late = Timestamp(100 + config.block_request_timeout_ms + 1);
-        assert!(matches!(sync.overdue(1, late), Overdue::Blocks(_)));
+        assert_eq!(sync.overdue(1, late, true), Overdue::Nothing);
+        agrees(&sync);
+        let late = Timestamp(late.0 + config.block_request_timeout_ms + 1);
+        assert!(matches!(sync.overdue(1, late, false), Overdue::Blocks(_)));
         sync.schedule(&chain, late, &mut out, |_, _| true);
         agrees(&sync);
         sync.peer_gone(1);
