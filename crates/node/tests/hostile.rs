@@ -1241,23 +1241,27 @@ fn fork_from_genesis(count: u64) -> (Vec<Block>, Work) {
 }
 
 /// Issue 16's fork from deep in the chain, where blocks were cheap: a peer with a real,
-/// valid branch from genesis, far lighter than ours, tells of its tip (it claims no more
-/// than it has: no liar). Its headers are checked, but none of its blocks is asked for: the
-/// branch never comes within `presync_margin_blocks` of our work. The peer did nothing
-/// wrong and stays; the control, an honest peer, syncs our chain from the node meanwhile.
+/// valid branch from genesis, half as heavy as ours, tells of its tip. To be asked at all it
+/// claims more than the branch has (within `presync_margin_blocks` of our work, no more than
+/// ours: a claim below the threshold is never asked about, one above ours that its headers
+/// fall short of is a ban). Its headers are checked, but none of its blocks is asked for:
+/// the branch never comes within the margin. It did nothing that costs us, so it stays;
+/// the control, an honest peer, syncs our chain from the node meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_light_fork_from_deep_in_the_chain() {
     let main = chain_with(vec![Vec::new(); 60], |_| {});
     let scene = scene_on(&main, |config| config.presync_margin_blocks = 10).await;
     let (fork, fork_work) = fork_from_genesis(30);
     let fork_tip = fork.last().unwrap().header;
+    let per_block = fork_tip.target.work().0;
     let mut attacker = Hostile::connect(&scene).await;
     attacker
         .hello(|h| {
             h.tip = TipSummary {
                 hash: fork_tip.hash(),
                 height: fork_tip.height,
-                work: fork_work,
+                // 55 blocks' work: above 60 less the margin of 10, below our 60.
+                work: Work(fork_work.0 + 25 * per_block),
             }
         })
         .await;

@@ -71,7 +71,7 @@ pub struct NodeConfig {
     pub download_entry_lifetime_ms: u64,
     /// Headers of a branch below the queue threshold held per peer (checked, not
     /// downloaded; see `sync::staged`). A branch that needs more to come near our work is
-    /// not followed: about 200 bytes each.
+    /// not followed: up to about 500 bytes each, map included.
     pub staged_headers_per_peer_max: usize,
     /// How far behind our tip's work, in blocks at the tip's target, a branch's headers may
     /// be and still have their blocks queued (Bitcoin Core: 144, a day of blocks).
@@ -136,7 +136,7 @@ impl NodeConfig {
             headers_requests_per_second_max: 2,
             headers_requests_burst_seconds: 60,
             download_entry_lifetime_ms: 600_000,
-            staged_headers_per_peer_max: 10_000,
+            staged_headers_per_peer_max: 4_000,
             presync_margin_blocks: 144,
             minimum_chain_work: Work(0),
             address_book_max: 1_024,

@@ -29,7 +29,8 @@
 //! - **Only a branch that comes near our work is queued** ([`staged`]): below the minimum
 //!   chain work, or more than `presync_margin_blocks` of our tip's work behind it, a branch's
 //!   headers are held per peer and its blocks are not downloaded, so a fork from where the
-//!   chain was cheap to mine costs us no download.
+//!   chain was cheap to mine costs us no download. A held branch is asked for only from its
+//!   tip on.
 //!
 //! The blocks themselves are imported by the dispatcher (`Node`), which chains the tip
 //! change through the mempool, relay and mining.
@@ -76,6 +77,9 @@ struct SyncPeer {
     unconnected_headers: u32,
     /// Headers of its branch below the queue threshold: checked, held, not downloaded.
     staged: Staged,
+    /// Its branch filled the stage below the threshold: it forks too far below our work
+    /// to follow, however it grows, so it is not asked for headers again.
+    too_light: bool,
 }
 
 /// How a headers answer ended, when it did not end the connection.
@@ -104,6 +108,17 @@ impl From<Refusal> for DisconnectReason {
             Refusal::Unasked(what) => DisconnectReason::Unrequested(what),
         }
     }
+}
+
+/// What became of a checked header (see `Sync::place`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placed {
+    Staged,
+    Queued,
+    /// The download queue, or the peer's share of it, is full.
+    NoRoom,
+    /// Below the threshold, and the peer's stage is full.
+    StageFull,
 }
 
 /// What a peer's requests look like at some instant.
@@ -204,6 +219,7 @@ impl Sync {
                 headers_requested: None,
                 unconnected_headers: 0,
                 staged: Staged::default(),
+                too_light: false,
             },
         );
     }
@@ -279,12 +295,19 @@ impl Sync {
             return;
         }
         let ours = chain.tip().chain_work;
+        // A claim below the threshold is not worth asking about: its blocks would never be
+        // queued, even if its headers backed it.
+        let threshold = self.queue_threshold(chain);
         let mut best: Option<(Work, PeerId)> = None;
         for (peer, state) in &self.peers {
             let claims_more = state.tip.work > ours
                 && state.answered_claim != Some(state.tip)
                 && self.known_work(chain, &state.tip.hash).is_none();
-            if state.headers_requested.is_some() || !(claims_more || state.lacking_parent) {
+            if state.headers_requested.is_some()
+                || state.too_light
+                || state.tip.work < threshold
+                || !(claims_more || state.lacking_parent)
+            {
                 continue;
             }
             // A peer whose share of the queue is full is asked again once it has drained.
@@ -318,6 +341,8 @@ impl Sync {
         if state.headers_requested.is_some() {
             return;
         }
+        // A staged branch goes on from its tip, not from our chain again.
+        let from = from.or_else(|| state.staged.tip());
         state.headers_requested = Some(now);
         self.headers_asked.add(now);
         self.header_sync = Some(peer);
@@ -394,37 +419,24 @@ impl Sync {
             };
             shown = shown.max(chain_work);
             let wanted = Wanted { header, chain_work };
-            if chain_work < threshold {
-                if staged.len() >= self.limits.staged_headers_per_peer_max {
+            match self.place(peer, &mut staged, hash, wanted, threshold, now) {
+                Placed::Staged | Placed::Queued => {}
+                Placed::NoRoom => {
+                    whole = false;
+                    self.waiting_for_room = true;
+                    break;
+                }
+                Placed::StageFull => {
                     whole = false;
                     stage_full = true;
                     break;
                 }
-                staged.insert(hash, wanted);
-                continue;
-            }
-            // The branch comes near our work: what it staged on the way is queued first.
-            staged.insert(hash, wanted);
-            let mut branch = staged.take_branch(&hash).into_iter();
-            let mut queued_all = true;
-            while let Some((hash, wanted)) = branch.next() {
-                if !self.download.want(hash, wanted, peer, now) {
-                    // No room: the rest waits on the stage for the next answer.
-                    staged.insert(hash, wanted);
-                    branch.for_each(|(hash, wanted)| staged.insert(hash, wanted));
-                    queued_all = false;
-                    break;
-                }
-            }
-            if !queued_all {
-                whole = false;
-                self.waiting_for_room = true;
-                break;
             }
         }
-        // A branch that ends short of the threshold never reaches it; one that fills the
-        // stage would not within what we hold for this peer.
-        if stage_full || (!full && whole) {
+        // A branch that fills the stage would not come near our work within what we hold
+        // for this peer. One that stops short is kept: the peer's next blocks may carry it
+        // there, and it is asked only for those.
+        if stage_full {
             staged.clear();
         }
         let ours = chain.tip().chain_work;
@@ -437,8 +449,7 @@ impl Sync {
             state.unconnected_headers = 0;
             state.shown = shown;
             if stage_full {
-                // Not asked again for this claim: it would send the same branch.
-                state.answered_claim = Some(claim);
+                state.too_light = true;
                 return Ok(HeadersTaken::Queued);
             }
             // "No more" from a peer whose headers fall short of its own claim.
@@ -460,6 +471,38 @@ impl Sync {
         Ok(HeadersTaken::Queued)
     }
 
+    /// Places a checked header from `peer`: staged while its chain work is below
+    /// `threshold`, else queued, after the staged branch it ends (oldest first).
+    fn place(
+        &mut self,
+        peer: PeerId,
+        staged: &mut Staged,
+        hash: BlockHash,
+        wanted: Wanted,
+        threshold: Work,
+        now: Timestamp,
+    ) -> Placed {
+        if wanted.chain_work < threshold {
+            if staged.len() >= self.limits.staged_headers_per_peer_max {
+                return Placed::StageFull;
+            }
+            staged.insert(hash, wanted);
+            return Placed::Staged;
+        }
+        // The branch comes near our work: what it staged on the way is queued first.
+        staged.insert(hash, wanted);
+        let mut branch = staged.take_branch(&hash).into_iter();
+        while let Some((hash, wanted)) = branch.next() {
+            if !self.download.want(hash, wanted, peer, now) {
+                // No room: the rest waits on the stage.
+                staged.insert(hash, wanted);
+                branch.for_each(|(hash, wanted)| staged.insert(hash, wanted));
+                return Placed::NoRoom;
+            }
+        }
+        Placed::Queued
+    }
+
     /// A peer announced `header` as its new tip (the caller has noted that the peer knows
     /// it). Returns whether its block was queued (time to schedule downloads).
     pub fn announced<S: Store>(
@@ -470,11 +513,32 @@ impl Sync {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Result<bool, Refusal> {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return Ok(false);
+        };
+        let mut staged = std::mem::take(&mut state.staged);
+        let queued = self.announced_with(peer, header, &mut staged, chain, now, out);
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.staged = staged;
+        }
+        queued
+    }
+
+    /// [`Sync::announced`], with the peer's stage taken out.
+    fn announced_with<S: Store>(
+        &mut self,
+        peer: PeerId,
+        header: Header,
+        staged: &mut Staged,
+        chain: &Chain<S>,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> Result<bool, Refusal> {
         let hash = header.hash();
-        if chain.tree().get(&hash).is_some() || self.download.contains(&hash) {
+        let pending = Pending::with_stage(&self.download, staged);
+        if chain.tree().get(&hash).is_some() || pending.get(&hash).is_some() {
             return Ok(false);
         }
-        let pending = Pending::queued(&self.download);
         let Some(parent_height) = parent_height(chain, pending, &header.prev_hash) else {
             // We are missing its ancestors: catch up by headers.
             self.lacking_parent(peer, chain, now, out);
@@ -492,14 +556,26 @@ impl Sync {
             };
             state.shown = state.shown.max(chain_work);
         }
-        // Only a block that would beat our tip is worth fetching.
-        if chain_work <= chain.tip().chain_work {
+        // Only a block that would beat our tip is worth fetching, unless it carries a
+        // staged branch on. A fresh tip goes first: it is what propagation waits for.
+        if staged.get(&header.prev_hash).is_none() && chain_work <= chain.tip().chain_work {
             return Ok(false);
         }
-        // A fresh tip goes first: it is what propagation waits for.
-        Ok(self
-            .download
-            .want(hash, Wanted { header, chain_work }, peer, now))
+        let threshold = self.queue_threshold(chain);
+        let wanted = Wanted { header, chain_work };
+        Ok(
+            match self.place(peer, staged, hash, wanted, threshold, now) {
+                Placed::Queued => true,
+                Placed::StageFull => {
+                    staged.clear();
+                    if let Some(state) = self.peers.get_mut(&peer) {
+                        state.too_light = true;
+                    }
+                    false
+                }
+                Placed::Staged | Placed::NoRoom => false,
+            },
+        )
     }
 
     /// The peer lacks blocks we asked it for: ask someone else, never it again. Returns
@@ -1252,67 +1328,30 @@ mod tests {
         }
     }
 
-    /// Issue 16's fork from where the chain was cheap: a branch that does not come near
-    /// our work (here: below the minimum chain work) is checked but never downloaded, and
-    /// dropped when its peer has no more. It is not abuse: the peer claimed no more than it
-    /// showed. Once the peer's chain grows past the threshold, all of it is queued.
+    /// A peer whose claimed tip is below the threshold (here the minimum chain work) is
+    /// not asked for headers: its blocks would never be queued, even if its headers backed
+    /// the claim. One that claims enough is.
     #[test]
-    fn a_branch_below_the_threshold_is_checked_but_never_downloaded() {
+    fn a_claim_below_the_threshold_is_not_asked_about() {
         let (chain, headers, mut sync, per_header) = with_minimum_work(5);
         let mut out = Outbox::default();
-        sync.peer_ready(1, tip_of(&headers[..3], &chain, per_header));
+        sync.peer_ready(1, tip_of(&headers[..4], &chain, per_header));
         sync.start_header_sync(&chain, Timestamp(0), &mut out);
+        assert_eq!(sent(&mut out), vec![]);
+        sync.set_tip(1, tip_of(&headers[..5], &chain, per_header));
+        sync.start_header_sync(&chain, Timestamp(1), &mut out);
         assert_eq!(sent(&mut out), vec![(1, "get-headers")]);
-        assert_eq!(
-            sync.headers_received(
-                1,
-                headers[..3].to_vec(),
-                &chain,
-                Timestamp(1),
-                &mut out,
-                |_| {}
-            ),
-            Ok(HeadersTaken::Queued)
-        );
-        assert_eq!(sync.queue_len(), 0, "below the threshold nothing is queued");
-        assert_eq!(
-            sync.peers[&1].staged.len(),
-            0,
-            "a branch that ended is not held"
-        );
-        assert_eq!(
-            sync.peers[&1].shown.0,
-            tip_of(&headers[..3], &chain, per_header).work.0
-        );
-        sync.schedule(&chain, Timestamp(1), &mut out, |_, _| true);
-        assert_eq!(sent(&mut out), vec![], "no block of it is asked for");
-        // Its chain grows past the threshold: the whole branch is queued, oldest first.
-        sync.set_tip(1, tip_of(&headers[..6], &chain, per_header));
-        sync.start_header_sync(&chain, Timestamp(2), &mut out);
-        assert_eq!(sent(&mut out), vec![(1, "get-headers")]);
-        assert_eq!(
-            sync.headers_received(
-                1,
-                headers[..6].to_vec(),
-                &chain,
-                Timestamp(3),
-                &mut out,
-                |_| {}
-            ),
-            Ok(HeadersTaken::Queued)
-        );
-        assert_eq!(sync.queue_len(), 6);
-        sync.schedule(&chain, Timestamp(4), &mut out, |_, _| true);
-        assert_eq!(sent(&mut out), vec![(1, "get-blocks")]);
-        assert!(sync.peers[&1].in_flight.contains_key(&headers[0].hash()));
     }
 
-    /// A branch is held across full answers (each header's parent may be staged, and its
-    /// target is checked through the stage), and queued when one carries it past the
-    /// threshold. A peer whose branch would need more than its stage holds is not
-    /// followed: the stage is dropped and the same claim is not asked about again.
+    /// Issue 16's fork from where the chain was cheap: a branch that does not come near our
+    /// work (here: below the minimum chain work) is checked but never downloaded. It is held
+    /// across answers (each header's parent may be staged, and its target is checked through
+    /// the stage); the next request starts at its tip, and an announcement on that tip that
+    /// carries the branch past the threshold queues all of it, oldest first. A
+    /// peer whose branch would need more than its stage holds is not followed: the stage is
+    /// dropped and the peer is not asked for headers again, whatever it claims next.
     #[test]
-    fn a_staged_branch_spans_answers_and_a_full_stage_ends_it() {
+    fn a_light_branch_is_staged_not_downloaded_and_a_full_stage_ends_it() {
         let (chain, headers, mut sync, per_header) = with_minimum_work(2_001);
         let mut out = Outbox::default();
         sync.peer_ready(1, tip_of(&headers, &chain, per_header));
@@ -1323,26 +1362,34 @@ mod tests {
             sync.headers_received(1, first.clone(), &chain, Timestamp(1), &mut out, |_| {}),
             Ok(HeadersTaken::Queued)
         );
-        assert_eq!(sync.queue_len(), 0);
+        assert_eq!(sync.queue_len(), 0, "below the threshold nothing is queued");
         assert_eq!(sync.peers[&1].staged.len(), HEADERS_PER_MESSAGE_MAX);
+        match out.drain().as_slice() {
+            [
+                Output::Send {
+                    message: Message::GetHeaders { locator },
+                    ..
+                },
+            ] => {
+                assert_eq!(
+                    locator.first(),
+                    Some(&headers[1_999].hash()),
+                    "from the stage"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        sync.schedule(&chain, Timestamp(1), &mut out, |_, _| true);
+        assert_eq!(sent(&mut out), vec![], "no block of it is asked for");
+        // Before it answers, it announces the header that carries the branch.
         assert_eq!(
-            sent(&mut out),
-            vec![(1, "get-headers")],
-            "the next batch is asked for"
+            sync.announced(1, headers[2_000], &chain, Timestamp(3), &mut out),
+            Ok(true)
         );
-        assert_eq!(
-            sync.headers_received(
-                1,
-                headers[2_000..].to_vec(),
-                &chain,
-                Timestamp(2),
-                &mut out,
-                |_| {}
-            ),
-            Ok(HeadersTaken::Queued)
-        );
-        assert_eq!(sync.queue_len(), 2_001, "the whole branch is queued");
-        assert_eq!(sync.peers[&1].staged.len(), 0);
+        assert_eq!((sync.queue_len(), sync.peers[&1].staged.len()), (2_001, 0));
+        sync.schedule(&chain, Timestamp(4), &mut out, |_, _| true);
+        assert_eq!(sent(&mut out), vec![(1, "get-blocks")]);
+        assert!(sync.peers[&1].in_flight.contains_key(&headers[0].hash()));
 
         // Another peer with the same branch, but a stage one header smaller.
         let (chain, headers, mut sync, per_header) = with_minimum_work(2_001);
@@ -1356,8 +1403,9 @@ mod tests {
         );
         assert_eq!((sync.queue_len(), sync.peers[&2].staged.len()), (0, 0));
         assert_eq!(sent(&mut out), vec![], "not asked to go on");
+        sync.set_tip(2, tip_with_work(u128::MAX));
         sync.start_header_sync(&chain, Timestamp(2), &mut out);
-        assert_eq!(sent(&mut out), vec![], "nor asked again for the same claim");
+        assert_eq!(sent(&mut out), vec![], "nor asked again for a new claim");
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! descendant carries the branch past the threshold is the branch queued, oldest first.
 //!
 //! So a fork from deep in the chain, where blocks were cheap to mine, costs us its headers'
-//! checks and a bounded amount of memory, never a download or a side branch on disk. A
-//! staged branch goes when its peer does, when its peer says it has no more (a branch that
-//! stops short of the threshold never reaches it), and when the peer's stage is full.
+//! checks and a bounded amount of memory, never a download or a side branch on disk. The
+//! next headers request to the peer starts at the stage's tip, and an announcement that
+//! builds on it is staged too, so a growing branch is fetched once, not from the fork
+//! again for each new block. A staged branch goes when its peer does and when the peer's
+//! stage is full.
 
 use powchain_chain::BlockHash;
 use powchain_chain::hashing::HashMap;
@@ -34,6 +36,15 @@ impl Staged {
 
     pub fn insert(&mut self, hash: BlockHash, wanted: Wanted) {
         self.headers.insert(hash, wanted);
+    }
+
+    /// The highest staged header (the first of equals by hash): where the next headers
+    /// request to its peer starts.
+    pub fn tip(&self) -> Option<BlockHash> {
+        self.headers
+            .iter()
+            .max_by_key(|(hash, wanted)| (wanted.header.height, std::cmp::Reverse(**hash)))
+            .map(|(hash, _)| *hash)
     }
 
     pub fn clear(&mut self) {
