@@ -46,10 +46,6 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// The most blocks one listing returns.
 pub const BLOCKS_PER_PAGE_MAX: u64 = 100;
 
-/// How many recent blocks an account's history and a transaction lookup look through when
-/// the store keeps no transaction index (a node without a database).
-pub const RECENT_BLOCKS_SCANNED: u64 = 10_000;
-
 /// Events the stream carries, buffered per subscriber; a subscriber that falls further
 /// behind is told how many it missed.
 pub const EVENTS_BUFFERED: usize = 1_024;

@@ -239,22 +239,14 @@ async fn transaction<S: Store + Send + 'static>(
             "{id:?} is not a transaction id (128 hex digits): {e}"
         ))
     })?;
-    let (view, indexed) = state
+    let view = state
         .handle
-        .inspect(move |node| {
-            let indexed = node.chain().store().tx_index().is_some();
-            (TxView::find(node, &tx_id), indexed)
-        })
+        .inspect(move |node| TxView::find(node, &tx_id))
         .await
         .ok_or_else(ApiError::stopped)?;
     let view = view.map_err(ApiError::internal)?.ok_or_else(|| {
-        let searched = if indexed {
-            "on the best chain".to_owned()
-        } else {
-            format!("in the last {} blocks", crate::RECENT_BLOCKS_SCANNED)
-        };
         ApiError::not_found(format!(
-            "transaction {id} is neither pending here nor {searched}"
+            "transaction {id} is neither pending here nor on the best chain"
         ))
     })?;
     ok(view)

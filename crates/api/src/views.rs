@@ -3,13 +3,11 @@
 //! the chain export format; amounts, heights, nonces and times (ms since the epoch) are
 //! integers; chain work is a decimal string (it does not fit a JSON number).
 
-use powchain_chain::store::BlockStatus;
+use powchain_chain::store::{BlockStatus, TxIndex};
 use powchain_chain::{Address, Block, BlockHash, Height, Store, Transaction, TxId};
 use powchain_node::driver::MiningStatus;
 use powchain_protocol::{Direction, Node};
 use serde::Serialize;
-
-use crate::RECENT_BLOCKS_SCANNED;
 
 /// Blocks the network hash rate is estimated over.
 const HASH_RATE_WINDOW_BLOCKS: u64 = 20;
@@ -174,28 +172,18 @@ impl TxView {
             let tx = Transaction::Transfer(transfer.clone());
             return Ok(Some(TxView::new(&tx, None, tip)));
         }
-        if let Some(index) = node.chain().store().tx_index() {
-            let location = index.tx_location(id).map_err(|e| e.to_string())?;
-            return match location {
-                Some((height, position)) => {
-                    let block = indexed_block(node, height)?;
-                    Ok(block
-                        .txs
-                        .get(position as usize)
-                        .filter(|tx| tx.id() == *id)
-                        .map(|tx| TxView::new(tx, Some((height, block.hash())), tip)))
-                }
-                None => Ok(None),
-            };
-        }
-        // No transaction index: look through the recent best chain, newest first.
-        for item in recent_blocks(node) {
-            let (height, block) = item?;
-            if let Some(tx) = block.txs.iter().find(|tx| tx.id() == *id) {
-                return Ok(Some(TxView::new(tx, Some((height, block.hash())), tip)));
+        let location = tx_index(node)?.tx_location(id).map_err(|e| e.to_string())?;
+        match location {
+            Some((height, position)) => {
+                let block = indexed_block(node, height)?;
+                Ok(block
+                    .txs
+                    .get(position as usize)
+                    .filter(|tx| tx.id() == *id)
+                    .map(|tx| TxView::new(tx, Some((height, block.hash())), tip)))
             }
+            None => Ok(None),
         }
-        Ok(None)
     }
 }
 
@@ -210,20 +198,14 @@ fn indexed_block<S: Store>(
         .ok_or_else(|| format!("the transaction index names height {height}, past the tip"))
 }
 
-/// The best chain's last [`RECENT_BLOCKS_SCANNED`] blocks, newest first, or the store's
-/// error.
-fn recent_blocks<S: Store>(
-    node: &Node<S>,
-) -> impl Iterator<Item = Result<(Height, std::sync::Arc<Block>), String>> + '_ {
-    let chain = node.chain();
-    let tip = chain.tip().height.0;
-    let oldest = tip.saturating_sub(RECENT_BLOCKS_SCANNED - 1);
-    (oldest..=tip)
-        .rev()
-        .filter_map(move |height| match chain.block_at(Height(height)) {
-            Ok(block) => block.map(|block| Ok((Height(height), block))),
-            Err(error) => Some(Err(error.to_string())),
-        })
+/// The node's transaction index. Every store that serves the API keeps one (the redb
+/// store in its file, `MemStore::indexed` in memory), so reads are lookups, never scans of
+/// recent blocks on the node's event loop.
+fn tx_index<S: Store>(node: &Node<S>) -> Result<&dyn TxIndex, String> {
+    node.chain()
+        .store()
+        .tx_index()
+        .ok_or_else(|| "this node keeps no transaction index".to_owned())
 }
 
 /// A block with its place in the chain.
@@ -303,8 +285,8 @@ pub struct AccountView {
     pub pending_balance: u64,
     /// The nonce its next transfer should carry.
     pub next_nonce: u64,
-    /// Its latest transfers and coinbases, pending first, then newest first (at most 20, from
-    /// the last 10,000 blocks).
+    /// Its latest transfers and coinbases, pending first, then newest first (at most 20,
+    /// from the whole best chain, through the transaction index).
     pub recent: Vec<TxView>,
 }
 
@@ -326,38 +308,19 @@ impl AccountView {
             .take(ACCOUNT_HISTORY_MAX)
             .map(|(_, t)| TxView::new(&Transaction::Transfer(t.clone()), None, tip))
             .collect();
-        if let Some(index) = chain.store().tx_index() {
-            let wanted = ACCOUNT_HISTORY_MAX - recent.len();
-            let locations = index
-                .account_txs(&address, wanted)
-                .map_err(|e| e.to_string())?;
-            let mut block: Option<std::sync::Arc<Block>> = None;
-            for (height, position) in locations {
-                if block.as_ref().is_none_or(|b| b.header.height != height) {
-                    block = Some(indexed_block(node, height)?);
-                }
-                if let Some(block) = &block
-                    && let Some(tx) = block.txs.get(position as usize)
-                {
-                    recent.push(TxView::new(tx, Some((height, block.hash())), tip));
-                }
+        let wanted = ACCOUNT_HISTORY_MAX - recent.len();
+        let locations = tx_index(node)?
+            .account_txs(&address, wanted)
+            .map_err(|e| e.to_string())?;
+        let mut block: Option<std::sync::Arc<Block>> = None;
+        for (height, position) in locations {
+            if block.as_ref().is_none_or(|b| b.header.height != height) {
+                block = Some(indexed_block(node, height)?);
             }
-        } else {
-            // No transaction index: look through the recent best chain, newest first.
-            for item in recent_blocks(node) {
-                if recent.len() >= ACCOUNT_HISTORY_MAX {
-                    break;
-                }
-                let (height, block) = item?;
-                for tx in block.txs.iter().rev() {
-                    let involved = match tx {
-                        Transaction::Coinbase(c) => c.to == address,
-                        Transaction::Transfer(t) => t.from == address || t.to == address,
-                    };
-                    if involved && recent.len() < ACCOUNT_HISTORY_MAX {
-                        recent.push(TxView::new(tx, Some((height, block.hash())), tip));
-                    }
-                }
+            if let Some(block) = &block
+                && let Some(tx) = block.txs.get(position as usize)
+            {
+                recent.push(TxView::new(tx, Some((height, block.hash())), tip));
             }
         }
         Ok(AccountView {

@@ -49,7 +49,7 @@ fn start() -> Api {
 /// A node with id `id` (nodes that meet need different ids).
 fn start_node(id: u64) -> Api {
     let spec = spec();
-    let chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default()).unwrap();
+    let chain = Chain::open(spec.clone(), MemStore::indexed(), ChainConfig::default()).unwrap();
     let node = Node::new(NodeConfig::new(id), chain, id);
     let mut config = DriverConfig::new();
     let mut miner = MinerConfig::detect();

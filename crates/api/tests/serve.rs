@@ -27,7 +27,7 @@ const LIMITS: Limits = Limits {
 /// An API server on loopback over a node without a miner; its address.
 async fn start() -> (String, tokio::sync::watch::Sender<bool>) {
     let spec = powchain_testkit::spec("serve-test", 8);
-    let chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default()).unwrap();
+    let chain = Chain::open(spec.clone(), MemStore::indexed(), ChainConfig::default()).unwrap();
     let node = Node::new(NodeConfig::new(3), chain, 3);
     let (handle, _events, shutdown, _task) = driver::spawn(node, DriverConfig::new());
     let (events, _) = broadcast::channel(16);

@@ -37,6 +37,7 @@ pub mod hash;
 pub mod hashing;
 pub mod header;
 pub mod keys;
+pub mod mem_index;
 pub mod mempool;
 pub mod miner;
 pub mod orphans;

@@ -17,6 +17,7 @@ use crate::block::Block;
 use crate::hash::{BlockHash, TxId};
 use crate::header::Header;
 use crate::keys::Address;
+use crate::mem_index::MemTxIndex;
 use crate::pow::Work;
 use crate::state::{Account, AccountReader, BlockUndo};
 use crate::units::Height;
@@ -154,12 +155,22 @@ pub struct MemStore {
     undo: HashMap<BlockHash, BlockUndo>,
     best: BTreeMap<Height, BlockHash>,
     tip: Option<BlockHash>,
+    tx_index: Option<MemTxIndex>,
 }
 
 impl MemStore {
     /// An empty store.
     pub fn new() -> MemStore {
         MemStore::default()
+    }
+
+    /// An empty store that keeps a transaction index ([`MemTxIndex`]): for a node that
+    /// serves the API. The simulator's thousands of nodes go without.
+    pub fn indexed() -> MemStore {
+        MemStore {
+            tx_index: Some(MemTxIndex::default()),
+            ..MemStore::default()
+        }
     }
 
     /// Every account, for tests and the supply check.
@@ -205,6 +216,29 @@ impl Store for MemStore {
     }
 
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+        if let Some(index) = &mut self.tx_index {
+            // Before anything moves: the blocks leaving their heights are still here.
+            let changed = batch
+                .delete_best
+                .iter()
+                .chain(batch.put_best.iter().map(|(h, _)| h));
+            for height in changed {
+                if let Some(block) = self.best.get(height).and_then(|hash| self.blocks.get(hash)) {
+                    index.apply_block(block, *height, false);
+                }
+            }
+            let put: HashMap<&BlockHash, &Arc<Block>> = batch
+                .put_blocks
+                .iter()
+                .map(|(hash, block)| (hash, block))
+                .collect();
+            for (height, hash) in &batch.put_best {
+                let block = put.get(hash).copied().or_else(|| self.blocks.get(hash));
+                if let Some(block) = block {
+                    index.apply_block(block, *height, true);
+                }
+            }
+        }
         self.blocks.extend(batch.put_blocks);
         for hash in batch.delete_blocks {
             self.blocks.remove(&hash);
@@ -234,5 +268,9 @@ impl Store for MemStore {
             self.identity = Some(identity);
         }
         Ok(())
+    }
+
+    fn tx_index(&self) -> Option<&dyn TxIndex> {
+        self.tx_index.as_ref().map(|index| index as &dyn TxIndex)
     }
 }

@@ -230,6 +230,15 @@ impl Transfer {
 const _: () = assert!(MEMO_BYTES_MAX <= u16::MAX as usize);
 
 impl Transaction {
+    /// The accounts it touches: who is paid, and who pays (once when they are the same).
+    pub fn accounts(&self) -> Vec<Address> {
+        match self {
+            Transaction::Coinbase(coinbase) => vec![coinbase.to],
+            Transaction::Transfer(transfer) if transfer.from == transfer.to => vec![transfer.to],
+            Transaction::Transfer(transfer) => vec![transfer.from, transfer.to],
+        }
+    }
+
     /// The consensus encoding.
     pub fn encode(&self) -> Vec<u8> {
         match self {

@@ -20,7 +20,6 @@ use powchain_chain::block::Block;
 use powchain_chain::hash::{BlockHash, TxId};
 use powchain_chain::keys::Address;
 use powchain_chain::store::{StoreError, WriteBatch};
-use powchain_chain::tx::Transaction;
 use powchain_chain::units::Height;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -63,15 +62,6 @@ fn account_key(address: &Address, height: Height, position: u32) -> [u8; 44] {
     key
 }
 
-/// The accounts a transaction touches: who pays and who is paid.
-fn accounts_of(tx: &Transaction) -> Vec<Address> {
-    match tx {
-        Transaction::Coinbase(coinbase) => vec![coinbase.to],
-        Transaction::Transfer(transfer) if transfer.from == transfer.to => vec![transfer.to],
-        Transaction::Transfer(transfer) => vec![transfer.from, transfer.to],
-    }
-}
-
 /// Adds (`add`) or removes every transaction of `block`, at `height`, to the index.
 fn apply_block(
     txn: &WriteTransaction,
@@ -91,7 +81,7 @@ fn apply_block(
         } else {
             txs.remove(id.0.0.as_slice()).map_err(write)?;
         }
-        for address in accounts_of(tx) {
+        for address in tx.accounts() {
             let key = account_key(&address, height, position);
             if add {
                 accounts

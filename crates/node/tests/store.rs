@@ -12,7 +12,7 @@ use powchain_chain::state::StateOverlay;
 use powchain_chain::tx::Coinbase;
 use powchain_chain::{
     Address, Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, Header, Height, Keypair,
-    Memo, OpenError, Store, Timestamp, Transaction, UnsignedTransfer, miner,
+    MemStore, Memo, OpenError, Store, Timestamp, Transaction, UnsignedTransfer, miner,
 };
 use powchain_node::store::{PeerRecord, RedbStore};
 use powchain_testkit::{TempDir, spec_with_dev_accounts};
@@ -32,8 +32,8 @@ fn open(spec: &ChainSpec, path: &Path) -> Result<Chain<RedbStore>, String> {
 }
 
 /// A mined block on `parent` with one transfer from dev account `from` (nonce `nonce`).
-fn block_on(
-    chain: &Chain<RedbStore>,
+fn block_on<S: Store>(
+    chain: &Chain<S>,
     parent: BlockHash,
     time: u64,
     transfer: Option<(u64, u64)>,
@@ -297,11 +297,8 @@ fn the_peer_address_book_persists() {
 
 /// What the transaction index must say: every best-chain transaction's height and position,
 /// and each account's transactions newest first, computed from the chain itself.
-fn assert_index_matches_the_best_chain(chain: &Chain<RedbStore>, when: &str) {
-    let index = chain
-        .store()
-        .tx_index()
-        .expect("the redb store keeps an index");
+fn assert_index_matches_the_best_chain<S: Store>(chain: &Chain<S>, when: &str) {
+    let index = chain.store().tx_index().expect("the store keeps an index");
     let mut by_account: BTreeMap<Address, Vec<(Height, u32)>> = BTreeMap::new();
     for height in 0..=chain.tip().height.0 {
         let block = chain.block_at(Height(height)).unwrap().unwrap();
@@ -337,33 +334,7 @@ fn the_transaction_index_follows_the_best_chain() {
     let path = dir.file("chain.redb");
     let spec = spec();
     let mut chain = open(&spec, &path).unwrap();
-    let genesis = chain.tip().hash;
-    // Branch A: two blocks with transfers; then branch B, with more work, takes over.
-    let a1 = block_on(&chain, genesis, 1, Some((0, 0)));
-    chain.import_block(a1.clone(), now(&spec)).unwrap();
-    let a2 = block_on(&chain, a1.hash(), 2, Some((1, 0)));
-    chain.import_block(a2.clone(), now(&spec)).unwrap();
-    assert_index_matches_the_best_chain(&chain, "on branch A");
-    let index = chain.store().tx_index().unwrap();
-    let a2_transfer = a2.txs[1].id();
-    assert_eq!(
-        index.tx_location(&a2_transfer).unwrap(),
-        Some((Height(2), 1))
-    );
-    let mut parent = genesis;
-    for i in 0..3 {
-        let block = block_on(&chain, parent, 10 + i, Some((2, i)));
-        parent = block.hash();
-        chain.import_block(block, now(&spec)).unwrap();
-    }
-    assert_eq!(chain.tip().hash, parent, "branch B won");
-    assert_index_matches_the_best_chain(&chain, "after the reorg");
-    let index = chain.store().tx_index().unwrap();
-    assert_eq!(
-        index.tx_location(&a2_transfer).unwrap(),
-        None,
-        "it left the best chain"
-    );
+    reorganise_and_check_the_index(&mut chain);
     drop(chain);
     assert_index_matches_the_best_chain(&open(&spec, &path).unwrap(), "after a restart");
 
@@ -382,4 +353,43 @@ fn the_transaction_index_follows_the_best_chain() {
         txn.commit().unwrap();
     }
     assert_index_matches_the_best_chain(&open(&spec, &path).unwrap(), "rebuilt on opening");
+}
+
+/// The index a node without a database keeps in memory does the same.
+#[test]
+fn the_in_memory_transaction_index_follows_the_best_chain() {
+    let mut chain = Chain::open(spec(), MemStore::indexed(), ChainConfig::default()).unwrap();
+    reorganise_and_check_the_index(&mut chain);
+}
+
+/// Branch A, two blocks with transfers, then branch B with more work takes over; the index
+/// matches the best chain each time, and what left it is no longer found.
+fn reorganise_and_check_the_index<S: Store>(chain: &mut Chain<S>) {
+    let spec = chain.spec().clone();
+    let genesis = chain.tip().hash;
+    let a1 = block_on(chain, genesis, 1, Some((0, 0)));
+    chain.import_block(a1.clone(), now(&spec)).unwrap();
+    let a2 = block_on(chain, a1.hash(), 2, Some((1, 0)));
+    chain.import_block(a2.clone(), now(&spec)).unwrap();
+    assert_index_matches_the_best_chain(chain, "on branch A");
+    let index = chain.store().tx_index().unwrap();
+    let a2_transfer = a2.txs[1].id();
+    assert_eq!(
+        index.tx_location(&a2_transfer).unwrap(),
+        Some((Height(2), 1))
+    );
+    let mut parent = genesis;
+    for i in 0..3 {
+        let block = block_on(chain, parent, 10 + i, Some((2, i)));
+        parent = block.hash();
+        chain.import_block(block, now(&spec)).unwrap();
+    }
+    assert_eq!(chain.tip().hash, parent, "branch B won");
+    assert_index_matches_the_best_chain(chain, "after the reorg");
+    let index = chain.store().tx_index().unwrap();
+    assert_eq!(
+        index.tx_location(&a2_transfer).unwrap(),
+        None,
+        "it left the best chain"
+    );
 }

@@ -124,7 +124,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     if args.ephemeral {
-        let chain = Chain::open(spec, MemStore::new(), ChainConfig::default())?;
+        let chain = Chain::open(spec, MemStore::indexed(), ChainConfig::default())?;
         runtime.block_on(serve(args, rpc, chain, None, None))
     } else {
         // The wallet lives next to the database: in --datadir, beside --db, or in powchain-data.
