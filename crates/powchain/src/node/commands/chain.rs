@@ -5,9 +5,6 @@ use powchain_chain::{BlockHash, Height, Store, TxId};
 
 use super::{Answer, Session, stopped};
 
-/// How many recent blocks `tx` looks through for a confirmed transaction.
-const TX_SEARCH_BLOCKS: u64 = 10_000;
-
 impl<S: Store + 'static> Session<S> {
     /// `chain`: the tip, its work and difficulty, and the last five blocks.
     pub(super) async fn chain(&self) -> Answer {
@@ -80,7 +77,7 @@ impl<S: Store + 'static> Session<S> {
         Ok(Some(text))
     }
 
-    /// `tx`: a transaction, pending or in one of the last [`TX_SEARCH_BLOCKS`] blocks.
+    /// `tx`: a transaction, pending or on the best chain (through the transaction index).
     pub(super) async fn tx(&self, id: String) -> Answer {
         let id: TxId = id
             .parse()
@@ -94,22 +91,24 @@ impl<S: Store + 'static> Session<S> {
                         transfer.amount, transfer.fee, transfer.nonce
                     ));
                 }
-                // No transaction index yet: look through the recent best chain.
                 let chain = node.chain();
                 let tip = chain.tip().height.0;
-                for height in (tip.saturating_sub(TX_SEARCH_BLOCKS)..=tip).rev() {
-                    let Ok(Some(block)) = chain.block_at(Height(height)) else {
-                        continue;
-                    };
-                    if let Some(tx) = block.txs.iter().find(|tx| tx.id() == id) {
-                        return Ok(format!(
-                            "in block {height} ({} confirmations): {tx}",
-                            tip - height + 1
-                        ));
-                    }
+                let index = chain
+                    .store()
+                    .tx_index()
+                    .ok_or("this node keeps no transaction index")?;
+                let found = index.tx_location(&id).map_err(|e| e.to_string())?;
+                if let Some((height, position)) = found
+                    && let Some(block) = chain.block_at(height).map_err(|e| e.to_string())?
+                    && let Some(tx) = block.txs.get(position as usize)
+                {
+                    return Ok(format!(
+                        "in block {height} ({} confirmations): {tx}",
+                        tip.saturating_sub(height.0) + 1
+                    ));
                 }
                 Err(format!(
-                    "transaction {} is neither pending nor in the last {TX_SEARCH_BLOCKS} blocks",
+                    "transaction {} is neither pending nor on the best chain",
                     id.short(16)
                 ))
             })
