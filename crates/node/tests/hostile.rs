@@ -942,6 +942,69 @@ async fn requests_from_a_peer_that_never_reads() {
 /// its queue drains): each 70-byte request buys an answer of up to 360 KB. Past the budget
 /// (2 a second, 60 seconds of them at once) the peer is banned. The honest peer of the scene
 /// synced the same chain by headers meanwhile, and stays: the control.
+/// 70 bytes ask for 16 blocks: a peer that asks for the same blocks again and again draws
+/// block bytes from our store, their checks and our upload. Past its budget for them (here
+/// 16 KiB a second, a second of them at once) nothing more is read from it until it has paid
+/// back what it drew beyond: it is slowed, not banned (it only asked). Without the budget
+/// all the answers came at once. The control: an honest peer syncs the same blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_blocks_asked_for_again_and_again() {
+    let blocks = chain_with(vec![Vec::new(); 16], |_| {});
+    let scene = scene_on(&blocks, |config| {
+        config.served_kib_per_second_max = 16;
+        config.served_burst_seconds = 1;
+    })
+    .await;
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|_| {}).await;
+    let hashes: Vec<BlockHash> = blocks.iter().map(Block::hash).collect();
+    let answer_kib = blocks.iter().map(Block::encoded_len).sum::<usize>() as f64 / 1_024.0;
+    let requests = 12;
+    let burst: Vec<u8> = (0..requests)
+        .flat_map(|_| frame::encode(&Message::GetBlocks(hashes.clone())))
+        .collect();
+    let start = tokio::time::Instant::now();
+    hostile.raw(&burst).await;
+    let mut answered = 0;
+    while answered < requests {
+        match hostile.receive().await {
+            Some(Message::Blocks(_)) => answered += 1,
+            Some(Message::Ping { nonce }) => {
+                let tip = genesis_tip();
+                hostile.send(&Message::Pong { nonce, tip }).await;
+            }
+            Some(_) => {}
+            None => panic!("the node hung up after {answered} answers"),
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    // Each answer goes out when its request is read; what the first second's worth does
+    // not cover is paid back at 16 KiB a second before the next request is read.
+    let owed = ((requests - 1) as f64 * answer_kib - 16.0) / 16.0;
+    println!("{requests} answers of {answer_kib:.1} KiB in {elapsed:.2} s ({owed:.2} s owed)");
+    assert!(elapsed >= owed * 0.9, "{elapsed:.2} s, owed {owed:.2} s");
+    let key = hostile.key.clone();
+    let (connected, banned) = scene
+        .node
+        .handle
+        .inspect(move |node| {
+            (
+                node.peer_by_address(&key).is_some(),
+                node.is_banned(&key, now()),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(connected && !banned, "asking is not misbehaviour");
+    let tip = blocks.last().unwrap().hash();
+    reaches(
+        &scene.honest,
+        tip,
+        "the honest peer to sync the same blocks",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_requests_beyond_any_syncing_node() {
     let blocks = chain_with(vec![Vec::new(); 50], |_| {});

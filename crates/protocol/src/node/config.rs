@@ -65,6 +65,12 @@ pub struct NodeConfig {
     /// below this. Past it the peer is banned.
     pub headers_requests_per_second_max: u32,
     pub headers_requests_burst_seconds: u64,
+    /// Block bytes (KiB) a peer may draw from us a second, on average, and seconds of them
+    /// at once. Past it, nothing more is read from the peer until it is paid back (not a
+    /// ban: it only asked). A 70-byte request buys up to 16 blocks; this is what bounds the
+    /// disk reads, checks and upload a peer asking for them again and again costs us.
+    pub served_kib_per_second_max: u32,
+    pub served_burst_seconds: u64,
     /// How long a wanted block may wait in the download queue without being fetched
     /// before it is dropped (with what builds on it). An honest chain's headers come again
     /// from the next header sync, since its tip is still unknown.
@@ -135,6 +141,8 @@ impl NodeConfig {
             refused_transfers_remembered_max: 50_000,
             headers_requests_per_second_max: 2,
             headers_requests_burst_seconds: 60,
+            served_kib_per_second_max: 32 * 1_024,
+            served_burst_seconds: 10,
             download_entry_lifetime_ms: 600_000,
             staged_headers_per_peer_max: 4_000,
             presync_margin_blocks: 144,

@@ -40,6 +40,10 @@ pub(crate) struct Connection {
     over_budget_since: Option<Timestamp>,
     /// The headers requests it may still send (each answer is costly).
     headers_budget: MessageBudget,
+    /// The block bytes we may still send it, in KiB, and until when its reading is
+    /// paused for what it drew beyond them.
+    served_budget: MessageBudget,
+    served_paused_until: Timestamp,
     /// Frame bytes received from the peer and sent to it.
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -59,6 +63,8 @@ impl Connection {
             budget: MessageBudget::full(now),
             over_budget_since: None,
             headers_budget: MessageBudget::full(now),
+            served_budget: MessageBudget::full(now),
+            served_paused_until: now,
             bytes_in: 0,
             bytes_out: 0,
             last_block_at: None,
@@ -95,14 +101,34 @@ impl Connection {
         }
     }
 
-    /// Whether we are reading it more slowly at `now`: it went over its budget, and the
-    /// budget has not refilled to half since.
+    /// Whether we are reading it more slowly at `now`: it went over its message budget,
+    /// and the budget has not refilled to half since; or it drew more block bytes than its
+    /// budget for them and is paused until that is paid back.
     pub fn is_paced(&self, now: Timestamp, per_second_max: u32, burst_seconds: u64) -> bool {
-        self.over_budget_since.is_some()
+        let over_messages = self.over_budget_since.is_some()
             && !self
                 .budget
                 .refilled(now, per_second_max, burst_seconds)
-                .at_least_half(per_second_max, burst_seconds)
+                .at_least_half(per_second_max, burst_seconds);
+        over_messages || self.served_paused_until > now
+    }
+
+    /// Charges `bytes` of blocks sent to it against its budget for them (`kib_per_second`,
+    /// `burst_seconds` of them at once). Past the budget, returns the instant until which
+    /// nothing more is read from it: what it drew beyond is paid back at the rate first.
+    pub fn charge_served(
+        &mut self,
+        now: Timestamp,
+        bytes: usize,
+        kib_per_second: u32,
+        burst_seconds: u64,
+    ) -> Option<Timestamp> {
+        let kib = (bytes as u64).div_ceil(1_024);
+        let until = self
+            .served_budget
+            .charge(now, kib, kib_per_second, burst_seconds)?;
+        self.served_paused_until = self.served_paused_until.max(until);
+        Some(until)
     }
 
     /// Counts a headers request; false when the peer is over its budget for them.
@@ -178,6 +204,29 @@ impl MessageBudget {
             milli: self.milli.saturating_add(refill).min(capacity),
             last: self.last.max(now),
         }
+    }
+
+    /// Spends `units` at once. When fewer are left, the bucket is emptied and its refill
+    /// starts only once the rest is paid back at the rate: returns that instant.
+    fn charge(
+        &mut self,
+        now: Timestamp,
+        units: u64,
+        per_second_max: u32,
+        burst_seconds: u64,
+    ) -> Option<Timestamp> {
+        *self = self.refilled(now, per_second_max, burst_seconds);
+        let cost = units.saturating_mul(1_000);
+        if let Some(left) = self.milli.checked_sub(cost) {
+            self.milli = left;
+            return None;
+        }
+        let rate = u64::from(per_second_max).max(1);
+        let debt_ms = (cost - self.milli).div_ceil(rate);
+        self.milli = 0;
+        // After any debt already owed (`refilled` keeps a future refill start).
+        self.last = self.last.max(now).saturating_add_ms(debt_ms);
+        Some(self.last)
     }
 
     /// Whether the bucket holds at least half its capacity.
@@ -680,6 +729,26 @@ mod tests {
         connections.dial("z", Timestamp(50), &mut out);
         connections.expire_dials(Timestamp(100), 30);
         assert_eq!(agrees(&connections), None);
+    }
+
+    #[test]
+    fn blocks_drawn_past_their_budget_pause_reading_until_paid_back() {
+        let mut connection = Connection::new(info("d", Direction::Inbound), Timestamp(0), false);
+        // 100 KiB a second, one second of them at once.
+        let mut charge =
+            |at: u64, kib: usize| connection.charge_served(Timestamp(at), kib * 1_024, 100, 1);
+        assert_eq!(charge(0, 100), None);
+        // 50 KiB more: paid back over half a second, reading paused until then.
+        assert_eq!(charge(0, 50), Some(Timestamp(500)));
+        assert!(connection.is_paced(Timestamp(499), 10, 1));
+        assert!(!connection.is_paced(Timestamp(500), 10, 1));
+        // Then it refills at the rate: 10 KiB after another 100 ms, and no more.
+        let mut charge =
+            |at: u64, kib: usize| connection.charge_served(Timestamp(at), kib * 1_024, 100, 1);
+        assert_eq!(charge(600, 10), None);
+        assert_eq!(charge(600, 1), Some(Timestamp(610)));
+        // Debts add up.
+        assert_eq!(charge(600, 2), Some(Timestamp(630)));
     }
 
     #[test]

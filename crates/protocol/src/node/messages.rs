@@ -145,7 +145,7 @@ impl<S: Store> Node<S> {
                 // The answer may have ended the sync: the next candidate's turn.
                 self.sync.start_header_sync(&self.chain, now, &mut self.out);
             }
-            Message::GetBlocks(hashes) => self.on_get_blocks(peer, &hashes),
+            Message::GetBlocks(hashes) => self.on_get_blocks(peer, &hashes, now),
             Message::Blocks(blocks) => self.on_blocks(peer, blocks, now),
             Message::NotFound(hashes) => {
                 if self.sync.not_found(peer, &hashes) {
@@ -255,8 +255,25 @@ impl<S: Store> Node<S> {
     }
 
     /// Sends the requested blocks, split into messages that fit a frame.
-    pub(super) fn on_get_blocks(&mut self, peer: PeerId, hashes: &[BlockHash]) {
+    pub(super) fn on_get_blocks(&mut self, peer: PeerId, hashes: &[BlockHash], now: Timestamp) {
         let answer = serve::blocks(&self.chain, hashes);
+        // What it draws is charged to it: past its budget for block bytes, nothing more is
+        // read from it until that is paid back (a syncing peer stays far inside it).
+        let bytes: usize = answer
+            .batches
+            .iter()
+            .flatten()
+            .map(Block::encoded_len)
+            .sum();
+        let (kib_per_second, burst_seconds) = (
+            self.config.served_kib_per_second_max,
+            self.config.served_burst_seconds,
+        );
+        if let Some(connection) = self.connections.get_mut(peer)
+            && let Some(until) = connection.charge_served(now, bytes, kib_per_second, burst_seconds)
+        {
+            self.out.push(Output::PauseReading { peer, until });
+        }
         for batch in answer.batches {
             for block in &batch {
                 self.inventory.know_block(peer, block.hash());
