@@ -1,7 +1,13 @@
-//! Selfish mining (Eyal and Sirer, "Majority is not Enough", 2014), played by one node.
+//! Nodes that do not play by the rules: one per scenario, running the ordinary protocol
+//! node with a strategy between it and its links ([`Adversary`]).
 //!
-//! The adversary runs the ordinary protocol node; this strategy sits between it and its
-//! links. Blocks it mines are withheld: its node builds on them, but announcements, headers,
+//! - [`Liar`]: claims a tip of far more work than it has, in its hello and every pong, and
+//!   answers every headers request with "no more". Honest nodes must refuse it (its headers
+//!   fall short of its claim) and go on syncing from each other: with a liar present the
+//!   `no-honest-ban` and agreement checks must still pass.
+//! - [`Selfish`]: selfish mining (Eyal and Sirer, "Majority is not Enough", 2014).
+//!
+//! Selfish mining: Blocks it mines are withheld: its node builds on them, but announcements, headers,
 //! blocks and the tip it reports never reveal them. When the honest network finds a block,
 //! the adversary publishes just enough to stay ahead:
 //!
@@ -15,8 +21,119 @@
 //! With enough hash power its share of the best chain exceeds its share of hash power,
 //! which the report shows.
 
-use powchain_chain::{BlockHash, Chain, Header, MemStore};
+use powchain_chain::{BlockHash, Chain, Hash512, Header, Height, MemStore, Work};
 use powchain_protocol::{Message, TipSummary};
+
+use crate::scenario::AdversarySettings;
+
+/// The adversary of a scenario.
+#[derive(Clone, Debug)]
+pub enum Adversary {
+    Selfish(Selfish),
+    Liar(Liar),
+}
+
+impl Adversary {
+    /// The strategy a scenario names (checked when it was read).
+    pub fn new(settings: &AdversarySettings) -> Adversary {
+        match settings.strategy.as_str() {
+            "liar" => Adversary::Liar(Liar {
+                node: settings.node,
+            }),
+            _ => Adversary::Selfish(Selfish::new(settings.node)),
+        }
+    }
+
+    /// The adversary's node.
+    pub fn node(&self) -> usize {
+        match self {
+            Adversary::Selfish(selfish) => selfish.node(),
+            Adversary::Liar(liar) => liar.node,
+        }
+    }
+
+    /// The strategy's name, as scenarios write it.
+    pub fn strategy(&self) -> &'static str {
+        match self {
+            Adversary::Selfish(_) => "selfish",
+            Adversary::Liar(_) => "liar",
+        }
+    }
+
+    /// Own blocks given up so far.
+    pub fn abandoned(&self) -> usize {
+        match self {
+            Adversary::Selfish(selfish) => selfish.abandoned(),
+            Adversary::Liar(_) => 0,
+        }
+    }
+
+    /// The adversary mined `header`: a header to announce, if any.
+    pub fn on_own_block(&mut self, header: Header) -> Option<Header> {
+        match self {
+            Adversary::Selfish(selfish) => selfish.on_own_block(header),
+            Adversary::Liar(_) => None,
+        }
+    }
+
+    /// The adversary saw an honest block at `height`: a header to announce, if any.
+    pub fn on_honest_block(&mut self, height: u64) -> Option<Header> {
+        match self {
+            Adversary::Selfish(selfish) => selfish.on_honest_block(height),
+            Adversary::Liar(_) => None,
+        }
+    }
+
+    /// The run is ending: a header to announce, if any.
+    pub fn release_all(&mut self) -> Option<Header> {
+        match self {
+            Adversary::Selfish(selfish) => selfish.release_all(),
+            Adversary::Liar(_) => None,
+        }
+    }
+
+    /// What the adversary's node sends, as the strategy changes it. `None`: send nothing.
+    pub fn filter(&self, message: Message, chain: &Chain<MemStore>) -> Option<Message> {
+        match self {
+            Adversary::Selfish(selfish) => selfish.filter(message, chain),
+            Adversary::Liar(_) => Some(Liar::filter(message)),
+        }
+    }
+}
+
+/// The liar (see the module docs). Its node mines and relays as any other; only what it
+/// says of its tip, and its answers to headers requests, are lies.
+#[derive(Clone, Debug)]
+pub struct Liar {
+    node: usize,
+}
+
+impl Liar {
+    /// A tip nobody has, a thousand blocks above the real one, with nearly all the work
+    /// there could be.
+    fn claim(real: TipSummary) -> TipSummary {
+        TipSummary {
+            hash: BlockHash(Hash512([0x1a; 64])),
+            height: Height(real.height.0.saturating_add(1_000)),
+            work: Work(u128::MAX / 2),
+        }
+    }
+
+    fn filter(message: Message) -> Message {
+        match message {
+            Message::Hello(mut hello) => {
+                hello.tip = Liar::claim(hello.tip);
+                Message::Hello(hello)
+            }
+            Message::Pong { nonce, tip } => Message::Pong {
+                nonce,
+                tip: Liar::claim(tip),
+            },
+            Message::Headers(_) => Message::Headers(Vec::new()),
+            other => other,
+        }
+    }
+}
 
 /// The strategy's state.
 #[derive(Clone, Debug)]

@@ -183,7 +183,7 @@ pub fn finish(sim: &Simulation) -> Outcome {
             .count();
         AdversaryReport {
             node: adversary.node(),
-            strategy: "selfish".into(),
+            strategy: adversary.strategy().into(),
             hash_share: sim.shares[adversary.node()],
             best_chain_share: round3(own as f64 / mined_on_best.max(1) as f64),
             abandoned_blocks: adversary.abandoned(),

@@ -228,7 +228,8 @@ pub struct ChurnSettings {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdversarySettings {
-    /// The strategy: `selfish` (Eyal and Sirer's selfish mining).
+    /// The strategy: `selfish` (Eyal and Sirer's selfish mining) or `liar` (claims far more
+    /// work than it has and answers headers requests with nothing; see `adversary`).
     pub strategy: String,
     /// Which node.
     #[serde(default)]
@@ -477,9 +478,9 @@ impl Scenario {
             return fail("churn.downtime is [min, max] with min <= max".into());
         }
         if let Some(adversary) = &self.adversary {
-            if adversary.strategy != "selfish" {
+            if !["selfish", "liar"].contains(&adversary.strategy.as_str()) {
                 return fail(format!(
-                    "adversary.strategy {:?} is unknown (selfish)",
+                    "adversary.strategy {:?} is unknown (selfish, liar)",
                     adversary.strategy
                 ));
             }

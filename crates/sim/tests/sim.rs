@@ -176,6 +176,28 @@ fn a_selfish_miner_is_measured_and_the_honest_nodes_still_agree() {
     assert!(log.contains("node 0 publishes its private branch"));
 }
 
+/// Issue 16's liar, in simulated time: node 0 claims far more work than it has and answers
+/// every headers request with nothing. Every honest node that asks it is refused by it and
+/// bans it, none bans an honest peer, and the honest nodes agree on one chain.
+#[test]
+fn a_liar_is_banned_and_the_honest_nodes_still_agree() {
+    let mut scenario = small("liar");
+    scenario.adversary = Some(AdversarySettings {
+        strategy: "liar".into(),
+        node: 0,
+        hash_share: 0.1,
+    });
+    let (outcome, log) = run(scenario, true).unwrap();
+    let report = &outcome.report;
+    assert!(report.passed(), "{:?}", failed(report));
+    assert_eq!(report.adversary.as_ref().unwrap().strategy, "liar");
+    let bans = log
+        .lines()
+        .filter(|line| line.contains("disconnected from node0") && line.contains("claimed"))
+        .count();
+    assert!(bans > 0, "nobody caught the liar:\n{log}");
+}
+
 #[test]
 fn a_network_left_split_fails_the_agreement_check_with_a_readable_reason() {
     let mut scenario = small("split");

@@ -33,7 +33,7 @@ use powchain_protocol::{
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::adversary::Selfish;
+use crate::adversary::Adversary;
 use crate::metrics::{Heal, Metrics, MinedBlock};
 use crate::network::{Connection, End, LinkModel, Partition, Topology, address_of, mix, node_of};
 use crate::scenario::{Action, HashPower, Scenario, Span};
@@ -178,7 +178,7 @@ pub struct Simulation {
     pub(crate) metrics: Metrics,
     wallet_nonces: [u64; WALLET_ACCOUNTS as usize],
     pending: BTreeMap<TxId, Transfer>,
-    pub(crate) adversary: Option<Selfish>,
+    pub(crate) adversary: Option<Adversary>,
     log: Option<String>,
     /// Events handled.
     pub(crate) events: u64,
@@ -223,7 +223,7 @@ impl Simulation {
             metrics: Metrics::default(),
             wallet_nonces: [0; WALLET_ACCOUNTS as usize],
             pending: BTreeMap::new(),
-            adversary: scenario.adversary.as_ref().map(|a| Selfish::new(a.node)),
+            adversary: scenario.adversary.as_ref().map(Adversary::new),
             log: log.then(String::new),
             events: 0,
             marks: Vec::new(),
