@@ -296,16 +296,17 @@ impl Sync {
         }
         let ours = chain.tip().chain_work;
         // A claim below the threshold is not worth asking about: its blocks would never be
-        // queued, even if its headers backed it.
+        // queued, even if its headers backed it. (A peer that told of a block whose parent
+        // we lack is asked whatever it claimed before: its claim may be stale.)
         let threshold = self.queue_threshold(chain);
         let mut best: Option<(Work, PeerId)> = None;
         for (peer, state) in &self.peers {
             let claims_more = state.tip.work > ours
+                && state.tip.work >= threshold
                 && state.answered_claim != Some(state.tip)
                 && self.known_work(chain, &state.tip.hash).is_none();
             if state.headers_requested.is_some()
                 || state.too_light
-                || state.tip.work < threshold
                 || !(claims_more || state.lacking_parent)
             {
                 continue;
