@@ -45,10 +45,10 @@ pub(crate) struct Addresses {
 }
 
 impl Addresses {
-    /// An empty book.
-    pub fn new(config: &NodeConfig) -> Addresses {
+    /// An empty book, its slots hashed with `key` (see `address_book`).
+    pub fn new(config: &NodeConfig, key: [u8; 32]) -> Addresses {
         Addresses {
-            book: AddressBook::new(config.address_book_max),
+            book: AddressBook::new(config.address_book_max, key),
             requested: BTreeMap::new(),
             last_gossip: Timestamp(0),
             last_saved: Timestamp(0),
@@ -171,7 +171,7 @@ mod tests {
     use crate::node::outbox::Output;
 
     fn addresses() -> Addresses {
-        let mut addresses = Addresses::new(&NodeConfig::new(1));
+        let mut addresses = Addresses::new(&NodeConfig::new(1), [7; 32]);
         addresses.book.add_kept("10.0.0.1:1");
         addresses
     }

@@ -52,7 +52,7 @@ mod sync;
 mod time;
 
 use powchain_chain::{Chain, Height, Mempool, Store, StoreError, Timestamp};
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::address_book::{AddressBook, AddressStore};
@@ -96,6 +96,12 @@ pub struct Node<S: Store> {
     failure: Option<String>,
 }
 
+/// The key that places addresses in the book's buckets: from the node's seed, but not from
+/// its random stream, whose draws would then all shift.
+fn address_key(seed: u64) -> [u8; 32] {
+    ChaCha8Rng::seed_from_u64(seed ^ 0x6164_6472_6573_7365).random()
+}
+
 impl<S: Store> Node<S> {
     /// A node on `chain`; `seed` drives its random choices (ping nonces, gossip targets).
     /// Its address book starts empty and is not kept: see [`Node::with_address_store`].
@@ -103,7 +109,7 @@ impl<S: Store> Node<S> {
         Node {
             mempool: Mempool::new(config.mempool),
             connections: Connections::new(&config),
-            addresses: Addresses::new(&config),
+            addresses: Addresses::new(&config, address_key(seed)),
             liveness: Pinger::new(&config),
             sync: Sync::new(&config),
             inventory: Inventory::new(&config),
