@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Explorer reads against a mining node: its blocks/s and /status latency for SECONDS without
-readers, then with 16 clients asking for unknown accounts and transactions (reads that need
-no token). Python's standard library only.
+readers, then with 16 clients asking for unknown accounts and transactions, then with 16
+clients asking for the heaviest reads there are (listings of 100 blocks, and the miner's
+account with its 20 latest coinbases, each from its own block). None of these needs a token.
+Python's standard library only.
 
     scripts/explorer-readers.py target/release/powchain [SECONDS]
 """
@@ -42,15 +44,22 @@ def get(path):
 def height():
     return json.loads(get("/api/v1/status"))["height"]
 
-def phase(name, attackers):
+def unknown_ids():
+    if random.random() < 0.5:
+        return "/api/v1/accounts/" + "%064x" % random.getrandbits(256)
+    return "/api/v1/tx/" + "%0128x" % random.getrandbits(512)
+
+def heavy_reads():
+    if random.random() < 0.5:
+        return "/api/v1/blocks?count=100"
+    return "/api/v1/accounts/0"
+
+def phase(name, attackers, path=unknown_ids):
     stop = threading.Event()
     served = [0]
     def attack():
         while not stop.is_set():
-            if random.random() < 0.5:
-                get("/api/v1/accounts/" + "%064x" % random.getrandbits(256))
-            else:
-                get("/api/v1/tx/" + "%0128x" % random.getrandbits(512))
+            get(path())
             served[0] += 1
     threads = [threading.Thread(target=attack) for _ in range(attackers)]
     for t in threads: t.start()
@@ -70,6 +79,7 @@ def phase(name, attackers):
 time.sleep(3)
 phase("control, no readers", 0)
 phase("16 readers of unknown ids", 16)
+phase("16 readers of listings and the miner's account", 16, heavy_reads)
 node.stdin.write(b"quit\n")
 node.stdin.flush()
 node.wait(timeout=30)

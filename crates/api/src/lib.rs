@@ -1,8 +1,10 @@
 //! powchain's HTTP/JSON API, version 1: what a script or the explorer page asks of a node.
 //!
 //! ```text
-//!   HTTP ──> axum Router (routes.rs) ──> Handle::inspect / Handle::command ──> the node
-//!                 │   reads: open          writes: `Authorization: Bearer <cookie token>`
+//!   HTTP ──> axum Router (routes.rs) ──> reads (reads.rs): the loop lane ──> Handle::inspect ──> the node
+//!                 │                          └── block bodies beside the loop (the store's BlockReader)
+//!                 ├── changes ──> Handle::command ──> the node
+//!                 │   reads: open          changes: `Authorization: Bearer <cookie token>`
 //!                 └── /api/v1/events <── broadcast of ApiEvent <── the driver's events
 //! ```
 //!
@@ -23,6 +25,7 @@
 mod error;
 mod explorer;
 mod metrics;
+pub mod reads;
 mod routes;
 mod serve;
 mod views;
@@ -36,6 +39,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 pub use error::ApiError;
+pub use reads::Reads;
 pub use routes::{ROUTES, router};
 pub use serve::{Limits, serve};
 pub use views::{AccountView, BlockView, ForkBlock, ForksView, PeerView, StatusView, TxView};
@@ -60,6 +64,27 @@ pub struct ApiState<S: Store> {
     pub token: Arc<str>,
     /// New blocks, reorgs and transactions as they happen.
     pub events: broadcast::Sender<ApiEvent>,
+    /// The lane to the node's loop and the block reader beside it.
+    pub reads: Arc<Reads>,
+}
+
+impl<S: Store + 'static> ApiState<S> {
+    /// The state of an API over `handle`'s node (its store's block reader asked for now).
+    pub async fn new(
+        handle: Handle<S>,
+        spec: Arc<ChainSpec>,
+        token: Arc<str>,
+        events: broadcast::Sender<ApiEvent>,
+    ) -> ApiState<S> {
+        let reads = Arc::new(Reads::of(&handle).await);
+        ApiState {
+            handle,
+            spec,
+            token,
+            events,
+            reads,
+        }
+    }
 }
 
 impl<S: Store> Clone for ApiState<S> {
@@ -69,6 +94,7 @@ impl<S: Store> Clone for ApiState<S> {
             spec: self.spec.clone(),
             token: self.token.clone(),
             events: self.events.clone(),
+            reads: self.reads.clone(),
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The routes of `/api/v1` and their handlers. Each handler asks the node one question through
-//! `Handle::inspect` (or sends one command) and turns the answer into a view or an error.
+//! The routes of `/api/v1` and their handlers. Each handler asks the node's loop one question
+//! through the read lane (`reads`), reads the block bodies it needs beside the loop, or sends
+//! one command; and turns the answer into a view or an error.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -21,7 +23,10 @@ use tokio::sync::broadcast;
 
 use crate::error::ApiError;
 use crate::explorer;
-use crate::views::{AccountView, BlockView, ForksView, MempoolView, PeerView, StatusView, TxView};
+use crate::reads::Body;
+use crate::views::{
+    AccountView, BlockView, ForksView, MempoolView, PeerView, StatusView, TxFound, TxView,
+};
 use crate::{ApiState, BLOCKS_PER_PAGE_MAX, BODY_BYTES_MAX};
 
 /// Every route, for the OpenAPI check: (method, path).
@@ -107,22 +112,30 @@ fn authorize<S: Store>(state: &ApiState<S>, headers: &HeaderMap) -> Result<(), A
 }
 
 async fn status<S: Store + Send + 'static>(State(state): State<ApiState<S>>) -> Answer {
-    let mining = state.handle.mining().await.ok_or_else(ApiError::stopped)?;
-    let view = state
-        .handle
-        .inspect(move |node| StatusView::of(node, mining))
-        .await
+    let mining = state
+        .reads
+        .in_lane(state.handle.mining())
+        .await?
         .ok_or_else(ApiError::stopped)?;
+    let view = state
+        .reads
+        .on_loop(&state.handle, move |node| StatusView::of(node, mining))
+        .await?;
     ok(view)
 }
 
 async fn metrics<S: Store + Send + 'static>(State(state): State<ApiState<S>>) -> Answer {
-    let mining = state.handle.mining().await.ok_or_else(ApiError::stopped)?;
-    let page = state
-        .handle
-        .inspect(move |node| crate::metrics::render(node, mining))
-        .await
+    let mining = state
+        .reads
+        .in_lane(state.handle.mining())
+        .await?
         .ok_or_else(ApiError::stopped)?;
+    let page = state
+        .reads
+        .on_loop(&state.handle, move |node| {
+            crate::metrics::render(node, mining)
+        })
+        .await?;
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], page).into_response())
 }
 
@@ -140,10 +153,9 @@ async fn forks<S: Store + Send + 'static>(
     let Query(heights) = query?;
     let count = listing_count(heights.count)?;
     let view = state
-        .handle
-        .inspect(move |node| ForksView::of(node, count))
-        .await
-        .ok_or_else(ApiError::stopped)?;
+        .reads
+        .on_loop(&state.handle, move |node| ForksView::of(node, count))
+        .await?;
     ok(view)
 }
 
@@ -173,25 +185,30 @@ async fn blocks<S: Store + Send + 'static>(
 ) -> Answer {
     let Query(page) = query?;
     let count = listing_count(page.count)?;
-    let views = state
-        .handle
-        .inspect(move |node| {
+    let off_loop = state.reads.off_loop();
+    let (tip, bodies) = state
+        .reads
+        .on_loop(&state.handle, move |node| {
             let chain = node.chain();
-            let tip = chain.tip().height.0;
-            let top = page.top.unwrap_or(tip).min(tip);
-            let mut views = Vec::new();
-            for height in (top.saturating_sub(count - 1)..=top).rev() {
-                match chain.block_at(Height(height)) {
-                    Ok(Some(block)) => views.push(BlockView::new(node, &block, false)),
-                    Ok(None) => {}
-                    Err(error) => return Err(error.to_string()),
-                }
-            }
-            Ok(views)
+            let tip = chain.tip().height;
+            let top = page.top.unwrap_or(tip.0).min(tip.0);
+            let bodies = (top.saturating_sub(count - 1)..=top)
+                .rev()
+                .filter_map(|height| chain.tree().best_at(Height(height)))
+                .map(|hash| Body::of(node, hash, off_loop))
+                .collect::<Result<Vec<Body>, String>>()?;
+            Ok::<_, String>((tip, bodies))
         })
-        .await
-        .ok_or_else(ApiError::stopped)?
+        .await?
         .map_err(ApiError::internal)?;
+    let views: Vec<BlockView> = state
+        .reads
+        .fetch(bodies)
+        .await?
+        .iter()
+        .flatten()
+        .map(|block| BlockView::build(block, tip, true, false, |_| false))
+        .collect();
     ok(json!({ "blocks": views }))
 }
 
@@ -211,23 +228,49 @@ async fn block<S: Store + Send + 'static>(
             ))
         })?),
     };
-    let view = state
-        .handle
-        .inspect(move |node| {
+    let off_loop = state.reads.off_loop();
+    let found = state
+        .reads
+        .on_loop(&state.handle, move |node| {
             let chain = node.chain();
-            let block = match which {
-                Which::Height(height) => chain.block_at(Height(height)),
-                Which::Hash(hash) => chain.block(&hash),
+            let hash = match which {
+                Which::Height(height) => chain.tree().best_at(Height(height)),
+                Which::Hash(hash) => Some(hash),
             };
-            block
-                .map(|found| found.map(|block| BlockView::new(node, &block, true)))
-                .map_err(|e| e.to_string())
+            hash.map(|hash| {
+                let on_best = chain.tree().is_on_best(&hash);
+                Ok::<_, String>((chain.tip().height, on_best, Body::of(node, hash, off_loop)?))
+            })
+            .transpose()
         })
-        .await
-        .ok_or_else(ApiError::stopped)?
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no block {id} on this node")))?;
-    ok(view)
+        .await?
+        .map_err(ApiError::internal)?;
+    let not_found = || ApiError::not_found(format!("no block {id} on this node"));
+    let (tip, on_best, body) = found.ok_or_else(not_found)?;
+    let block = state
+        .reads
+        .fetch(vec![body])
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(not_found)?;
+    // A side branch's transfers are pending if the mempool has them: one more question.
+    let pending: HashSet<TxId> = if on_best {
+        HashSet::new()
+    } else {
+        let ids: Vec<TxId> = block.txs.iter().map(|tx| tx.id()).collect();
+        state
+            .reads
+            .on_loop(&state.handle, move |node| {
+                ids.into_iter()
+                    .filter(|id| node.mempool().get(id).is_some())
+                    .collect()
+            })
+            .await?
+    };
+    ok(BlockView::build(&block, tip, on_best, true, |id| {
+        pending.contains(id)
+    }))
 }
 
 async fn transaction<S: Store + Send + 'static>(
@@ -239,12 +282,28 @@ async fn transaction<S: Store + Send + 'static>(
             "{id:?} is not a transaction id (128 hex digits): {e}"
         ))
     })?;
-    let view = state
-        .handle
-        .inspect(move |node| TxView::find(node, &tx_id))
-        .await
-        .ok_or_else(ApiError::stopped)?;
-    let view = view.map_err(ApiError::internal)?.ok_or_else(|| {
+    let off_loop = state.reads.off_loop();
+    let found = state
+        .reads
+        .on_loop(&state.handle, move |node| {
+            TxView::locate(node, &tx_id, off_loop)
+        })
+        .await?
+        .map_err(ApiError::internal)?;
+    let view = match found {
+        TxFound::Pending(view) => Some(view),
+        TxFound::Confirmed { tip, at } => {
+            let block = state
+                .reads
+                .fetch(vec![at.body.clone()])
+                .await?
+                .pop()
+                .flatten();
+            block.and_then(|block| TxView::confirmed(&block, &at, &tx_id, tip))
+        }
+        TxFound::Unknown => None,
+    };
+    let view = view.ok_or_else(|| {
         ApiError::not_found(format!(
             "transaction {id} is neither pending here nor on the best chain"
         ))
@@ -289,30 +348,33 @@ async fn account<S: Store + Send + 'static>(
             (address, None)
         }
     };
-    let view = state
-        .handle
-        .inspect(move |node| AccountView::of(node, address, dev_index))
-        .await
-        .ok_or_else(ApiError::stopped)?
+    let off_loop = state.reads.off_loop();
+    let (mut view, tip, located) = state
+        .reads
+        .on_loop(&state.handle, move |node| {
+            AccountView::of(node, address, dev_index, off_loop)
+        })
+        .await?
         .map_err(ApiError::internal)?;
+    let bodies = located.iter().map(|at| at.body.clone()).collect();
+    let blocks = state.reads.fetch(bodies).await?;
+    view.add_confirmed(&located, &blocks, tip);
     ok(view)
 }
 
 async fn mempool<S: Store + Send + 'static>(State(state): State<ApiState<S>>) -> Answer {
     let view = state
-        .handle
-        .inspect(|node| MempoolView::of(node))
-        .await
-        .ok_or_else(ApiError::stopped)?;
+        .reads
+        .on_loop(&state.handle, |node| MempoolView::of(node))
+        .await?;
     ok(view)
 }
 
 async fn peers<S: Store + Send + 'static>(State(state): State<ApiState<S>>) -> Answer {
     let views = state
-        .handle
-        .inspect(|node| PeerView::all(node, now()))
-        .await
-        .ok_or_else(ApiError::stopped)?;
+        .reads
+        .on_loop(&state.handle, |node| PeerView::all(node, now()))
+        .await?;
     ok(json!({ "peers": views }))
 }
 
@@ -352,10 +414,11 @@ async fn disconnect<S: Store + Send + 'static>(
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{id:?} is not a peer id")))?;
     let known = state
-        .handle
-        .inspect(move |node| node.peer_summaries().iter().any(|p| p.id == peer))
-        .await
-        .ok_or_else(ApiError::stopped)?;
+        .reads
+        .on_loop(&state.handle, move |node| {
+            node.peer_summaries().iter().any(|p| p.id == peer)
+        })
+        .await?;
     if !known {
         return Err(ApiError::not_found(format!("no peer {peer}")));
     }
@@ -369,10 +432,9 @@ async fn mine<S: Store + Send + 'static>(
 ) -> Answer {
     authorize(&state, &headers)?;
     let pending = state
-        .handle
-        .inspect(|node| node.mempool().len())
-        .await
-        .ok_or_else(ApiError::stopped)?;
+        .reads
+        .on_loop(&state.handle, |node| node.mempool().len())
+        .await?;
     if pending == 0 {
         return Err(ApiError {
             status: StatusCode::CONFLICT,

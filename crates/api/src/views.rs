@@ -1,13 +1,17 @@
-//! The JSON the API answers with, built from the node inside `Handle::inspect` (so each
-//! answer is one consistent snapshot). Hashes, ids and addresses are lowercase hex, as in
+//! The JSON the API answers with, built from what the node's loop knows at one step (so each
+//! answer is consistent as of that step) and the block bodies read beside it (`reads`). Hashes, ids and addresses are lowercase hex, as in
 //! the chain export format; amounts, heights, nonces and times (ms since the epoch) are
 //! integers; chain work is a decimal string (it does not fit a JSON number).
+
+use std::sync::Arc;
 
 use powchain_chain::store::{BlockStatus, TxIndex};
 use powchain_chain::{Address, Block, BlockHash, Height, Store, Transaction, TxId};
 use powchain_node::driver::MiningStatus;
 use powchain_protocol::{Direction, Node};
 use serde::Serialize;
+
+use crate::reads::{Body, Located};
 
 /// Blocks the network hash rate is estimated over.
 const HASH_RATE_WINDOW_BLOCKS: u64 = 20;
@@ -165,37 +169,63 @@ impl TxView {
         }
     }
 
-    /// Looks `id` up in the mempool, then in the recent best chain.
-    pub fn find<S: Store>(node: &Node<S>, id: &TxId) -> Result<Option<TxView>, String> {
+    /// Looks `id` up in the mempool, then in the transaction index; a confirmed one's
+    /// block is left to read (see `reads`).
+    pub fn locate<S: Store>(node: &Node<S>, id: &TxId, off_loop: bool) -> Result<TxFound, String> {
         let tip = node.chain().tip().height;
         if let Some(transfer) = node.mempool().get(id) {
             let tx = Transaction::Transfer(transfer.clone());
-            return Ok(Some(TxView::new(&tx, None, tip)));
+            return Ok(TxFound::Pending(TxView::new(&tx, None, tip)));
         }
         let location = tx_index(node)?.tx_location(id).map_err(|e| e.to_string())?;
         match location {
-            Some((height, position)) => {
-                let block = indexed_block(node, height)?;
-                Ok(block
-                    .txs
-                    .get(position as usize)
-                    .filter(|tx| tx.id() == *id)
-                    .map(|tx| TxView::new(tx, Some((height, block.hash())), tip)))
-            }
-            None => Ok(None),
+            Some((height, position)) => Ok(TxFound::Confirmed {
+                tip,
+                at: locate_in_best(node, height, position, off_loop)?,
+            }),
+            None => Ok(TxFound::Unknown),
         }
+    }
+
+    /// The transaction `at` names in `block`, if it is `id` (checked: the index and the
+    /// block were read apart).
+    pub fn confirmed(block: &Block, at: &Located, id: &TxId, tip: Height) -> Option<TxView> {
+        block
+            .txs
+            .get(at.position as usize)
+            .filter(|tx| tx.id() == *id)
+            .map(|tx| TxView::new(tx, Some((at.height, at.hash)), tip))
     }
 }
 
+/// What the loop knows of a transaction.
+pub enum TxFound {
+    /// Waiting in the mempool.
+    Pending(TxView),
+    /// On the best chain, its block to be read.
+    Confirmed { tip: Height, at: Located },
+    /// Neither.
+    Unknown,
+}
+
 /// The best-chain block at `height`, where the transaction index says a transaction is.
-fn indexed_block<S: Store>(
+fn locate_in_best<S: Store>(
     node: &Node<S>,
     height: Height,
-) -> Result<std::sync::Arc<Block>, String> {
-    node.chain()
-        .block_at(height)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the transaction index names height {height}, past the tip"))
+    position: u32,
+    off_loop: bool,
+) -> Result<Located, String> {
+    let hash = node
+        .chain()
+        .tree()
+        .best_at(height)
+        .ok_or_else(|| format!("the transaction index names height {height}, past the tip"))?;
+    Ok(Located {
+        height,
+        hash,
+        position,
+        body: Body::of(node, hash, off_loop)?,
+    })
 }
 
 /// The node's transaction index. Every store that serves the API keeps one (the redb
@@ -235,10 +265,23 @@ impl BlockView {
     /// `block` as seen from `node`, with its transactions when `with_txs`.
     pub fn new<S: Store>(node: &Node<S>, block: &Block, with_txs: bool) -> BlockView {
         let chain = node.chain();
+        let on_best = chain.tree().is_on_best(&block.hash());
+        BlockView::build(block, chain.tip().height, on_best, with_txs, |id| {
+            node.mempool().get(id).is_some()
+        })
+    }
+
+    /// `block` under a tip at `tip`, on the best chain or not, with its transactions when
+    /// `with_txs`; `pending` says which of a side branch's are in the mempool.
+    pub fn build(
+        block: &Block,
+        tip: Height,
+        on_best: bool,
+        with_txs: bool,
+        pending: impl Fn(&TxId) -> bool,
+    ) -> BlockView {
         let hash = block.hash();
         let header = &block.header;
-        let tip = chain.tip().height;
-        let on_best = chain.tree().is_on_best(&hash);
         let confirmed = on_best.then_some((header.height, hash));
         BlockView {
             hash: hash.to_string(),
@@ -260,7 +303,7 @@ impl BlockView {
                         let mut view = TxView::new(tx, confirmed, tip);
                         // Off the best chain: pending only if this node's mempool has it.
                         if confirmed.is_none() {
-                            view.pending = node.mempool().get(&tx.id()).is_some();
+                            view.pending = pending(&tx.id());
                         }
                         view
                     })
@@ -291,16 +334,20 @@ pub struct AccountView {
 }
 
 impl AccountView {
+    /// The account as the loop knows it, with its pending transfers; its confirmed ones
+    /// are located, their blocks left to read (see `reads`): add them with
+    /// [`AccountView::add_confirmed`].
     pub fn of<S: Store>(
         node: &Node<S>,
         address: Address,
         dev_index: Option<u64>,
-    ) -> Result<AccountView, String> {
+        off_loop: bool,
+    ) -> Result<(AccountView, Height, Vec<Located>), String> {
         let chain = node.chain();
         let account = chain.account(&address).map_err(|e| e.to_string())?;
         let confirmed = account.unwrap_or_default();
         let tip = chain.tip().height;
-        let mut recent: Vec<TxView> = node
+        let recent: Vec<TxView> = node
             .mempool()
             .transfers()
             .into_iter()
@@ -309,21 +356,29 @@ impl AccountView {
             .map(|(_, t)| TxView::new(&Transaction::Transfer(t.clone()), None, tip))
             .collect();
         let wanted = ACCOUNT_HISTORY_MAX - recent.len();
-        let locations = tx_index(node)?
+        let mut located = Vec::new();
+        for (height, position) in tx_index(node)?
             .account_txs(&address, wanted)
-            .map_err(|e| e.to_string())?;
-        let mut block: Option<std::sync::Arc<Block>> = None;
-        for (height, position) in locations {
-            if block.as_ref().is_none_or(|b| b.header.height != height) {
-                block = Some(indexed_block(node, height)?);
-            }
-            if let Some(block) = &block
-                && let Some(tx) = block.txs.get(position as usize)
-            {
-                recent.push(TxView::new(tx, Some((height, block.hash())), tip));
-            }
+            .map_err(|e| e.to_string())?
+        {
+            // Transfers of one block share its body.
+            let at = match located.last() {
+                Some(Located {
+                    height: last,
+                    hash,
+                    body,
+                    ..
+                }) if *last == height => Located {
+                    height,
+                    hash: *hash,
+                    position,
+                    body: body.clone(),
+                },
+                _ => locate_in_best(node, height, position, off_loop)?,
+            };
+            located.push(at);
         }
-        Ok(AccountView {
+        let view = AccountView {
             address: address.to_string(),
             dev_index,
             exists: account.is_some(),
@@ -335,7 +390,23 @@ impl AccountView {
                 .0,
             next_nonce: node.next_nonce(&address),
             recent,
-        })
+        };
+        Ok((view, tip, located))
+    }
+
+    /// Adds the confirmed transfers `located` names, from `blocks` (one for each).
+    pub fn add_confirmed(
+        &mut self,
+        located: &[Located],
+        blocks: &[Option<Arc<Block>>],
+        tip: Height,
+    ) {
+        for (at, block) in located.iter().zip(blocks) {
+            if let Some(tx) = block.as_ref().and_then(|b| b.txs.get(at.position as usize)) {
+                self.recent
+                    .push(TxView::new(tx, Some((at.height, at.hash)), tip));
+            }
+        }
     }
 }
 

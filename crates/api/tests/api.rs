@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use powchain_api::{ApiEvent, ApiState, BODY_BYTES_MAX, router};
+use powchain_api::{ApiEvent, ApiState, BODY_BYTES_MAX, Reads, router};
 use powchain_chain::{
     Amount, Chain, ChainConfig, ChainSpec, Keypair, MemStore, Memo, UnsignedTransfer,
 };
@@ -68,6 +68,8 @@ fn start_node(id: u64) -> Api {
         spec: Arc::new(spec),
         token: TOKEN.into(),
         events: events.clone(),
+        // A store in memory has no block reader: its bodies are shared on the loop.
+        reads: Arc::new(Reads::new(None)),
     };
     Api {
         router: router(state),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use powchain_api::{ApiState, Limits, router, serve};
+use powchain_api::{ApiState, Limits, Reads, router, serve};
 use powchain_chain::{Chain, ChainConfig, MemStore};
 use powchain_node::driver::{self, DriverConfig};
 use powchain_protocol::{Node, NodeConfig};
@@ -36,6 +36,8 @@ async fn start() -> (String, tokio::sync::watch::Sender<bool>) {
         spec: Arc::new(spec),
         token: "token".into(),
         events,
+        // A store in memory has no block reader: its bodies are shared on the loop.
+        reads: Arc::new(Reads::new(None)),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();

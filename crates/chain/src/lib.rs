@@ -62,6 +62,6 @@ pub use mempool::{Mempool, MempoolConfig, MempoolError, Removal};
 pub use pow::{DifficultyBits, Target, Work};
 pub use spec::ChainSpec;
 pub use state::{Account, AccountReader};
-pub use store::{MemStore, Store, StoreError, TxIndex};
+pub use store::{BlockReader, MemStore, Store, StoreError, TxIndex};
 pub use tx::{Memo, Transaction, Transfer, TxError, UnsignedTransfer};
 pub use units::{Amount, Height, Timestamp};

@@ -127,6 +127,18 @@ pub trait Store: AccountReader {
     fn tx_index(&self) -> Option<&dyn TxIndex> {
         None
     }
+    /// A reader of its blocks for other threads, if it has one: the API reads block bodies
+    /// through it, so decoding and checking them does not hold up the node's event loop.
+    fn block_reader(&self) -> Option<Arc<dyn BlockReader>> {
+        None
+    }
+}
+
+/// Reads committed blocks from any thread while the node runs (the redb store: each read
+/// is a read transaction of its own, which sees the last commit and never waits for one).
+pub trait BlockReader: Send + Sync {
+    /// A block's body, checked as [`Store::block`] checks it.
+    fn block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, StoreError>;
 }
 
 /// Where the best chain holds each transaction, and each account's transactions: kept by a

@@ -27,7 +27,9 @@ use powchain_chain::block::{Block, tx_root};
 use powchain_chain::hash::{BlockHash, Hash512, TxId};
 use powchain_chain::keys::Address;
 use powchain_chain::state::{Account, AccountReader, BlockUndo};
-use powchain_chain::store::{ChainIdentity, IndexEntry, Store, StoreError, TxIndex, WriteBatch};
+use powchain_chain::store::{
+    BlockReader, ChainIdentity, IndexEntry, Store, StoreError, TxIndex, WriteBatch,
+};
 use powchain_chain::units::Height;
 use powchain_protocol::AddressStore;
 
@@ -373,7 +375,23 @@ impl TxIndex for RedbStore {
     }
 }
 
+/// The store's blocks for other threads (see [`Store::block_reader`]): another handle on the
+/// same file, whose reads are read transactions of their own.
+struct RedbBlocks(RedbStore);
+
+impl BlockReader for RedbBlocks {
+    fn block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, StoreError> {
+        self.0.block(hash)
+    }
+}
+
 impl Store for RedbStore {
+    fn block_reader(&self) -> Option<Arc<dyn BlockReader>> {
+        Some(Arc::new(RedbBlocks(RedbStore {
+            db: self.db.clone(),
+        })))
+    }
+
     fn identity(&self) -> Result<Option<ChainIdentity>, StoreError> {
         self.read(|txn| {
             let table = txn

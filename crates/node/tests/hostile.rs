@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use powchain_chain::block::tx_root;
 use powchain_chain::{
     Amount, Block, BlockError, BlockHash, Chain, ChainConfig, ChainSpec, Height, ImportError,
     Keypair, MemStore, Memo, Mempool, MempoolConfig, Timestamp, Transaction, Transfer,
@@ -21,7 +20,7 @@ use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
 use powchain_protocol::{
     Command, DisconnectReason, Event, HeaderFault, Node, NodeConfig, Unasked, Violation,
 };
-use powchain_testkit::{eventually, spec_with_dev_accounts};
+use powchain_testkit::{eventually, seal, spec_with_dev_accounts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -391,16 +390,6 @@ fn signed(key: &Keypair, nonce: u64, fee: Amount) -> Transfer {
         memo: Memo::default(),
     }
     .sign(key, &spec().genesis_hash())
-}
-
-/// Gives `block` the right transaction root and a nonce that meets its target.
-fn seal(mut block: Block) -> Block {
-    block.header.tx_root = tx_root(&block.txs);
-    block.header.nonce = 0;
-    while !block.header.meets_own_target() {
-        block.header.nonce += 1;
-    }
-    block
 }
 
 /// `count` valid blocks on genesis, each with the given transfers (index by height - 1), then

@@ -1,8 +1,9 @@
 //! Test chains: the dev chain's rules, renamed and at a fixed difficulty, so that blocks come
 //! as fast as a test needs and no two test files share a genesis by accident.
 
+use powchain_chain::block::tx_root;
 use powchain_chain::spec::DevAccounts;
-use powchain_chain::{Amount, ChainSpec, DifficultyBits};
+use powchain_chain::{Amount, Block, ChainSpec, DifficultyBits};
 
 /// The dev chain named `name`, at a fixed `difficulty_bits` (no retargeting), funding the dev
 /// chain's own dev accounts.
@@ -27,4 +28,15 @@ pub fn spec_with_dev_accounts(
     let mut spec = spec(name, difficulty_bits);
     spec.dev_accounts = Some(DevAccounts { count, balance });
     spec
+}
+
+/// `block` with its transaction root set and a nonce that meets its own target (the first
+/// one, counting from 0: test chains are easy).
+pub fn seal(mut block: Block) -> Block {
+    block.header.tx_root = tx_root(&block.txs);
+    block.header.nonce = 0;
+    while !block.header.meets_own_target() {
+        block.header.nonce += 1;
+    }
+    block
 }

@@ -109,12 +109,7 @@ impl Rpc {
         let address_file = dir.join(ADDRESS_FILE);
         write_private(&address_file, &address.to_string())?;
         let (events, _) = broadcast::channel(EVENTS_BUFFERED);
-        let state = ApiState {
-            handle,
-            spec: Arc::new(spec),
-            token: token.into(),
-            events: events.clone(),
-        };
+        let state = ApiState::new(handle, Arc::new(spec), token.into(), events.clone()).await;
         let router = powchain_api::router(state);
         let task = tokio::spawn(powchain_api::serve(
             listener,
