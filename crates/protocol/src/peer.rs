@@ -160,11 +160,7 @@ impl fmt::Display for DisconnectReason {
                 f.write_str("asks for headers faster than any syncing node does")
             }
             DisconnectReason::PeerGoodbye(why) => write!(f, "peer said goodbye: {why}"),
-            // The words of the goodbye this used to be; the simulator's event logs, compared
-            // byte for byte across versions, print it.
-            DisconnectReason::ConnectionClosed => {
-                f.write_str("peer said goodbye: connection closed")
-            }
+            DisconnectReason::ConnectionClosed => f.write_str("the connection closed"),
             DisconnectReason::SendQueueFull => {
                 f.write_str("it does not read what it is sent (its send queue is full)")
             }

@@ -86,6 +86,7 @@ impl Simulation {
         node.lives += 1;
         node.wake = None;
         node.inbox.clear();
+        node.handling = None;
         node.busy = false;
         node.template = None;
         // The operating system resets its connections: peers learn after one crossing.

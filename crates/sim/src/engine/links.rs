@@ -108,33 +108,37 @@ impl Simulation {
         }
     }
 
-    /// Handles the next message in `index`'s inbox; the node is busy for its cost.
+    /// Starts on the next message in `index`'s inbox: the node is busy for its cost, and
+    /// handles it when that is over (`What::Handled`), so what it does is stamped then.
     pub(super) fn process(&mut self, index: usize) {
-        let Some((connection, side, message, bytes)) = self.nodes[index].inbox.pop_front() else {
+        let Some(next) = self.nodes[index].inbox.pop_front() else {
             self.nodes[index].busy = false;
             return;
         };
-        let finished = self.now + self.cost(&message);
+        let finished = self.now + self.cost(&next.2);
+        let node = &mut self.nodes[index];
+        let life = node.lives;
+        node.handling = Some(next);
+        self.schedule(finished, What::Handled { node: index, life });
+    }
+
+    /// The node has finished with the message it started on: it handles it now (if the
+    /// connection it came over is still open), then starts on the next.
+    pub(super) fn handled(&mut self, index: usize) {
+        let Some((connection, side, message, bytes)) = self.nodes[index].handling.take() else {
+            return;
+        };
         let peer = self.connections[connection]
             .as_ref()
             .map(|c| c.ends[side])
             .filter(|end| end.open)
             .map(|end| end.peer);
         if let Some(peer) = peer {
-            // What the node does with the message happens when it has finished with it.
-            self.as_of(finished, |sim| {
-                sim.observe(index, &message);
-                let frame = Received::message(message, bytes);
-                sim.with_node(index, |n, now| n.frame_received(peer, frame, now));
-            });
+            self.observe(index, &message);
+            let frame = Received::message(message, bytes);
+            self.with_node(index, |n, now| n.frame_received(peer, frame, now));
         }
-        let node = &mut self.nodes[index];
-        if node.inbox.is_empty() {
-            node.busy = false;
-        } else {
-            let life = node.lives;
-            self.schedule(finished, What::Process { node: index, life });
-        }
+        self.process(index);
     }
 
     pub(super) fn cost(&self, message: &Message) -> u64 {

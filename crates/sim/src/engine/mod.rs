@@ -14,7 +14,9 @@
 //! Nothing here reads a clock or an unseeded random source, and every collection the run
 //! walks has a reproducible order, so a seed replays a run exactly. Each node handles one
 //! message at a time and is busy for the message's cost (the seed's "one sequential main
-//! process"); messages queue in its inbox meanwhile. Block discovery is one Poisson process
+//! process"); messages queue in its inbox meanwhile. It handles a message when it has
+//! finished with it (`Handled`, at the start plus the cost), so what it does and sends is
+//! stamped then, and every node's clock only moves forward. Block discovery is one Poisson process
 //! for the whole network: each discovery goes to a node chosen by hash-power share, which
 //! then mines its current template for real at the scenario's low difficulty.
 
@@ -66,7 +68,13 @@ enum What {
         /// Its payload's size on the wire.
         bytes: usize,
     },
+    /// A node starts on the next message in its inbox.
     Process {
+        node: usize,
+        life: u32,
+    },
+    /// A node has finished with the message it started on: it handles it now.
+    Handled {
         node: usize,
         life: u32,
     },
@@ -138,7 +146,10 @@ struct SimNode {
     /// Peer id -> connection.
     peers: BTreeMap<u64, usize>,
     next_peer: u64,
+    /// Messages waiting (connection, side, message, payload bytes), and the one it is busy
+    /// with.
     inbox: VecDeque<(usize, usize, Message, usize)>,
+    handling: Option<(usize, usize, Message, usize)>,
     busy: bool,
     template: Option<Block>,
 }
@@ -241,6 +252,7 @@ impl Simulation {
                 peers: BTreeMap::new(),
                 next_peer: 1,
                 inbox: VecDeque::new(),
+                handling: None,
                 busy: false,
                 template: None,
             });
@@ -366,16 +378,6 @@ impl Simulation {
         ((-u.ln() * mean_s * 1e6).round() as u64).max(1)
     }
 
-    /// Runs `f` as of simulated time `at`, a moment after the event being handled: the one
-    /// place the clock is set ahead (a busy node's work is stamped when it finishes, and
-    /// what it sends leaves then), and put back after.
-    fn as_of<R>(&mut self, at: u64, f: impl FnOnce(&mut Simulation) -> R) -> R {
-        let now = std::mem::replace(&mut self.now, at);
-        let result = f(self);
-        self.now = now;
-        result
-    }
-
     /// The node's clock: simulated time after the genesis.
     fn timestamp(&self, at: u64) -> Timestamp {
         Timestamp(self.spec.genesis_time_ms + 1_000 + at / 1_000)
@@ -445,6 +447,11 @@ impl Simulation {
             What::Process { node, life } => {
                 if self.nodes[node].lives == life {
                     self.process(node);
+                }
+            }
+            What::Handled { node, life } => {
+                if self.nodes[node].lives == life {
+                    self.handled(node);
                 }
             }
             What::Closed { connection, side } => self.close_end(connection, side, true),
