@@ -97,14 +97,7 @@ impl Simulation {
         node.inbox.push_back((connection, to_side, message, bytes));
         if !node.busy {
             node.busy = true;
-            let life = node.lives;
-            self.schedule(
-                self.now,
-                What::Process {
-                    node: end.node,
-                    life,
-                },
-            );
+            self.process(end.node);
         }
     }
 

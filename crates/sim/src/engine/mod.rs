@@ -2,7 +2,7 @@
 //! own node state machines fed from it.
 //!
 //! ```text
-//!  queue (time, seq) ──pop──> Tick | Arrive | Process | Closed | Dialed | DialFailed
+//!  queue (time, seq) ──pop──> Tick | Arrive | Handled | Closed | Dialed | DialFailed
 //!                             BlockFound | Transfer | Rebroadcast | Action | Crash/Restart
 //!                                   │
 //!          Node::{tick, frame_received, peer_*, block_mined, submit_transfer}
@@ -67,11 +67,6 @@ enum What {
         message: Box<Message>,
         /// Its payload's size on the wire.
         bytes: usize,
-    },
-    /// A node starts on the next message in its inbox.
-    Process {
-        node: usize,
-        life: u32,
     },
     /// A node has finished with the message it started on: it handles it now.
     Handled {
@@ -444,11 +439,6 @@ impl Simulation {
                 message,
                 bytes,
             } => self.arrive(connection, to_side, *message, bytes),
-            What::Process { node, life } => {
-                if self.nodes[node].lives == life {
-                    self.process(node);
-                }
-            }
             What::Handled { node, life } => {
                 if self.nodes[node].lives == life {
                     self.handled(node);
