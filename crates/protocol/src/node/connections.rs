@@ -40,10 +40,9 @@ pub(crate) struct Connection {
     over_budget_since: Option<Timestamp>,
     /// The headers requests it may still send (each answer is costly).
     headers_budget: MessageBudget,
-    /// The block bytes we may still send it, in KiB, and until when its reading is
-    /// paused for what it drew beyond them.
+    /// The block bytes we may still send it, in KiB (while it pays back what it drew
+    /// beyond them, its reading is paused).
     served_budget: MessageBudget,
-    served_paused_until: Timestamp,
     /// Frame bytes received from the peer and sent to it.
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -64,7 +63,6 @@ impl Connection {
             over_budget_since: None,
             headers_budget: MessageBudget::full(now),
             served_budget: MessageBudget::full(now),
-            served_paused_until: now,
             bytes_in: 0,
             bytes_out: 0,
             last_block_at: None,
@@ -110,7 +108,7 @@ impl Connection {
                 .budget
                 .refilled(now, per_second_max, burst_seconds)
                 .at_least_half(per_second_max, burst_seconds);
-        over_messages || self.served_paused_until > now
+        over_messages || self.served_budget.owes_at(now)
     }
 
     /// Charges `bytes` of blocks sent to it against its budget for them (`kib_per_second`,
@@ -124,11 +122,8 @@ impl Connection {
         burst_seconds: u64,
     ) -> Option<Timestamp> {
         let kib = (bytes as u64).div_ceil(1_024);
-        let until = self
-            .served_budget
-            .charge(now, kib, kib_per_second, burst_seconds)?;
-        self.served_paused_until = self.served_paused_until.max(until);
-        Some(until)
+        self.served_budget
+            .charge(now, kib, kib_per_second, burst_seconds)
     }
 
     /// Counts a headers request; false when the peer is over its budget for them.
@@ -193,17 +188,30 @@ impl MessageBudget {
         }
     }
 
+    /// What a full bucket holds, in thousandths.
+    fn capacity(per_second_max: u32, burst_seconds: u64) -> u64 {
+        u64::from(per_second_max)
+            .saturating_mul(burst_seconds.max(1))
+            .saturating_mul(1_000)
+    }
+
     /// The bucket as it stands at `now`, refilled at the rate up to its capacity.
     fn refilled(&self, now: Timestamp, per_second_max: u32, burst_seconds: u64) -> MessageBudget {
-        let rate = u64::from(per_second_max);
-        let capacity = rate
-            .saturating_mul(burst_seconds.max(1))
-            .saturating_mul(1_000);
-        let refill = now.ms_since(self.last).saturating_mul(rate);
+        let refill = now
+            .ms_since(self.last)
+            .saturating_mul(u64::from(per_second_max));
         MessageBudget {
-            milli: self.milli.saturating_add(refill).min(capacity),
+            milli: self
+                .milli
+                .saturating_add(refill)
+                .min(MessageBudget::capacity(per_second_max, burst_seconds)),
             last: self.last.max(now),
         }
+    }
+
+    /// Whether a debt is being paid back at `now`: the refill starts later.
+    fn owes_at(&self, now: Timestamp) -> bool {
+        self.last > now
     }
 
     /// Spends `units` at once. When fewer are left, the bucket is emptied and its refill
@@ -231,10 +239,7 @@ impl MessageBudget {
 
     /// Whether the bucket holds at least half its capacity.
     fn at_least_half(&self, per_second_max: u32, burst_seconds: u64) -> bool {
-        let capacity = u64::from(per_second_max)
-            .saturating_mul(burst_seconds.max(1))
-            .saturating_mul(1_000);
-        self.milli >= capacity / 2
+        self.milli >= MessageBudget::capacity(per_second_max, burst_seconds) / 2
     }
 
     /// When the bucket, empty at `now`, holds a tenth of a second of the rate again: reading
