@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::hash::{BlockHash, Hash512, TxId};
 use crate::header::{HEADER_BYTES, HEADER_VERSION, Header};
 use crate::pow::Target;
+use crate::sigcache::SigCache;
 use crate::spec::ChainSpec;
 use crate::tx::{Transaction, Transfer, TxError};
 use crate::units::{Amount, Height, Timestamp};
@@ -307,12 +308,14 @@ pub fn check_transfer_rules(transfer: &Transfer, spec: &ChainSpec) -> Result<(),
     Ok(())
 }
 
-/// Checks everything about `block` that does not need account state.
+/// Checks everything about `block` that does not need account state; a signature
+/// `signatures` holds is not checked again.
 pub fn check_block(
     block: Block,
     spec: &ChainSpec,
     chain_id: &BlockHash,
     context: &BlockContext,
+    signatures: &SigCache,
 ) -> Result<CheckedBlock, BlockError> {
     let header = &block.header;
     if header.version != HEADER_VERSION {
@@ -368,7 +371,7 @@ pub fn check_block(
     let fees = check_coinbase_amount(&block, spec)?;
     for (index, tx) in block.txs.iter().enumerate() {
         if let Transaction::Transfer(transfer) = tx
-            && !transfer.signature_is_valid(chain_id)
+            && !transfer.signature_is_valid_in(chain_id, signatures)
         {
             return Err(BlockError::BadTransaction {
                 index,
@@ -515,7 +518,7 @@ mod tests {
 
     fn rejects(spec: &ChainSpec, block: Block) -> BlockError {
         let chain_id = spec.genesis_hash();
-        check_block(block, spec, &chain_id, &context(spec)).unwrap_err()
+        check_block(block, spec, &chain_id, &context(spec), &SigCache::default()).unwrap_err()
     }
 
     #[test]
@@ -547,7 +550,14 @@ mod tests {
             vec![coinbase(&spec, 1, 2), Transaction::Transfer(transfer)],
         );
         let hash = block.hash();
-        let checked = check_block(block, &spec, &spec.genesis_hash(), &context(&spec)).unwrap();
+        let checked = check_block(
+            block,
+            &spec,
+            &spec.genesis_hash(),
+            &context(&spec),
+            &SigCache::default(),
+        )
+        .unwrap();
         assert_eq!(checked.hash(), hash);
         assert_eq!(checked.fees(), Amount(2));
         assert_eq!(checked.txids().len(), 2);

@@ -25,6 +25,7 @@ use crate::keys::Address;
 use crate::mempool::Mempool;
 use crate::orphans::OrphanPool;
 use crate::pow::Work;
+use crate::sigcache::SigCache;
 use crate::spec::ChainSpec;
 use crate::state::{Account, AccountReader, ConnectError, StateOverlay};
 use crate::store::{BlockStatus, ChainIdentity, IndexEntry, Store, StoreError, WriteBatch};
@@ -200,6 +201,8 @@ pub struct Chain<S: Store> {
     /// The commit that failed, if one did: the tree and state in memory are then ahead of
     /// the store, so nothing more is imported (the node must stop and restart from disk).
     failed: Option<StoreError>,
+    /// Signatures found valid, by this chain or whoever shares the cache with it.
+    signatures: SigCache,
 }
 
 /// Hashes of blocks found invalid in ways that hold for the hash (see
@@ -268,6 +271,7 @@ impl<S: Store> Chain<S> {
             store,
             tree,
             failed: None,
+            signatures: SigCache::default(),
         })
     }
 
@@ -304,6 +308,19 @@ impl<S: Store> Chain<S> {
     /// Orphans waiting for a parent.
     pub fn orphans(&self) -> &OrphanPool {
         &self.orphans
+    }
+
+    /// The signatures this chain found valid (its mempool should share them: see
+    /// `Mempool::sharing_signatures`).
+    pub fn sig_cache(&self) -> &SigCache {
+        &self.signatures
+    }
+
+    /// This chain, remembering the signatures it finds valid in `cache` (shared with
+    /// whoever else holds it) instead of a cache of its own.
+    pub fn sharing_signatures(mut self, cache: SigCache) -> Chain<S> {
+        self.signatures = cache;
+        self
     }
 
     /// The tip.
@@ -489,7 +506,13 @@ impl<S: Store> Chain<S> {
                 got: block.header.height,
             });
         };
-        let checked = check_block(block, &self.spec, &self.chain_id, &context)?;
+        let checked = check_block(
+            block,
+            &self.spec,
+            &self.chain_id,
+            &context,
+            &self.signatures,
+        )?;
         let chain_work = parent_entry
             .chain_work
             .checked_add(checked.header().target.work())

@@ -22,7 +22,8 @@
 //!   [`chain::Chain`], which ties them together behind `import_block`.
 //! - [`mempool`]: pending transfers and block templates.
 //! - [`miner`]: a simple reference miner.
-//! - [`hashing`], [`sigcache`]: reproducible hash maps, and signatures already verified.
+//! - [`hashing`], [`sigcache`]: reproducible hash maps, and the cache of signatures already
+//!   verified that a chain owns and shares.
 
 #![forbid(unsafe_code)]
 // Errors name blocks and accounts by their 64- and 32-byte ids, by value, so they are larger

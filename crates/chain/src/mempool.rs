@@ -29,6 +29,7 @@ use crate::block::check_transfer_rules;
 use crate::chain::TipChange;
 use crate::hash::{BlockHash, TxId};
 use crate::keys::Address;
+use crate::sigcache::SigCache;
 use crate::spec::ChainSpec;
 use crate::state::{AccountReader, ConnectError, StateOverlay};
 use crate::store::StoreError;
@@ -148,10 +149,13 @@ pub struct Mempool {
     outgoing: HashMap<Address, Amount>,
     bytes: usize,
     next_seq: u64,
+    /// Signatures found valid (shared with the chain, so a block does not check again
+    /// what its transfers' admission checked).
+    signatures: SigCache,
 }
 
 impl Mempool {
-    /// An empty pool.
+    /// An empty pool, with a signature cache of its own.
     pub fn new(config: MempoolConfig) -> Mempool {
         Mempool {
             config,
@@ -162,7 +166,15 @@ impl Mempool {
             outgoing: HashMap::default(),
             bytes: 0,
             next_seq: 0,
+            signatures: SigCache::default(),
         }
+    }
+
+    /// This pool, remembering the signatures it finds valid in `cache` (a node passes its
+    /// chain's: `Chain::sig_cache`).
+    pub fn sharing_signatures(mut self, cache: SigCache) -> Mempool {
+        self.signatures = cache;
+        self
     }
 
     /// How many transfers wait.
@@ -217,7 +229,7 @@ impl Mempool {
         // unknown sender, a replayed or far-ahead nonce, a nonce already pending, a balance
         // that does not cover it. Only a transfer that would be admitted is verified.
         self.admissible(&tx, state, spec, Door::New)?;
-        if !tx.signature_is_valid(chain_id) {
+        if !tx.signature_is_valid_in(chain_id, &self.signatures) {
             return Err(TxError::BadSignature.into());
         }
         let evicted = self.insert_admissible(id, tx, now)?;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::hash::{BlockHash, Hash512, TxId};
 use crate::keys::{Address, Keypair, Signature};
+use crate::sigcache::SigCache;
 use crate::units::{Amount, Height};
 
 /// Domain separation for transfer signatures.
@@ -175,17 +176,23 @@ impl Transfer {
         out
     }
 
-    /// Whether the signature is the sender's, for this chain.
-    /// A signature found valid before is not checked again (see [`crate::sigcache`]).
+    /// Whether the signature is the sender's, for this chain: checked every time.
     pub fn signature_is_valid(&self, chain_id: &BlockHash) -> bool {
+        self.from
+            .verifies(&self.signing_bytes(chain_id), &self.signature)
+    }
+
+    /// As [`Transfer::signature_is_valid`], but a signature `cache` found valid before is
+    /// not checked again, and one found valid now is remembered there.
+    pub fn signature_is_valid_in(&self, chain_id: &BlockHash, cache: &SigCache) -> bool {
         let bytes = self.signing_bytes(chain_id);
         let key = Hash512::digest_parts(&[&bytes, &self.signature.0, &self.from.0]);
-        if crate::sigcache::contains(&key) {
+        if cache.contains(&key) {
             return true;
         }
         let valid = self.from.verifies(&bytes, &self.signature);
         if valid {
-            crate::sigcache::insert(key);
+            cache.insert(key);
         }
         valid
     }

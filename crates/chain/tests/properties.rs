@@ -305,7 +305,13 @@ proptest! {
                 median_time_past: Timestamp(spec.genesis_time_ms),
                 now: late_now(&spec),
             };
-            let _ = check_block(decoded, &spec, &chain.chain_id(), &context);
+            let _ = check_block(
+                decoded,
+                &spec,
+                &chain.chain_id(),
+                &context,
+                &powchain_chain::sigcache::SigCache::default(),
+            );
         }
     }
 }

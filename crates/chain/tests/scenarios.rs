@@ -495,3 +495,46 @@ fn a_too_deep_side_block_is_reported_pruned() {
     assert!(chain.tree().get(&deep.hash()).is_none());
     assert!(chain.block(&deep.hash()).unwrap().is_none());
 }
+
+/// A signature cache belongs to whoever hands it out: a chain's pool that shares it fills
+/// it, the chain then finds the block's signature there, and another chain, with a cache of
+/// its own, checks the same block's signature itself (a benchmark's reference pass cannot
+/// warm what it measures).
+#[test]
+fn a_signature_cache_is_its_owners_not_the_processes() {
+    let spec = ChainSpec::seed();
+    let mut chain = open(spec.clone());
+    let mut fresh = open(spec.clone());
+    let mempool_config = MempoolConfig::default();
+    let mut mempool = Mempool::new(mempool_config).sharing_signatures(chain.sig_cache().clone());
+    let now = late_now(&spec);
+    let chain_id = chain.chain_id();
+    mempool
+        .add(
+            transfer(&spec, 2, 3, 5, 0, 0),
+            chain.store(),
+            &spec,
+            &chain_id,
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        chain.sig_cache().len(),
+        1,
+        "the pool's check is the chain's"
+    );
+    let mut template = chain
+        .block_template(&mempool, Keypair::dev(0).address(), now, 0)
+        .unwrap();
+    miner::mine(&mut template.block);
+    chain.import_block(template.block.clone(), now).unwrap();
+    assert_eq!(chain.sig_cache().len(), 1, "found there, not checked again");
+    assert!(fresh.sig_cache().is_empty());
+    fresh.import_block(template.block, now).unwrap();
+    assert_eq!(
+        fresh.sig_cache().len(),
+        1,
+        "checked by the other chain itself"
+    );
+    assert!(!fresh.sig_cache().is_shared_with(chain.sig_cache()));
+}

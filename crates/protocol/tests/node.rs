@@ -977,3 +977,18 @@ fn outbound_dials_spread_over_network_groups() {
     }
     assert_eq!(dialled.len(), 5, "{dialled:?}");
 }
+
+/// A node's pool shares its chain's signature cache: a transfer it admits leaves its
+/// signature there, so the block that confirms it is not checked again; another node keeps
+/// a cache of its own.
+#[test]
+fn a_nodes_pool_shares_its_chains_signature_cache() {
+    let open = || Chain::open(spec(), MemStore::new(), ChainConfig::default()).unwrap();
+    let mut node = Node::new(NodeConfig::new(1), open(), 1);
+    let other = Node::new(NodeConfig::new(2), open(), 2);
+    assert!(node.chain().sig_cache().is_empty());
+    node.submit_transfer(transfer(0, 1, 5, 0), Timestamp(START))
+        .unwrap();
+    assert_eq!(node.chain().sig_cache().len(), 1);
+    assert!(other.chain().sig_cache().is_empty());
+}

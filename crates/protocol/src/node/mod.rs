@@ -107,7 +107,9 @@ impl<S: Store> Node<S> {
     /// Its address book starts empty and is not kept: see [`Node::with_address_store`].
     pub fn new(config: NodeConfig, chain: Chain<S>, seed: u64) -> Node<S> {
         Node {
-            mempool: Mempool::new(config.mempool),
+            // The pool shares the chain's signature cache: a block's transfers that were
+            // admitted here are not checked again.
+            mempool: Mempool::new(config.mempool).sharing_signatures(chain.sig_cache().clone()),
             connections: Connections::new(&config),
             addresses: Addresses::new(&config, address_key(seed)),
             liveness: Pinger::new(&config),

@@ -24,6 +24,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt::Write;
 
+use powchain_chain::sigcache::SigCache;
 use powchain_chain::{
     Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Keypair, MemStore,
     Memo, Timestamp, Transfer, TxId, UnsignedTransfer, miner,
@@ -190,6 +191,9 @@ pub struct Simulation {
     pub(crate) events: u64,
     /// Scheduled actions, with when they happened (for the plot).
     pub(crate) marks: Vec<(f64, String)>,
+    /// One signature cache for every node: a signature is checked once in the run (the
+    /// cost model charges each node its check in simulated time).
+    signatures: SigCache,
 }
 
 impl Simulation {
@@ -233,6 +237,7 @@ impl Simulation {
             log: log.then(String::new),
             events: 0,
             marks: Vec::new(),
+            signatures: SigCache::default(),
             rng: ChaCha8Rng::seed_from_u64(0),
             scenario,
         };
@@ -293,7 +298,8 @@ impl Simulation {
     ) -> Result<Node<MemStore>, String> {
         let seed = self.scenario.seed;
         let chain = Chain::open(self.spec.clone(), store, ChainConfig::default())
-            .map_err(|e| format!("node {index}: {e}"))?;
+            .map_err(|e| format!("node {index}: {e}"))?
+            .sharing_signatures(self.signatures.clone());
         let mut config = NodeConfig::new(mix(seed ^ (index as u64).wrapping_mul(0x51_7cc1)));
         config.listen = Some(address_of(index));
         config.outbound_target = self.scenario.node.outbound;
