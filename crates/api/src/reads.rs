@@ -126,23 +126,31 @@ impl Reads {
     /// The blocks `bodies` name, read off the loop where they were left to be read (`None`
     /// for one no longer stored).
     pub async fn fetch(&self, bodies: Vec<Body>) -> Result<Vec<Option<Arc<Block>>>, ApiError> {
-        let reader = self.blocks.clone();
+        let Some(reader) = self.blocks.clone() else {
+            // Taken on the loop already (a store without a reader): nothing to read here.
+            return Ok(bodies
+                .into_iter()
+                .map(|body| match body {
+                    Body::Here(block) => block,
+                    Body::Read(_) => None,
+                })
+                .collect());
+        };
         let read = move || {
             let mut blocks: Vec<Option<Arc<Block>>> = Vec::with_capacity(bodies.len());
             let mut last: Option<(BlockHash, Option<Arc<Block>>)> = None;
             for body in bodies {
-                let block = match (body, &reader) {
-                    (Body::Here(block), _) => block,
+                let block = match body {
+                    Body::Here(block) => block,
                     // Transfers of one block come one after another: it is read once.
-                    (Body::Read(hash), _) if last.as_ref().is_some_and(|(h, _)| *h == hash) => {
+                    Body::Read(hash) if last.as_ref().is_some_and(|(h, _)| *h == hash) => {
                         last.as_ref().and_then(|(_, block)| block.clone())
                     }
-                    (Body::Read(hash), Some(reader)) => {
+                    Body::Read(hash) => {
                         let block = reader.block(&hash)?;
                         last = Some((hash, block.clone()));
                         block
                     }
-                    (Body::Read(_), None) => None,
                 };
                 blocks.push(block);
             }
