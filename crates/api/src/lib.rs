@@ -47,6 +47,12 @@ pub use views::{AccountView, BlockView, ForkBlock, ForksView, PeerView, StatusVi
 /// The largest request body accepted, in bytes (a signed transfer is well under 1 KiB).
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
+/// The most transfers one `POST /api/v1/transactions` carries.
+pub const TRANSFERS_PER_BATCH_MAX: usize = 1_000;
+
+/// The largest body of `POST /api/v1/transactions`: a thousand transfers with long memos.
+pub const BATCH_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
+
 /// The most blocks one listing returns.
 pub const BLOCKS_PER_PAGE_MAX: u64 = 100;
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +27,9 @@ use crate::reads::Body;
 use crate::views::{
     AccountView, BlockView, ForksView, MempoolView, PeerView, StatusView, TxFound, TxView,
 };
-use crate::{ApiState, BLOCKS_PER_PAGE_MAX, BODY_BYTES_MAX};
+use crate::{
+    ApiState, BATCH_BODY_BYTES_MAX, BLOCKS_PER_PAGE_MAX, BODY_BYTES_MAX, TRANSFERS_PER_BATCH_MAX,
+};
 
 /// Every route, for the OpenAPI check: (method, path).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -36,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/blocks/{id}"),
     ("get", "/api/v1/tx/{id}"),
     ("post", "/api/v1/tx"),
+    ("post", "/api/v1/transactions"),
     ("get", "/api/v1/accounts/{who}"),
     ("get", "/api/v1/mempool"),
     ("get", "/api/v1/peers"),
@@ -59,6 +62,10 @@ pub fn router<S: Store + Send + 'static>(state: ApiState<S>) -> Router {
         .route("/api/v1/blocks/{id}", get(block::<S>))
         .route("/api/v1/tx/{id}", get(transaction::<S>))
         .route("/api/v1/tx", post(submit::<S>))
+        .route(
+            "/api/v1/transactions",
+            post(submit_many::<S>).layer(DefaultBodyLimit::max(BATCH_BODY_BYTES_MAX)),
+        )
         .route("/api/v1/accounts/{who}", get(account::<S>))
         .route("/api/v1/mempool", get(mempool::<S>))
         .route("/api/v1/peers", get(peers::<S>).post(connect::<S>))
@@ -326,6 +333,49 @@ async fn submit<S: Store + Send + 'static>(
         .ok_or_else(ApiError::stopped)?
         .map_err(|e| ApiError::refused(e.to_string()))?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id.to_string() }))).into_response())
+}
+
+/// The body of `POST /api/v1/transactions`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    transfers: Vec<Transfer>,
+}
+
+/// Many signed transfers at once: their signatures are checked in one batch, and each gets
+/// its own answer, in order. The token is checked before the body is read, so a caller
+/// without it costs no parsing of a large body.
+async fn submit_many<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    request: axum::extract::Request,
+) -> Answer {
+    authorize(&state, request.headers())?;
+    let ApiJson(Batch { transfers }) = ApiJson::from_request(request, &()).await?;
+    if transfers.len() > TRANSFERS_PER_BATCH_MAX {
+        return Err(ApiError::bad_request(format!(
+            "at most {TRANSFERS_PER_BATCH_MAX} transfers in one batch, got {}; \
+             send the rest in another request",
+            transfers.len()
+        )));
+    }
+    let answers = state
+        .handle
+        .submit_transfers(transfers)
+        .await
+        .ok_or_else(ApiError::stopped)?;
+    let accepted = answers.iter().filter(|answer| answer.is_ok()).count();
+    let results: Vec<serde_json::Value> = answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(id) => json!({ "id": id.to_string() }),
+            Err(error) => json!({ "error": error.to_string() }),
+        })
+        .collect();
+    ok(json!({
+        "accepted": accepted,
+        "refused": results.len() - accepted,
+        "results": results,
+    }))
 }
 
 async fn account<S: Store + Send + 'static>(

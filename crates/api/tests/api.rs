@@ -281,6 +281,62 @@ async fn a_submitted_transfer_is_pending_then_mined_and_found() {
 }
 
 #[tokio::test]
+async fn a_batch_of_transfers_gets_one_answer_each_in_order() {
+    let api = start();
+    // 300 transfers from dev accounts 1..=6, 50 nonces each: a body well over the 64 KiB
+    // that a single transfer's route takes.
+    let mut transfers: Vec<Value> = (0..300).map(|i| transfer(1 + i % 6, 7, 1, i / 6)).collect();
+    // A forgery (account 2's fields, account 3's signature), and a nonce too far ahead.
+    transfers[100]["signature"] = transfer(3, 7, 1, 16)["signature"].clone();
+    transfers[200] = transfer(8, 7, 1, 1_000);
+    let body = json!({ "transfers": transfers });
+    assert!(body.to_string().len() > 64 * 1024);
+    let (code, refused) = api.post("/api/v1/transactions", &body, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&refused), "unauthorized");
+
+    let (code, answer) = api.post("/api/v1/transactions", &body, Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], 298);
+    assert_eq!(answer["refused"], 2);
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 300);
+    for (index, result) in results.iter().enumerate() {
+        let refused = index == 100 || index == 200;
+        assert_eq!(result["error"].is_string(), refused, "{index}: {result}");
+        assert_eq!(result["id"].is_string(), !refused, "{index}: {result}");
+    }
+    assert!(
+        results[100]["error"]
+            .as_str()
+            .unwrap()
+            .contains("signature")
+    );
+    let (_, pool) = api.get("/api/v1/mempool").await;
+    assert_eq!(pool["count"], 298);
+    let id = results[0]["id"].as_str().unwrap();
+    let (_, pending) = api.get(&format!("/api/v1/tx/{id}")).await;
+    assert_eq!(pending["pending"], true);
+
+    // More than a batch holds is refused whole, with what to do.
+    let many: Vec<Value> = (0..1_001).map(|i| transfer(9, 7, 1, i)).collect();
+    let (code, error) = api
+        .post(
+            "/api/v1/transactions",
+            &json!({ "transfers": many }),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000")
+    );
+}
+
+#[tokio::test]
 async fn automine_and_peers_are_controlled_with_the_token() {
     let api = start();
     let (code, _) = api

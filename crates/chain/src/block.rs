@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::hash::{BlockHash, Hash512, TxId};
 use crate::header::{HEADER_BYTES, HEADER_VERSION, Header};
+use crate::parallel;
 use crate::pow::Target;
 use crate::sigcache::SigCache;
 use crate::spec::ChainSpec;
-use crate::tx::{Transaction, Transfer, TxError};
+use crate::tx::{Transaction, Transfer, TxError, first_bad_signature};
 use crate::units::{Amount, Height, Timestamp};
 
 /// A block as received: a header and its transactions, coinbase first.
@@ -54,22 +55,17 @@ pub fn tx_root(txs: &[Transaction]) -> Hash512 {
 
 /// [`tx_root`] over ids already computed.
 pub fn tx_root_of_ids(ids: &[TxId]) -> Hash512 {
-    let mut level: Vec<Hash512> = ids
-        .iter()
-        .map(|id| Hash512::digest_parts(&[&[0x00], &id.0.0]))
-        .collect();
+    let mut level: Vec<Hash512> =
+        parallel::map(ids, |id| Hash512::digest_parts(&[&[0x00], &id.0.0]));
     if level.is_empty() {
         return Hash512::ZERO;
     }
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [left, right] => Hash512::digest_parts(&[&[0x01], &left.0, &right.0]),
-                [odd] => *odd,
-                _ => unreachable!("chunks(2) yields one or two items"),
-            })
-            .collect();
+        level = parallel::map_chunks(&level, 2, |pair| match pair {
+            [left, right] => Hash512::digest_parts(&[&[0x01], &left.0, &right.0]),
+            [odd] => *odd,
+            _ => unreachable!("chunks(2) yields one or two items"),
+        });
     }
     level[0]
 }
@@ -358,7 +354,7 @@ pub fn check_block(
         });
     }
     check_limits(&block, spec)?;
-    let txids: Vec<TxId> = block.txs.iter().map(Transaction::id).collect();
+    let txids: Vec<TxId> = parallel::map(&block.txs, Transaction::id);
     if tx_root_of_ids(&txids) != header.tx_root {
         return Err(BlockError::BadTxRoot);
     }
@@ -369,15 +365,22 @@ pub fn check_block(
         return Err(BlockError::DuplicateTx(*duplicate));
     }
     let fees = check_coinbase_amount(&block, spec)?;
-    for (index, tx) in block.txs.iter().enumerate() {
-        if let Transaction::Transfer(transfer) = tx
-            && !transfer.signature_is_valid_in(chain_id, signatures)
-        {
-            return Err(BlockError::BadTransaction {
-                index,
-                error: TxError::BadSignature,
-            });
-        }
+    // All the block's signatures at once, in batches across the cores; the first bad one
+    // is named by its place in the block.
+    let (places, transfers): (Vec<usize>, Vec<&Transfer>) = block
+        .txs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, tx)| match tx {
+            Transaction::Transfer(transfer) => Some((index, transfer)),
+            Transaction::Coinbase(_) => None,
+        })
+        .unzip();
+    if let Some(bad) = first_bad_signature(&transfers, chain_id, signatures) {
+        return Err(BlockError::BadTransaction {
+            index: places[bad],
+            error: TxError::BadSignature,
+        });
     }
     Ok(CheckedBlock {
         block: Arc::new(block),
@@ -561,6 +564,64 @@ mod tests {
         assert_eq!(checked.hash(), hash);
         assert_eq!(checked.fees(), Amount(2));
         assert_eq!(checked.txids().len(), 2);
+    }
+
+    #[test]
+    fn a_bad_signature_anywhere_in_a_block_is_named_by_its_place() {
+        let spec = spec();
+        let chain_id = spec.genesis_hash();
+        let transfers: Vec<Transfer> = (0..150)
+            .map(|nonce| {
+                UnsignedTransfer {
+                    to: Keypair::dev(2).address(),
+                    amount: Amount(1),
+                    fee: Amount(1),
+                    nonce,
+                    memo: Memo::default(),
+                }
+                .sign(&Keypair::dev(1), &chain_id)
+            })
+            .collect();
+        for bad in [0, 63, 64, 149] {
+            let mut txs = vec![coinbase(&spec, 1, 150)];
+            for (index, transfer) in transfers.iter().enumerate() {
+                let mut transfer = transfer.clone();
+                if index == bad {
+                    transfer.signature.0[10] ^= 1;
+                }
+                txs.push(Transaction::Transfer(transfer));
+            }
+            let cache = SigCache::default();
+            let error = check_block(
+                block_of(&spec, txs),
+                &spec,
+                &chain_id,
+                &context(&spec),
+                &cache,
+            )
+            .unwrap_err();
+            assert_eq!(
+                error,
+                BlockError::BadTransaction {
+                    index: bad + 1,
+                    error: TxError::BadSignature
+                }
+            );
+            // The good ones before it were remembered; none after it was taken as good.
+            assert_eq!(cache.len(), bad);
+        }
+        let mut txs = vec![coinbase(&spec, 1, 150)];
+        txs.extend(transfers.into_iter().map(Transaction::Transfer));
+        let cache = SigCache::default();
+        check_block(
+            block_of(&spec, txs),
+            &spec,
+            &chain_id,
+            &context(&spec),
+            &cache,
+        )
+        .unwrap();
+        assert_eq!(cache.len(), 150);
     }
 
     #[test]

@@ -41,14 +41,15 @@ impl Address {
         text
     }
 
-    /// Whether `signature` over `message` was made by this address's key (strict ed25519
-    /// verification: no malleable or small-order encodings).
+    /// Whether `signature` over `message` was made by this address's key, under the
+    /// consensus rule of [`crate::signature`] (canonical encodings, no small-order points,
+    /// the cofactored equation).
     pub fn verifies(&self, message: &[u8], signature: &Signature) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
-            return false;
-        };
-        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &signature).is_ok()
+        crate::signature::verify(&crate::signature::Signed {
+            key: self,
+            message,
+            signature,
+        })
     }
 }
 

@@ -13,6 +13,8 @@
 //! The parts, bottom up:
 //! - [`hash`], [`units`], [`keys`], [`pow`]: digests and ids, amounts and heights, addresses
 //!   and signatures, targets and work.
+//! - [`signature`]: the signature rule, checked one at a time or in batches on all cores,
+//!   with one answer.
 //! - [`header`], [`tx`], [`block`]: the consensus encoding (fixed header, transaction ids,
 //!   signing bytes, transaction root) and block validation.
 //! - [`spec`]: chain specs (`dev`, `seed`, TOML files) and their deterministic genesis.
@@ -22,8 +24,9 @@
 //!   [`chain::Chain`], which ties them together behind `import_block`.
 //! - [`mempool`]: pending transfers and block templates.
 //! - [`miner`]: a simple reference miner.
-//! - [`hashing`], [`sigcache`]: reproducible hash maps, and the cache of signatures already
-//!   verified that a chain owns and shares.
+//! - [`hashing`], [`sigcache`], [`parallel`]: reproducible hash maps, the cache of
+//!   signatures already verified that a chain owns and shares, and work spread over the
+//!   cores in input order.
 
 #![forbid(unsafe_code)]
 // Errors name blocks and accounts by their 64- and 32-byte ids, by value, so they are larger
@@ -42,8 +45,10 @@ pub mod mem_index;
 pub mod mempool;
 pub mod miner;
 pub mod orphans;
+pub mod parallel;
 pub mod pow;
 pub mod sigcache;
+pub mod signature;
 pub mod spec;
 pub mod state;
 pub mod store;

@@ -33,7 +33,7 @@ use crate::sigcache::SigCache;
 use crate::spec::ChainSpec;
 use crate::state::{AccountReader, ConnectError, StateOverlay};
 use crate::store::StoreError;
-use crate::tx::{Transaction, Transfer, TxError};
+use crate::tx::{Transaction, Transfer, TxError, first_bad_signature};
 use crate::units::{Amount, Timestamp};
 
 /// The mempool's bounds.
@@ -234,6 +234,30 @@ impl Mempool {
         }
         let evicted = self.insert_admissible(id, tx, now)?;
         Ok((id, evicted))
+    }
+
+    /// Checks at once, in batches across the cores, the signatures of those of `transfers`
+    /// that [`Mempool::add`] would get as far as verifying (new, within the rules, admissible
+    /// now), and remembers the good ones in the signature cache, so that adding them one by
+    /// one checks none again. A transaction message arrives with many transfers; this is
+    /// what makes its signatures cost a batch, not one check each. A bad signature is found
+    /// again, and refused, by `add`.
+    pub fn verify_signatures_ahead<'a>(
+        &self,
+        transfers: impl IntoIterator<Item = &'a Transfer>,
+        state: &dyn AccountReader,
+        spec: &ChainSpec,
+        chain_id: &BlockHash,
+    ) {
+        let candidates: Vec<&Transfer> = transfers
+            .into_iter()
+            .filter(|tx| {
+                check_transfer_rules(tx, spec).is_ok()
+                    && self.admissible(tx, state, spec, Door::New).is_ok()
+                    && !self.entries.contains_key(&tx.id())
+            })
+            .collect();
+        first_bad_signature(&candidates, chain_id, &self.signatures);
     }
 
     /// Checks `tx` against state and pending transfers, makes room, and inserts it. The
@@ -748,6 +772,31 @@ mod tests {
             MempoolError::Tx(TxError::BadSignature)
         );
         assert!(f.pool.is_empty());
+    }
+
+    #[test]
+    fn a_message_s_signatures_are_checked_ahead_in_one_batch() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        let mut message: Vec<Transfer> = (0..10).map(|i| pay(i, (i + 1) % 10, 10, 1, 0)).collect();
+        // A forgery in the middle, one the pool refuses on state, one it already holds.
+        message[4].signature = pay(5, 4, 10, 1, 0).signature;
+        message.push(pay(42, 1, 10, 1, 0));
+        f.admit(&message[9]);
+        let cached = f.pool.signatures.len();
+        f.pool
+            .verify_signatures_ahead(&message, &f.state, &f.spec, &CHAIN_ID);
+        // The four before the forgery were found good; nothing after it was taken as good.
+        assert_eq!(f.pool.signatures.len(), cached + 4);
+        for (index, tx) in message.iter().enumerate().take(4) {
+            let key = tx.cache_key(&tx.signing_bytes(&CHAIN_ID));
+            assert!(f.pool.signatures.contains(&key), "transfer {index}");
+        }
+        // Adding them one by one: the forgery is refused, the rest admitted.
+        for (index, tx) in message.iter().enumerate().take(9) {
+            let added = f.add(tx);
+            assert_eq!(added.is_err(), index == 4, "transfer {index}: {added:?}");
+        }
+        assert_eq!(f.pool.len(), 9);
     }
 
     #[test]

@@ -67,15 +67,28 @@ impl SigCache {
         self.lock().set.contains(key)
     }
 
+    /// Whether each of `keys` verified before, under one lock.
+    pub fn contains_each(&self, keys: &[Hash512]) -> Vec<bool> {
+        let entries = self.lock();
+        keys.iter().map(|key| entries.set.contains(key)).collect()
+    }
+
     /// Remembers that `key` verified.
     pub fn insert(&self, key: Hash512) {
+        self.insert_all([key]);
+    }
+
+    /// Remembers that every one of `keys` verified, under one lock.
+    pub fn insert_all(&self, keys: impl IntoIterator<Item = Hash512>) {
         let mut entries = self.lock();
-        if entries.set.insert(key) {
-            entries.order.push_back(key);
-            if entries.order.len() > self.capacity
-                && let Some(oldest) = entries.order.pop_front()
-            {
-                entries.set.remove(&oldest);
+        for key in keys {
+            if entries.set.insert(key) {
+                entries.order.push_back(key);
+                if entries.order.len() > self.capacity
+                    && let Some(oldest) = entries.order.pop_front()
+                {
+                    entries.set.remove(&oldest);
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::hash::{BlockHash, Hash512, TxId};
 use crate::keys::{Address, Keypair, Signature};
 use crate::sigcache::SigCache;
+use crate::signature::Signed;
 use crate::units::{Amount, Height};
 
 /// Domain separation for transfer signatures.
@@ -166,6 +167,40 @@ impl UnsignedTransfer {
     }
 }
 
+/// The index of the first of `transfers` whose signature is bad, or `None` when all are
+/// good: those `cache` holds are not checked again, the rest are checked in batches on all
+/// cores ([`crate::signature::first_invalid`]), and every one found good is remembered.
+pub fn first_bad_signature(
+    transfers: &[&Transfer],
+    chain_id: &BlockHash,
+    cache: &SigCache,
+) -> Option<usize> {
+    let (bytes, keys): (Vec<Vec<u8>>, Vec<Hash512>) = crate::parallel::map(transfers, |t| {
+        let bytes = t.signing_bytes(chain_id);
+        let key = t.cache_key(&bytes);
+        (bytes, key)
+    })
+    .into_iter()
+    .unzip();
+    let known = cache.contains_each(&keys);
+    let unchecked: Vec<usize> = (0..transfers.len())
+        .filter(|&index| !known[index])
+        .collect();
+    let signed: Vec<Signed<'_>> = unchecked
+        .iter()
+        .map(|&index| Signed {
+            key: &transfers[index].from,
+            message: &bytes[index],
+            signature: &transfers[index].signature,
+        })
+        .collect();
+    let bad = crate::signature::first_invalid(&signed);
+    // Everything before the first bad one was found good.
+    let good = &unchecked[..bad.unwrap_or(unchecked.len())];
+    cache.insert_all(good.iter().map(|&index| keys[index]));
+    bad.map(|position| unchecked[position])
+}
+
 impl Transfer {
     /// The bytes the sender signs.
     pub fn signing_bytes(&self, chain_id: &BlockHash) -> Vec<u8> {
@@ -186,7 +221,7 @@ impl Transfer {
     /// not checked again, and one found valid now is remembered there.
     pub fn signature_is_valid_in(&self, chain_id: &BlockHash, cache: &SigCache) -> bool {
         let bytes = self.signing_bytes(chain_id);
-        let key = Hash512::digest_parts(&[&bytes, &self.signature.0, &self.from.0]);
+        let key = self.cache_key(&bytes);
         if cache.contains(&key) {
             return true;
         }
@@ -195,6 +230,11 @@ impl Transfer {
             cache.insert(key);
         }
         valid
+    }
+
+    /// What the signature cache remembers this signature by, given its signing bytes.
+    pub(crate) fn cache_key(&self, signing_bytes: &[u8]) -> Hash512 {
+        Hash512::digest_parts(&[signing_bytes, &self.signature.0, &self.from.0])
     }
 
     /// Coins that leave the sender: amount plus fee, or `None` on overflow.

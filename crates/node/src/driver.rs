@@ -106,6 +106,12 @@ pub enum Request<S: Store> {
     /// A transfer to submit, built from a read of the node in the same step (so a nonce
     /// read there is still the next one), answered with its id or why it was refused.
     Submit(Builder<S>, oneshot::Sender<Result<TxId, MempoolError>>),
+    /// Transfers to submit together (their signatures checked in one batch), answered
+    /// with one result each, in order.
+    SubmitMany(
+        Vec<Transfer>,
+        oneshot::Sender<Vec<Result<TxId, MempoolError>>>,
+    ),
     /// Runs a read-only closure on the node (queries and tests), in order with everything
     /// else: one consistent snapshot.
     Inspect(Query<S>),
@@ -173,6 +179,20 @@ impl<S: Store + 'static> Handle<S> {
     /// (and relayed), or why it was refused; `None` if the driver has stopped.
     pub async fn submit_transfer(&self, transfer: Transfer) -> Option<Result<TxId, MempoolError>> {
         self.build_and_submit(move |_| transfer).await
+    }
+
+    /// Submits many transfers at once (see [`Node::submit_transfers`]): one result each,
+    /// in order; `None` if the driver has stopped.
+    pub async fn submit_transfers(
+        &self,
+        transfers: Vec<Transfer>,
+    ) -> Option<Vec<Result<TxId, MempoolError>>> {
+        let (answer, receive) = oneshot::channel();
+        self.requests
+            .send(Request::SubmitMany(transfers, answer))
+            .await
+            .ok()?;
+        receive.await.ok()
     }
 
     /// Builds a transfer from what the node says now (`build` reads it: the sender's next
@@ -518,6 +538,9 @@ async fn run<S: Store + Send + 'static>(
                 Request::Submit(build, answer) => {
                     let transfer = build(&node);
                     let _ = answer.send(node.submit_transfer(transfer, now()));
+                }
+                Request::SubmitMany(transfers, answer) => {
+                    let _ = answer.send(node.submit_transfers(transfers, now()));
                 }
                 Request::Inspect(query) => query(&node),
                 Request::Attach(pipe, info) => io.connect(&mut node, Stream::Memory(pipe), info),

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use powchain_chain::{Amount, ChainSpec, Keypair, Memo, Transfer, UnsignedTransfer};
+use powchain_chain::{Amount, ChainSpec, Keypair, Memo, UnsignedTransfer};
+
+use super::verify;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -81,9 +83,9 @@ pub fn measure(seconds: f64, progress: &dyn Fn(&str)) -> anyhow::Result<LoadRepo
     let spec = ChainSpec::dev();
     let chain_id = spec.genesis_hash();
     progress("signature verification (the reference)");
-    let samples = sample_transfers(&chain_id);
-    let verify_rate = verification_rate(&samples, &chain_id);
-    let batch_rate = batch_verification_rate(&samples, &chain_id);
+    let samples = verify::sample_transfers(&chain_id);
+    let verify_rate = verify::single_rate(&samples, &chain_id);
+    let batch_rate = verify::batch_rate(&samples, &chain_id);
 
     progress("the API load on a 4-node devnet");
     let datadir = std::env::temp_dir().join(format!("powchain-load-{}", std::process::id()));
@@ -283,71 +285,6 @@ fn get(agent: &ureq::Agent, api: &Api, path: &str) -> anyhow::Result<Value> {
         bail!("{path}: {}", response.status());
     }
     Ok(response.body_mut().read_json()?)
-}
-
-/// Signatures in one batch verification.
-const BATCH: usize = 64;
-
-/// Distinct signed transfers (16 batches' worth, from all ten dev accounts) for the
-/// verification references.
-fn sample_transfers(chain_id: &powchain_chain::BlockHash) -> Vec<Transfer> {
-    (0..BATCH as u64 * 16)
-        .map(|nonce| {
-            UnsignedTransfer {
-                to: Keypair::dev((nonce + 1) % 10).address(),
-                amount: Amount(1),
-                fee: Amount(1),
-                nonce,
-                memo: Memo::default(),
-            }
-            .sign(&Keypair::dev(nonce % 10), chain_id)
-        })
-        .collect()
-}
-
-/// Signatures of distinct transfers verified per second on one core, as the node verifies a
-/// transfer it has not seen: its signing bytes, then strict ed25519 (not through the
-/// signature cache, which would make repeats free).
-fn verification_rate(transfers: &[Transfer], chain_id: &powchain_chain::BlockHash) -> f64 {
-    let start = Instant::now();
-    let mut verified = 0u64;
-    while start.elapsed() < Duration::from_secs(2) {
-        for transfer in transfers {
-            let bytes = transfer.signing_bytes(chain_id);
-            verified += u64::from(transfer.from.verifies(&bytes, &transfer.signature));
-        }
-    }
-    verified as f64 / start.elapsed().as_secs_f64()
-}
-
-/// Signatures of distinct transfers verified per second on one core in batches of
-/// [`BATCH`].
-fn batch_verification_rate(transfers: &[Transfer], chain_id: &powchain_chain::BlockHash) -> f64 {
-    let messages: Vec<Vec<u8>> = transfers
-        .iter()
-        .map(|t| t.signing_bytes(chain_id))
-        .collect();
-    let signatures: Vec<ed25519_dalek::Signature> = transfers
-        .iter()
-        .map(|t| ed25519_dalek::Signature::from_bytes(&t.signature.0))
-        .collect();
-    let keys: Vec<ed25519_dalek::VerifyingKey> = transfers
-        .iter()
-        .filter_map(|t| ed25519_dalek::VerifyingKey::from_bytes(&t.from.0).ok())
-        .collect();
-    let start = Instant::now();
-    let mut verified = 0u64;
-    while start.elapsed() < Duration::from_secs(2) {
-        for chunk in 0..transfers.len() / BATCH {
-            let range = chunk * BATCH..(chunk + 1) * BATCH;
-            let batch: Vec<&[u8]> = messages[range.clone()].iter().map(Vec::as_slice).collect();
-            if ed25519_dalek::verify_batch(&batch, &signatures[range.clone()], &keys[range]).is_ok()
-            {
-                verified += BATCH as u64;
-            }
-        }
-    }
-    verified as f64 / start.elapsed().as_secs_f64()
 }
 
 /// The resident memory high-water mark of process `pid`, MiB (0 where /proc has none).

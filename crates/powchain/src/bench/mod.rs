@@ -17,6 +17,7 @@ mod load;
 mod network;
 mod sim;
 mod store;
+mod verify;
 
 use std::io::Write;
 use std::time::Duration;
@@ -59,6 +60,9 @@ pub struct BenchArgs {
     /// Blocks in the chain the sync bench downloads (at least 100).
     #[arg(long, default_value_t = 10_000)]
     sync_blocks: u64,
+    /// Transfers in each block of the sync bench's chain (1..=1000).
+    #[arg(long, default_value_t = 100)]
+    sync_block_transfers: u64,
     /// Nodes in the propagation bench (2..=64).
     #[arg(long, default_value_t = 16)]
     nodes: usize,
@@ -125,6 +129,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args.sync_blocks
         );
     }
+    if !(1..=1_000).contains(&args.sync_block_transfers) {
+        anyhow::bail!(
+            "--sync-block-transfers must be 1..=1000, got {}",
+            args.sync_block_transfers
+        );
+    }
     if !(2..=64).contains(&args.nodes) || !(1..=1_000).contains(&args.propagation_blocks) {
         anyhow::bail!("--nodes must be 2..=64 and --propagation-blocks 1..=1000");
     }
@@ -133,7 +143,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let sync = match args.suite {
-        Suite::All | Suite::Sync => Some(network::sync(args.sync_blocks, &progress)?),
+        Suite::All | Suite::Sync => Some(network::sync(
+            args.sync_blocks,
+            args.sync_block_transfers,
+            &progress,
+        )?),
         _ => None,
     };
     let propagation = match args.suite {

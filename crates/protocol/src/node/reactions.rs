@@ -214,6 +214,60 @@ impl<S: Store> Node<S> {
         Ok(id)
     }
 
+    /// Many transfers at once (the API's batch submit): their signatures are checked in one
+    /// batch across the cores, then each enters the mempool or is refused, in order, and
+    /// the accepted ones are relayed together. One answer per transfer, in order.
+    pub fn submit_transfers(
+        &mut self,
+        transfers: Vec<Transfer>,
+        now: Timestamp,
+    ) -> Vec<Result<TxId, MempoolError>> {
+        if let Some(failure) = &self.failure {
+            let error = format!("the node stopped after its database failed: {failure}");
+            return transfers
+                .iter()
+                .map(|_| Err(MempoolError::Store(StoreError(error.clone()))))
+                .collect();
+        }
+        let chain_id = self.chain.chain_id();
+        self.mempool.verify_signatures_ahead(
+            &transfers,
+            self.chain.store(),
+            self.chain.spec(),
+            &chain_id,
+        );
+        let mut accepted = Vec::new();
+        let mut answers = Vec::with_capacity(transfers.len());
+        for transfer in transfers {
+            let added = self.mempool.add(
+                transfer.clone(),
+                self.chain.store(),
+                self.chain.spec(),
+                &chain_id,
+                now,
+            );
+            match added {
+                Ok((id, evicted)) => {
+                    self.report_dropped(evicted);
+                    self.stats.transfers_accepted += 1;
+                    self.out.event(Event::TransferAccepted { id, from: None });
+                    accepted.push(transfer);
+                    answers.push(Ok(id));
+                }
+                Err(MempoolError::Store(error)) => {
+                    self.store_failed(&error);
+                    answers.push(Err(MempoolError::Store(error)));
+                }
+                Err(error) => answers.push(Err(error)),
+            }
+        }
+        self.inventory.relay(&accepted, &mut self.out);
+        if !accepted.is_empty() {
+            self.transfers_arrived(now);
+        }
+        answers
+    }
+
     /// Keeps the verified addresses in the store for the next run.
     pub(super) fn save_addresses(&mut self, now: Timestamp) {
         if let Some(keep) = self.addresses.save_now(now)

@@ -598,6 +598,13 @@ impl Sync {
         released
     }
 
+    /// Whether block `hash` is asked of `peer` and not yet arrived.
+    pub fn is_in_flight(&self, peer: PeerId, hash: &BlockHash) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|state| state.in_flight.contains_key(hash))
+    }
+
     /// A block `hash` arrived from `peer`: whether it was asked of it (or asked and given up
     /// on); `None` when the peer is not known here. It leaves the queue either way.
     pub fn block_arrived(&mut self, peer: PeerId, hash: &BlockHash) -> Option<bool> {
