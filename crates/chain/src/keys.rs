@@ -130,6 +130,25 @@ impl Keypair {
         Keypair::from_secret(secret)
     }
 
+    /// The addresses of dev accounts `0..count`, handed to `f`. Each is derived once per
+    /// process (on all cores) and remembered: a chain that funds ten thousand dev accounts
+    /// lists them for every genesis it builds, and a derivation is a scalar multiplication.
+    /// A pure function's memo, so nothing measured or decided depends on it.
+    pub fn with_dev_addresses<R>(count: u64, f: impl FnOnce(&[Address]) -> R) -> R {
+        static DERIVED: std::sync::Mutex<Vec<Address>> = std::sync::Mutex::new(Vec::new());
+        let mut derived = DERIVED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let have = derived.len() as u64;
+        if have < count {
+            let indices: Vec<u64> = (have..count).collect();
+            derived.extend(crate::parallel::map(&indices, |&index| {
+                Keypair::dev(index).address()
+            }));
+        }
+        f(&derived[..count as usize])
+    }
+
     /// Dev account `index`: its secret is the first 32 bytes of
     /// SHA-512("powchain dev account" || index as u64 big-endian). Public knowledge.
     pub fn dev(index: u64) -> Keypair {

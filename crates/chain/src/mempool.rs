@@ -272,7 +272,17 @@ impl Mempool {
         door: Door,
     ) -> Result<Vec<(TxId, Removal)>, MempoolError> {
         self.admissible(&tx, state, spec, door)?;
-        self.insert_admissible(id, tx, arrived)
+        match door {
+            Door::New => self.insert_admissible(id, tx, arrived),
+            // What a reorganisation takes back was acknowledged (accepted, even mined): it
+            // is never refused for room. The pool may then hold more than its bounds, by at
+            // most the transfers of the blocks taken back (which the node held in memory
+            // anyway), and refuses newcomers until it is back under them.
+            Door::Readmission => {
+                self.insert_entry(id, tx, arrived);
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// Whether `tx` fits the state and the pending transfers (sender, recipient, nonce,
@@ -348,8 +358,14 @@ impl Mempool {
         tx: Transfer,
         arrived: Timestamp,
     ) -> Result<Vec<(TxId, Removal)>, MempoolError> {
+        let evicted = self.make_room(&tx, tx.encoded_len())?;
+        self.insert_entry(id, tx, arrived);
+        Ok(evicted)
+    }
+
+    /// Inserts `tx` with the next arrival number, whatever the bounds say.
+    fn insert_entry(&mut self, id: TxId, tx: Transfer, arrived: Timestamp) {
         let bytes = tx.encoded_len();
-        let evicted = self.make_room(&tx, bytes)?;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.insert(
@@ -361,7 +377,6 @@ impl Mempool {
                 seq,
             },
         );
-        Ok(evicted)
     }
 
     /// Evicts queue ends paying less than `tx` until its `bytes` fit, or fails without
@@ -1169,6 +1184,29 @@ mod tests {
                 .map(|tx| Transaction::Transfer((*tx).clone()))
                 .collect(),
         })
+    }
+
+    #[test]
+    fn a_full_pool_takes_back_a_reorganised_block_whole() {
+        let mut f = Fixture::new(MempoolConfig {
+            count_max: 3,
+            ..MempoolConfig::default()
+        });
+        let pending: Vec<Transfer> = (0..3).map(|i| pay(i, 9, 10, 1, 0)).collect();
+        for tx in &pending {
+            f.admit(tx);
+        }
+        // A block of two other transfers is taken back (the state is its parent's): the
+        // pool was full, and keeps all five, in arrival order after the block's.
+        let mined: Vec<Transfer> = (3..5).map(|i| pay(i, 9, 10, 1, 0)).collect();
+        let removed = f.disconnect(block(1, &[&mined[0], &mined[1]]));
+        assert!(removed.is_empty(), "{removed:?}");
+        assert_eq!(f.pool.len(), 5);
+        // Over its bound, it refuses newcomers until it is back under it.
+        assert!(matches!(
+            f.add(&pay(5, 9, 10, 1, 0)).unwrap_err(),
+            MempoolError::Full { .. }
+        ));
     }
 
     #[test]

@@ -141,7 +141,10 @@ pub enum SpecError {
 }
 
 /// Names accepted by [`ChainSpec::preset`].
-pub const PRESETS: [&str; 2] = ["dev", "seed"];
+pub const PRESETS: [&str; 3] = ["dev", "seed", "load"];
+
+/// Most dev accounts a spec may fund (each is derived when genesis is built).
+pub const DEV_ACCOUNTS_MAX: u64 = 100_000;
 
 impl ChainSpec {
     /// The default development network: ten funded dev accounts, a block reward, and a
@@ -194,11 +197,27 @@ impl ChainSpec {
         }
     }
 
+    /// The dev network for load: 10,000 funded dev accounts and blocks of up to 10,000
+    /// transfers (1.5 MiB), so that neither senders (each may be 64 nonces ahead) nor block
+    /// space is what limits a load test, but the node.
+    pub fn load() -> ChainSpec {
+        let mut spec = ChainSpec::dev();
+        spec.name = "load".into();
+        spec.dev_accounts = Some(DevAccounts {
+            count: 10_000,
+            balance: Amount(1_000_000),
+        });
+        spec.limits.block_txs_max = 10_000;
+        spec.limits.block_bytes_max = 3 << 19;
+        spec
+    }
+
     /// A preset by name (see [`PRESETS`]).
     pub fn preset(name: &str) -> Option<ChainSpec> {
         match name {
             "dev" => Some(ChainSpec::dev()),
             "seed" => Some(ChainSpec::seed()),
+            "load" => Some(ChainSpec::load()),
             _ => None,
         }
     }
@@ -222,6 +241,9 @@ impl ChainSpec {
         }
         if self.amount_max == Amount::ZERO {
             return Err(SpecError::ZeroAmountMax);
+        }
+        if let Some(dev) = &self.dev_accounts {
+            check_limit("dev_accounts.count", dev.count, 0, DEV_ACCOUNTS_MAX)?;
         }
         let allocations = self.genesis_allocations();
         if allocations.is_empty() {
@@ -286,13 +308,20 @@ impl ChainSpec {
 
     /// Every genesis allocation: dev accounts first (by index), then `allocations`.
     pub fn genesis_allocations(&self) -> Vec<Allocation> {
-        let dev = self.dev_accounts.iter().flat_map(|dev| {
-            (0..dev.count).map(move |index| Allocation {
-                address: Keypair::dev(index).address(),
-                balance: dev.balance,
-            })
-        });
-        dev.chain(self.allocations.iter().cloned()).collect()
+        let mut allocations = match self.dev_accounts {
+            Some(dev) => Keypair::with_dev_addresses(dev.count, |addresses| {
+                addresses
+                    .iter()
+                    .map(|&address| Allocation {
+                        address,
+                        balance: dev.balance,
+                    })
+                    .collect()
+            }),
+            None => Vec::new(),
+        };
+        allocations.extend(self.allocations.iter().cloned());
+        allocations
     }
 
     /// The address of dev account `index`, if this spec funds it.
@@ -304,7 +333,12 @@ impl ChainSpec {
     /// The index of a dev account's address, if it is one of this spec's.
     pub fn dev_index(&self, address: &Address) -> Option<u64> {
         let dev = self.dev_accounts?;
-        (0..dev.count).find(|&index| Keypair::dev(index).address() == *address)
+        Keypair::with_dev_addresses(dev.count, |addresses| {
+            addresses
+                .iter()
+                .position(|known| known == address)
+                .map(|index| index as u64)
+        })
     }
 
     /// The target of genesis, and of every block when there is no retarget rule.
@@ -380,6 +414,40 @@ fn check_limit(name: &'static str, value: u64, min: u64, max: u64) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_load_preset_funds_ten_thousand_dev_accounts_each_findable() {
+        let spec = ChainSpec::load();
+        let allocations = spec.genesis_allocations();
+        assert_eq!(allocations.len(), 10_000);
+        let distinct: std::collections::BTreeSet<Address> =
+            allocations.iter().map(|a| a.address).collect();
+        assert_eq!(distinct.len(), 10_000);
+        assert_eq!(allocations[9_999].address, Keypair::dev(9_999).address());
+        assert_eq!(spec.dev_index(&Keypair::dev(7_777).address()), Some(7_777));
+        assert_eq!(spec.dev_index(&Keypair::dev(10_000).address()), None);
+        // The same accounts as the dev chain's first ten, under other rules.
+        assert_eq!(
+            ChainSpec::dev().genesis_allocations()[..],
+            allocations[..10]
+        );
+    }
+
+    #[test]
+    fn a_spec_funds_at_most_a_bounded_number_of_dev_accounts() {
+        let mut spec = ChainSpec::dev();
+        spec.dev_accounts = Some(DevAccounts {
+            count: u64::MAX,
+            balance: Amount(1),
+        });
+        assert!(matches!(
+            spec.check(),
+            Err(SpecError::Limit {
+                name: "dev_accounts.count",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn presets_are_valid_and_deterministic() {

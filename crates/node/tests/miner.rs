@@ -203,3 +203,45 @@ fn a_template_without_coinbase_ends_the_threads_work_instead_of_spinning() {
     assert!(miner.threads_on(generation) == 2);
     assert!(solutions.try_recv().is_err());
 }
+
+/// The nice value of every thread of this process named `miner-…`, from /proc (Linux).
+fn miner_thread_nice_values() -> Option<Vec<i64>> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut values = Vec::new();
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // "tid (name) state ppid …": the nice value is the 19th field, the 17th after the
+        // name (which may hold spaces, so split after its closing parenthesis).
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        // Exactly `miner-N` (the test binary's own main thread is `miner-<hash>`).
+        let is_miner = head.rsplit_once("(miner-").is_some_and(|(_, index)| {
+            !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !is_miner {
+            continue;
+        }
+        values.push(rest.split_whitespace().nth(16)?.parse().ok()?);
+    }
+    Some(values)
+}
+
+#[test]
+fn miner_threads_run_at_the_lowest_priority() {
+    if miner_thread_nice_values().is_none() {
+        eprintln!("skipped: this system has no /proc/self/task to read thread priorities from");
+        return;
+    }
+    let (sender, _solutions) = mpsc::channel();
+    let miner = Miner::start(config(Backend::detect(), 2), sender).unwrap();
+    wait_until("the miner's threads at nice 19", DEADLINE, || {
+        let values = miner_thread_nice_values().unwrap_or_default();
+        if values.len() >= 2 && values.iter().all(|&nice| nice == 19) {
+            Ok(())
+        } else {
+            Err(format!("miner threads' nice values: {values:?}"))
+        }
+    });
+    drop(miner);
+}

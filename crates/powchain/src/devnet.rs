@@ -45,6 +45,10 @@ pub struct DevnetArgs {
     /// `line`, `ring`, `full` or `random:K` (each node dials K random others).
     #[arg(long, default_value = "ring")]
     topology: String,
+    /// The chain: a preset (`dev`, `seed`, or `load` with 10,000 funded accounts and large
+    /// blocks) or a chain spec file.
+    #[arg(long, default_value = "dev")]
+    chain: String,
     /// Random signed transfers submitted per second, across the network.
     #[arg(long, default_value_t = 2.0)]
     tx_rate: f64,
@@ -162,7 +166,16 @@ async fn devnet(
     datadir: &std::path::Path,
     mut rng: ChaCha8Rng,
 ) -> anyhow::Result<()> {
-    let spec = powchain_chain::ChainSpec::dev();
+    let spec = crate::load_spec(&args.chain, None)?;
+    // The random transfers move coins among the first ten dev accounts.
+    let senders = spec.dev_accounts.map_or(0, |dev| dev.count).min(10);
+    if args.tx_rate > 0.0 && senders < 2 {
+        bail!(
+            "chain {:?} funds fewer than two dev accounts, so devnet has no one to send \
+             transfers: use --tx-rate 0, or a chain with dev accounts",
+            spec.name
+        );
+    }
     let count = args.nodes;
     // Bind every listener first, so every address is known before anyone dials.
     let mut configs = Vec::new();
@@ -274,7 +287,7 @@ async fn devnet(
         tokio::select! {
             Some((index, at, event)) = stamped.recv() => metrics.record(index, at, event),
             _ = load.tick(), if args.tx_rate > 0.0 => {
-                submit_transfer(&nodes, &mut rng, &mut metrics).await;
+                submit_transfer(&nodes, senders, &mut rng, &mut metrics).await;
             }
             _ = status.tick() => print_status(&nodes, &metrics, started).await,
             _ = &mut deadline => break,
@@ -358,10 +371,15 @@ async fn tips(nodes: &[Running]) -> Vec<(u64, BlockHash)> {
     tips
 }
 
-async fn submit_transfer(nodes: &[Running], rng: &mut ChaCha8Rng, metrics: &mut Metrics) {
+async fn submit_transfer(
+    nodes: &[Running],
+    senders: u64,
+    rng: &mut ChaCha8Rng,
+    metrics: &mut Metrics,
+) {
     let index = rng.random_range(0..nodes.len());
-    let from = rng.random_range(0..10u64);
-    let to = (from + rng.random_range(1..10u64)) % 10;
+    let from = rng.random_range(0..senders);
+    let to = (from + rng.random_range(1..senders)) % senders;
     let amount = rng.random_range(1..1_000u64);
     let submitted = nodes[index]
         .handle

@@ -111,6 +111,11 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Node(_) | Command::Devnet(_)) {
         powchain_chain::hashing::set_process_key(rand::random());
     }
+    // The signature checks' pool, named so that a profile or `bench load` can tell its time
+    // from the miner's and the async runtime's. Failing only leaves rayon's own default.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|index| format!("verify-{index}"))
+        .build_global();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Devnet(args) => devnet::run(&args),

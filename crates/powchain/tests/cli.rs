@@ -327,16 +327,29 @@ fn bench_store_json_reports_commits_and_start_up() {
 
 #[test]
 fn bench_sync_and_propagation_print_their_json() {
-    let output = powchain(&["bench", "sync", "--sync-blocks", "200", "--json"]);
+    let output = powchain(&[
+        "bench",
+        "sync",
+        "--sync-blocks",
+        "200",
+        "--sync-block-transfers",
+        "10",
+        "--json",
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let sync: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(sync["blocks"].as_u64(), Some(200));
+    assert_eq!(sync["transfers"].as_u64(), Some(2_000));
     for key in [
-        "transactions",
         "sync_seconds",
         "blocks_per_sec",
+        "transfers_per_sec",
+        "batch_verifications_per_sec_per_core",
+        "cores",
+        "bound_ratio",
+        "batch_verifications_per_sec_all_cores",
         "validation_seconds",
-        "ratio",
+        "network_ratio",
     ] {
         assert!(sync[key].as_f64().unwrap() > 0.0, "{key}: {sync}");
     }
@@ -501,6 +514,7 @@ fn bench_load_confirms_every_accepted_transfer() {
         "ratio_to_verification",
         "batch_verifications_per_sec",
         "ratio_to_batch_verification",
+        "ratio_to_batch",
         "peak_rss_mib",
     ] {
         assert!(load[key].as_f64().unwrap() > 0.0, "{key}: {load}");

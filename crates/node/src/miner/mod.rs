@@ -11,7 +11,9 @@
 //!              solution ──> Sender<Solution>
 //! ```
 //!
-//! The threads are plain OS threads, not async tasks: hashing never yields. The search itself
+//! The threads are plain OS threads, not async tasks: hashing never yields, so each runs at
+//! the lowest priority the OS gives a normal thread (nice 19 on Linux) and gets only what the
+//! rest of the node leaves of the cores. The search itself
 //! is `sha512::mining::NonceSearch`, pure and tested on its own. Nothing here validates
 //! blocks: a solution goes to the caller, which imports it like any other block.
 
@@ -252,6 +254,13 @@ struct Worker {
 
 impl Worker {
     fn run(self) {
+        // Hashing takes whatever the cores leave: a mining node stays responsive to its
+        // peers, its API and its block checks. Where the OS refuses, it mines as before.
+        if let Err(error) =
+            thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+        {
+            tracing::debug!("miner thread {} keeps its priority: {error:?}", self.index);
+        }
         // Whatever ended the work on a job (newer work, a solution, a finished range without
         // a coinbase to roll), the thread goes on only with a newer one.
         let mut done = 0;
