@@ -136,17 +136,25 @@ impl Keypair {
     /// A pure function's memo, so nothing measured or decided depends on it.
     pub fn with_dev_addresses<R>(count: u64, f: impl FnOnce(&[Address]) -> R) -> R {
         static DERIVED: std::sync::Mutex<Vec<Address>> = std::sync::Mutex::new(Vec::new());
-        let mut derived = DERIVED
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let have = derived.len() as u64;
+        let lock = || {
+            DERIVED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let have = lock().len() as u64;
         if have < count {
+            // Derived without the lock held: a thread of the pool that waits for this work
+            // may meanwhile run another caller's, which must not find the lock taken by
+            // the thread it runs on.
             let indices: Vec<u64> = (have..count).collect();
-            derived.extend(crate::parallel::map(&indices, |&index| {
-                Keypair::dev(index).address()
-            }));
+            let fresh = crate::parallel::map(&indices, |&index| Keypair::dev(index).address());
+            let mut derived = lock();
+            let known = derived.len() as u64;
+            if known < count {
+                derived.extend(fresh.into_iter().skip((known.max(have) - have) as usize));
+            }
         }
-        f(&derived[..count as usize])
+        f(&lock()[..count as usize])
     }
 
     /// Dev account `index`: its secret is the first 32 bytes of
