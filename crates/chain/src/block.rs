@@ -371,10 +371,7 @@ pub fn check_block(
         .txs
         .iter()
         .enumerate()
-        .filter_map(|(index, tx)| match tx {
-            Transaction::Transfer(transfer) => Some((index, transfer)),
-            Transaction::Coinbase(_) => None,
-        })
+        .filter_map(|(index, tx)| Some((index, tx.as_transfer()?)))
         .unzip();
     if let Some(bad) = first_bad_signature(&transfers, chain_id, signatures) {
         return Err(BlockError::BadTransaction {

@@ -169,12 +169,13 @@ where
 /// Runs the sync bench on a chain of `blocks` blocks of `per_block` transfers.
 pub fn sync(blocks: u64, per_block: u64, progress: &dyn Fn(&str)) -> anyhow::Result<SyncReport> {
     let spec = sync_spec();
+    let chain_id = spec.genesis_hash();
     progress("one core's batch verification rate (the reference)");
-    let samples = verify::sample_transfers(&spec.genesis_hash());
-    let batch_rate = verify::batch_rate(&samples, &spec.genesis_hash());
+    let samples = verify::sample_transfers(&chain_id);
+    let batch_rate = verify::batch_rate(&samples, &chain_id);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     progress("the batch verification rate of all cores at once");
-    let together = verify::batch_rate_together(&samples, &spec.genesis_hash(), cores);
+    let together = verify::batch_rate_together(&samples, &chain_id, cores);
     progress(&format!(
         "building a chain of {blocks} blocks of {per_block} transfers"
     ));
@@ -188,15 +189,11 @@ pub fn sync(blocks: u64, per_block: u64, progress: &dyn Fn(&str)) -> anyhow::Res
     let started = Instant::now();
     // As the syncing node does: each message's blocks have their signatures checked at
     // once, then are imported one by one.
-    let chain_id = spec.genesis_hash();
     for message in chain_blocks.chunks(BLOCKS_PER_MESSAGE_MAX) {
         let transfers: Vec<&Transfer> = message
             .iter()
             .flat_map(|block| &block.txs)
-            .filter_map(|tx| match tx {
-                Transaction::Transfer(transfer) => Some(transfer),
-                Transaction::Coinbase(_) => None,
-            })
+            .filter_map(Transaction::as_transfer)
             .collect();
         if first_bad_signature(&transfers, &chain_id, direct.sig_cache()).is_some() {
             bail!("the bench's own chain holds a bad signature");

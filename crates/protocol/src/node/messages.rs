@@ -294,7 +294,7 @@ impl<S: Store> Node<S> {
         if blocks.is_empty() {
             return;
         }
-        self.verify_signatures_ahead(peer, &blocks);
+        self.verify_block_signatures_ahead(peer, &blocks);
         for block in blocks {
             let hash = block.hash();
             // Asked of this peer, or asked and then given up on (late is not abuse).
@@ -356,15 +356,12 @@ impl<S: Store> Node<S> {
     /// is in our header tree, so its work was paid for), checked at once on all cores: one
     /// large batch per message instead of one small one per block. The imports that follow
     /// find them in the signature cache; a bad one is found again, and named, there.
-    fn verify_signatures_ahead(&mut self, peer: PeerId, blocks: &[Block]) {
+    fn verify_block_signatures_ahead(&mut self, peer: PeerId, blocks: &[Block]) {
         let transfers: Vec<&Transfer> = blocks
             .iter()
             .filter(|block| self.sync.is_in_flight(peer, &block.hash()))
             .flat_map(|block| &block.txs)
-            .filter_map(|tx| match tx {
-                Transaction::Transfer(transfer) => Some(transfer),
-                Transaction::Coinbase(_) => None,
-            })
+            .filter_map(Transaction::as_transfer)
             .collect();
         if transfers.len() > 1 {
             let chain_id = self.chain.chain_id();

@@ -3,8 +3,8 @@
 
 use powchain_chain::chain::TipChange;
 use powchain_chain::{
-    Block, ImportError, MempoolError, Placement, Removal, Store, StoreError, Timestamp, Transfer,
-    TxId,
+    Block, BlockHash, ImportError, MempoolError, Placement, Removal, Store, StoreError, Timestamp,
+    Transfer, TxId,
 };
 use rand::RngExt;
 
@@ -193,24 +193,41 @@ impl<S: Store> Node<S> {
         transfer: Transfer,
         now: Timestamp,
     ) -> Result<TxId, MempoolError> {
-        if let Some(failure) = &self.failure {
-            return Err(MempoolError::Store(StoreError(format!(
-                "the node stopped after its database failed: {failure}"
-            ))));
+        if let Some(stopped) = self.stopped_error() {
+            return Err(stopped);
         }
-        let chain_id = self.chain.chain_id();
+        let id = self.take_submitted(&transfer, &self.chain.chain_id(), now)?;
+        self.inventory.relay(&[transfer], &mut self.out);
+        self.transfers_arrived(now);
+        Ok(id)
+    }
+
+    /// Why a user's transfer is refused while the node is stopped by a store failure.
+    fn stopped_error(&self) -> Option<MempoolError> {
+        self.failure.as_ref().map(|failure| {
+            MempoolError::Store(StoreError(format!(
+                "the node stopped after its database failed: {failure}"
+            )))
+        })
+    }
+
+    /// A user's transfer into the mempool, counted and told as accepted; the caller relays.
+    fn take_submitted(
+        &mut self,
+        transfer: &Transfer,
+        chain_id: &BlockHash,
+        now: Timestamp,
+    ) -> Result<TxId, MempoolError> {
         let (id, evicted) = self.mempool.add(
             transfer.clone(),
             self.chain.store(),
             self.chain.spec(),
-            &chain_id,
+            chain_id,
             now,
         )?;
         self.report_dropped(evicted);
         self.stats.transfers_accepted += 1;
         self.out.event(Event::TransferAccepted { id, from: None });
-        self.inventory.relay(&[transfer], &mut self.out);
-        self.transfers_arrived(now);
         Ok(id)
     }
 
@@ -222,12 +239,8 @@ impl<S: Store> Node<S> {
         transfers: Vec<Transfer>,
         now: Timestamp,
     ) -> Vec<Result<TxId, MempoolError>> {
-        if let Some(failure) = &self.failure {
-            let error = format!("the node stopped after its database failed: {failure}");
-            return transfers
-                .iter()
-                .map(|_| Err(MempoolError::Store(StoreError(error.clone()))))
-                .collect();
+        if let Some(stopped) = self.stopped_error() {
+            return transfers.iter().map(|_| Err(stopped.clone())).collect();
         }
         let chain_id = self.chain.chain_id();
         self.mempool.verify_signatures_ahead(
@@ -239,18 +252,8 @@ impl<S: Store> Node<S> {
         let mut accepted = Vec::new();
         let mut answers = Vec::with_capacity(transfers.len());
         for transfer in transfers {
-            let added = self.mempool.add(
-                transfer.clone(),
-                self.chain.store(),
-                self.chain.spec(),
-                &chain_id,
-                now,
-            );
-            match added {
-                Ok((id, evicted)) => {
-                    self.report_dropped(evicted);
-                    self.stats.transfers_accepted += 1;
-                    self.out.event(Event::TransferAccepted { id, from: None });
+            match self.take_submitted(&transfer, &chain_id, now) {
+                Ok(id) => {
                     accepted.push(transfer);
                     answers.push(Ok(id));
                 }
