@@ -202,6 +202,11 @@ impl Mempool {
         self.entries.get(id).map(|e| &e.tx)
     }
 
+    /// Pending transfers with their ids, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&TxId, &Transfer)> {
+        self.entries.iter().map(|(id, entry)| (id, &entry.tx))
+    }
+
     /// Pending transfers, highest fee first, then by arrival.
     pub fn transfers(&self) -> Vec<(TxId, &Transfer)> {
         self.by_fee

@@ -254,6 +254,15 @@ impl Hostile {
                         return;
                     }
                 }
+                // The block after the node's tip is asked for compact; a peer may answer
+                // with the whole block, which this one does.
+                Message::GetCompactBlock(wanted) => {
+                    let found = blocks.iter().filter(|b| b.hash() == wanted).cloned();
+                    self.send(&Message::Blocks(found.collect())).await;
+                    if blocks_sent {
+                        return;
+                    }
+                }
                 Message::Ping { nonce } => {
                     let tip = genesis_tip();
                     self.send(&Message::Pong { nonce, tip }).await;
@@ -1338,6 +1347,9 @@ async fn a_light_fork_from_deep_in_the_chain() {
                     "the node asked for {} blocks of the light fork",
                     wanted.len()
                 )
+            }
+            Some(Message::GetCompactBlock(_)) => {
+                panic!("the node asked for a block of the light fork")
             }
             Some(_) => {}
             None => panic!("the node hung up on a peer that did nothing wrong"),

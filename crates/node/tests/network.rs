@@ -16,7 +16,7 @@ use powchain_node::sha512::Backend;
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
 use powchain_protocol::{Command, Event, Node, NodeConfig};
-use powchain_testkit::{TempDir, eventually, spec_with_dev_accounts};
+use powchain_testkit::{TempDir, eventually, spec_with_dev_accounts, transfers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -256,6 +256,43 @@ async fn five_nodes_in_a_line_converge_after_each_mines() {
     for node in nodes {
         node.stop().await;
     }
+}
+
+/// Over real sockets: a block of transfers both nodes hold crosses as a compact block,
+/// rebuilt from the receiver's pool without asking for any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_of_known_transfers_crosses_tcp_as_a_compact_block() {
+    let mut zero = start(41, Listen::Tcp, &[], 0).await;
+    let one = start(42, Listen::Tcp, &[zero.address.as_str()], 1).await;
+    eventually("the two to connect", DEADLINE, || async {
+        !one.peer_addresses().await.is_empty()
+    })
+    .await;
+    let transfers = transfers(&spec().genesis_hash(), 1, 2, 0..30);
+    let accepted = zero.handle.submit_transfers(transfers).await.unwrap();
+    assert!(accepted.iter().all(Result::is_ok), "{accepted:?}");
+    eventually("node one to hold them all", DEADLINE, || async {
+        one.handle.inspect(|n| n.mempool().len()).await.unwrap() == 30
+    })
+    .await;
+    zero.handle.command(Command::MineOnce).await;
+    zero.wait_event("its block", |e| matches!(e, Event::Mined { .. }))
+        .await;
+    let tip = zero.tip().await;
+    eventually("node one to take the block", DEADLINE, || async {
+        one.tip().await == tip
+    })
+    .await;
+    let stats = one.handle.inspect(|n| n.compact_stats()).await.unwrap();
+    assert_eq!(stats.rebuilt_at_once, 1, "{stats:?}");
+    assert_eq!(
+        (stats.transfers_asked, stats.fell_back),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(one.handle.inspect(|n| n.mempool().len()).await.unwrap(), 0);
+    zero.stop().await;
+    one.stop().await;
 }
 
 /// Reads frames until the node closes the connection; returns what it said last.

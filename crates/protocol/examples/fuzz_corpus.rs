@@ -17,6 +17,7 @@ use powchain_chain::{
     Amount, Block, Chain, ChainConfig, ChainSpec, Height, Keypair, MemStore, Memo, Mempool,
     MempoolConfig, Timestamp, Transfer, UnsignedTransfer,
 };
+use powchain_protocol::compact::CompactBlock;
 use powchain_protocol::{Hello, Message, PROTOCOL_VERSION, TipSummary, frame};
 
 /// The same rules as `powchain_fuzz::spec`: the dev chain named `fuzz`, at one bit.
@@ -190,6 +191,25 @@ fn main() {
                 reason: "bye".into(),
             },
         ),
+        ("get-compact-block", Message::GetCompactBlock(tip.hash)),
+        (
+            "compact-block",
+            Message::CompactBlock(CompactBlock::of(&blocks[0], &blocks[0].hash(), 1)),
+        ),
+        (
+            "get-block-txn",
+            Message::GetBlockTxn {
+                block: blocks[0].hash(),
+                indexes: vec![1, 3],
+            },
+        ),
+        (
+            "block-txn",
+            Message::BlockTxn {
+                block: blocks[0].hash(),
+                transfers: transfers[..3].to_vec(),
+            },
+        ),
     ];
     for (name, message) in &messages {
         write(&dir, "message", name, &message.encode());
@@ -223,6 +243,27 @@ fn main() {
         },
     ];
     write(&dir, "peer", "chatty", &conversation(&chatty));
+    // A new block told of by its header, asked for compact, rebuilt from what the peer
+    // sends for the places the (empty) pool lacks.
+    let Message::Hello(mut at_genesis) = hello.clone() else {
+        unreachable!("built above as a hello")
+    };
+    at_genesis.tip = TipSummary {
+        hash: genesis.hash,
+        height: genesis.height,
+        work: genesis.chain_work,
+    };
+    let compact = [
+        &Message::Hello(at_genesis),
+        &Message::Announce { header: headers[0] },
+        &Message::CompactBlock(CompactBlock::of(&blocks[0], &blocks[0].hash(), 1)),
+        &Message::BlockTxn {
+            block: blocks[0].hash(),
+            transfers: transfers[..3].to_vec(),
+        },
+        &Message::Ping { nonce: 2 },
+    ];
+    write(&dir, "peer", "compact-relay", &conversation(&compact));
     write(
         &dir,
         "peer",

@@ -2,6 +2,8 @@
 //! state machine that answers them.
 //!
 //! - [`message`]: every message, its bounds, and its postcard encoding.
+//! - [`compact`]: compact blocks (BIP 152): short transfer ids, and rebuilding a block
+//!   from the mempool.
 //! - [`frame`]: the wire boundary: frames in and out, every bound checked once, one
 //!   [`frame::Received`] per frame for the node.
 //! - [`peer`]: what the node keeps per connection, and the reasons it disconnects.
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod address_book;
+pub mod compact;
 pub mod frame;
 pub mod message;
 pub mod netgroup;

@@ -15,13 +15,18 @@
 //! | `GetHeaders` / `Headers` | `SyncWithReq`/`Res` | headers-first sync by block locator |
 //! | `GetBlocks` / `Blocks` / `NotFound` | | block download by hash |
 //! | `Transactions` | | transaction relay |
+//! | `GetCompactBlock` / `CompactBlock` | | a new block by short transfer ids (BIP 152, `crate::compact`) |
+//! | `GetBlockTxn` / `BlockTxn` | | the transfers a compact block's receiver lacks, by place |
 //! | `Goodbye` | `exit` / `bye` | a polite disconnect with a reason |
 
 use powchain_chain::{Block, BlockHash, Header, Height, Transfer, Work};
+
+use crate::compact::CompactBlock;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this code speaks. A peer with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2 added compact blocks: every version-2 node answers their requests.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame accepted, in bytes: a full block (1 MiB by default) and then some.
 pub const FRAME_BYTES_MAX: usize = 4 << 20;
 /// Most hashes in a block locator.
@@ -36,6 +41,12 @@ pub const BLOCKS_PER_MESSAGE_MAX: usize = 16;
 pub const ADDRESSES_PER_MESSAGE_MAX: usize = 64;
 /// Most transfers in one `Transactions` message.
 pub const TRANSFERS_PER_MESSAGE_MAX: usize = 256;
+/// Most short ids in a compact block, and places in one `GetBlockTxn` or `BlockTxn`: more
+/// than a block of the largest frame can hold, so a block's limit is what binds (checked
+/// against the chain's when rebuilt).
+pub const COMPACT_TXS_MAX: usize = 100_000;
+/// Most transactions a compact block sends whole.
+pub const PREFILLED_MAX: usize = 64;
 /// Longest echo text, in bytes.
 pub const ECHO_BYTES_MAX: usize = 1_024;
 /// Longest agent string, in bytes.
@@ -129,6 +140,25 @@ pub enum Message {
         /// Why, for the logs.
         reason: String,
     },
+    // Version 2. New kinds go last: a kind's place is its number on the wire.
+    /// Send this block in compact form (BIP 152's `getdata` for a compact block).
+    GetCompactBlock(BlockHash),
+    /// A requested block in compact form.
+    CompactBlock(CompactBlock),
+    /// Send the transfers at these places (ascending) of this block.
+    GetBlockTxn {
+        /// The block.
+        block: BlockHash,
+        /// Places in the block, ascending.
+        indexes: Vec<u32>,
+    },
+    /// The transfers asked for, in the order asked.
+    BlockTxn {
+        /// The block.
+        block: BlockHash,
+        /// The transfers.
+        transfers: Vec<Transfer>,
+    },
 }
 
 /// Why bytes from a peer are not a message we accept.
@@ -170,6 +200,10 @@ impl Message {
             Message::Blocks(_) => "blocks",
             Message::NotFound(_) => "not-found",
             Message::Transactions(_) => "transactions",
+            Message::GetCompactBlock(_) => "get-compact-block",
+            Message::CompactBlock(_) => "compact-block",
+            Message::GetBlockTxn { .. } => "get-block-txn",
+            Message::BlockTxn { .. } => "block-txn",
             Message::Goodbye { .. } => "goodbye",
         }
     }
@@ -224,7 +258,18 @@ impl Message {
                 limit("transfers", transfers.len(), TRANSFERS_PER_MESSAGE_MAX)
             }
             Message::Goodbye { reason } => limit("reason", reason.len(), REASON_BYTES_MAX),
+            Message::CompactBlock(compact) => {
+                limit("short ids", compact.short_ids.len(), COMPACT_TXS_MAX)?;
+                limit("prefilled", compact.prefilled.len(), PREFILLED_MAX)
+            }
+            Message::GetBlockTxn { indexes, .. } => {
+                limit("block places", indexes.len(), COMPACT_TXS_MAX)
+            }
+            Message::BlockTxn { transfers, .. } => {
+                limit("block transfers", transfers.len(), COMPACT_TXS_MAX)
+            }
             Message::Ping { .. }
+            | Message::GetCompactBlock(_)
             | Message::Pong { .. }
             | Message::GetAddresses
             | Message::Announce { .. } => Ok(()),
@@ -270,12 +315,27 @@ mod tests {
             },
             Message::Addresses(vec!["127.0.0.1:1".into(), "/tmp/node.2".into()]),
             Message::Blocks(vec![ChainSpec::seed().genesis_block()]),
+            Message::GetBlockTxn {
+                block: ChainSpec::dev().genesis_hash(),
+                indexes: vec![1, 2, 300],
+            },
             Message::Goodbye {
                 reason: "bye".into(),
             },
         ] {
             assert_eq!(decode(&message.encode()), Ok(message));
         }
+    }
+
+    /// A peer of another version must still read our hello and our goodbye (which says why
+    /// it is refused): their numbers on the wire never move.
+    #[test]
+    fn the_hello_and_goodbye_keep_their_place_on_the_wire() {
+        assert_eq!(Message::Hello(hello()).encode()[0], 0);
+        let goodbye = Message::Goodbye {
+            reason: "bye".into(),
+        };
+        assert_eq!(goodbye.encode()[0], 14);
     }
 
     #[test]
@@ -299,6 +359,17 @@ mod tests {
             locator: vec![BlockHash::ZERO; LOCATOR_HASHES_MAX + 1],
         };
         assert!(decode(&locator.encode()).is_err());
+        let places = Message::GetBlockTxn {
+            block: BlockHash::ZERO,
+            indexes: vec![1; COMPACT_TXS_MAX + 1],
+        };
+        assert!(matches!(
+            decode(&places.encode()),
+            Err(MessageError::OverLimit {
+                what: "block places",
+                ..
+            })
+        ));
         assert_eq!(
             decode(&vec![0; FRAME_BYTES_MAX + 1]),
             Err(MessageError::FrameTooLarge(FRAME_BYTES_MAX + 1))

@@ -8,6 +8,7 @@ use std::hash::Hash;
 use powchain_chain::hashing::HashSet;
 use powchain_chain::{BlockHash, ImportError, TxError, Work};
 
+use crate::compact::CompactError;
 use crate::message::MessageError;
 
 /// The driver's number for a connection. Never reused while the node runs.
@@ -76,6 +77,8 @@ pub enum DisconnectReason {
     InvalidHeaders(HeaderFault),
     /// A block that breaks the rules.
     InvalidBlock(ImportError),
+    /// A compact block, or an answer for its missing transfers, that no honest node sends.
+    InvalidCompactBlock(CompactError),
     /// A transfer that no honest node would relay (one that breaks a rule whatever the
     /// state: [`TxError::breaks_the_rules`]).
     InvalidTransaction(TxError),
@@ -114,6 +117,7 @@ impl DisconnectReason {
                 | DisconnectReason::ProtocolViolation(_)
                 | DisconnectReason::InvalidHeaders(_)
                 | DisconnectReason::InvalidBlock(_)
+                | DisconnectReason::InvalidCompactBlock(_)
                 | DisconnectReason::InvalidTransaction(_)
                 | DisconnectReason::Unrequested(_)
                 | DisconnectReason::Flood
@@ -147,6 +151,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::ProtocolViolation(why) => write!(f, "protocol violation: {why}"),
             DisconnectReason::InvalidHeaders(why) => write!(f, "invalid headers: {why}"),
             DisconnectReason::InvalidBlock(why) => write!(f, "invalid block: {why}"),
+            DisconnectReason::InvalidCompactBlock(why) => write!(f, "invalid compact block: {why}"),
             DisconnectReason::InvalidTransaction(TxError::BadSignature) => {
                 f.write_str("invalid transaction: bad signature")
             }
@@ -180,6 +185,8 @@ pub enum Violation {
     SecondHello,
     /// Anything but a hello or a goodbye before the hello.
     BeforeHello,
+    /// Block places asked for out of order, twice, past the block's end, or its coinbase.
+    BlockPlaces,
 }
 
 impl fmt::Display for Violation {
@@ -187,6 +194,7 @@ impl fmt::Display for Violation {
         f.write_str(match self {
             Violation::SecondHello => "second hello",
             Violation::BeforeHello => "a message before the hello",
+            Violation::BlockPlaces => "block places out of order or out of range",
         })
     }
 }
@@ -198,6 +206,8 @@ pub enum Unasked {
     Headers,
     /// A block.
     Block,
+    /// Transfers for a compact block we were not rebuilding from it.
+    BlockTransfers,
 }
 
 impl fmt::Display for Unasked {
@@ -205,6 +215,7 @@ impl fmt::Display for Unasked {
         f.write_str(match self {
             Unasked::Headers => "headers",
             Unasked::Block => "block",
+            Unasked::BlockTransfers => "block transfers",
         })
     }
 }

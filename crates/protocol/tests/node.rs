@@ -992,3 +992,275 @@ fn a_nodes_pool_shares_its_chains_signature_cache() {
     assert_eq!(node.chain().sig_cache().len(), 1);
     assert!(other.chain().sig_cache().is_empty());
 }
+
+// ---- compact blocks ---------------------------------------------------------------------
+
+/// Two nodes, 0 dialling 1, with `count` transfers in node 0's pool, of which node 1 holds
+/// all but those `lacks` names (from dev account 3, given to node 0 before the two
+/// connect; the others are from account 1 and relayed); node 0 then mines them. Returns
+/// the net, node 1's peer id for node 0, and the block.
+fn compact_pair(
+    count: u64,
+    lacks: impl Fn(u64) -> bool,
+    drop_if: Option<fn(usize, usize, &Message) -> bool>,
+) -> (Net, PeerId, Block) {
+    let mut net = Net::new(2);
+    let lacking: Vec<u64> = (0..count).filter(|i| lacks(*i)).collect();
+    for (nonce, _) in lacking.iter().enumerate() {
+        net.nodes[0]
+            .submit_transfer(transfer(3, 2, 1, nonce as u64), net.now)
+            .expect("node 0 takes it");
+    }
+    net.settle();
+    let (_, b) = net.connect(0, 1);
+    net.settle();
+    for nonce in 0..count - lacking.len() as u64 {
+        net.nodes[0].command(Command::SubmitTransfer(transfer(1, 2, 1, nonce)), net.now);
+    }
+    net.settle();
+    assert_eq!(net.nodes[0].mempool().len() as u64, count);
+    assert_eq!(
+        net.nodes[1].mempool().len() as u64,
+        count - lacking.len() as u64
+    );
+    net.drop_if = drop_if;
+    net.nodes[0].command(Command::MineOnce, net.now);
+    net.settle();
+    let block = net.mine(0);
+    (net, b, block)
+}
+
+fn count_delivered(net: &Net, what: fn(&Message) -> bool) -> usize {
+    net.delivered.iter().filter(|(_, _, m)| what(m)).count()
+}
+
+#[test]
+fn a_new_block_travels_compact_and_is_rebuilt_from_the_mempool() {
+    let mut net = Net::new(3);
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.settle();
+    for nonce in 0..20 {
+        net.nodes[0].command(Command::SubmitTransfer(transfer(1, 2, 1, nonce)), net.now);
+    }
+    net.settle();
+    assert!(net.nodes.iter().all(|node| node.mempool().len() == 20));
+    net.delivered.clear();
+    net.nodes[0].command(Command::MineOnce, net.now);
+    net.settle();
+    let block = net.mine(0);
+    for index in 0..3 {
+        assert_eq!(net.tip(index), block.hash(), "node {index}");
+        assert!(net.nodes[index].mempool().is_empty());
+    }
+    assert_eq!(
+        count_delivered(&net, |m| matches!(m, Message::Blocks(_))),
+        0
+    );
+    assert_eq!(
+        count_delivered(&net, |m| matches!(m, Message::GetBlockTxn { .. })),
+        0
+    );
+    // One compact block per hop, each far smaller than the block.
+    let compact_bytes: Vec<usize> = net
+        .delivered
+        .iter()
+        .filter(|(_, _, m)| matches!(m, Message::CompactBlock(_)))
+        .map(|(_, _, m)| m.encoded_len())
+        .collect();
+    assert_eq!(compact_bytes.len(), 2);
+    assert!(compact_bytes.iter().all(|b| b * 5 < block.encoded_len()));
+    for index in [1, 2] {
+        assert_eq!(net.nodes[index].compact_stats().rebuilt_at_once, 1);
+    }
+}
+
+#[test]
+fn what_the_mempool_lacks_is_asked_for_by_place() {
+    // Node 1 lacks three transfers of ten (they never reached it).
+    let (net, _, block) = compact_pair(10, |i| i % 3 == 0 && i < 9, None);
+    assert_eq!(net.tip(1), block.hash());
+    let asked: Vec<Vec<u32>> = net
+        .delivered
+        .iter()
+        .filter_map(|(_, _, m)| match m {
+            Message::GetBlockTxn { indexes, .. } => Some(indexes.clone()),
+            _ => None,
+        })
+        .collect();
+    let lacking: Vec<u32> = (0..block.txs.len() as u32)
+        .filter(|i| {
+            block.txs[*i as usize]
+                .as_transfer()
+                .is_some_and(|t| t.from == Keypair::dev(3).address())
+        })
+        .collect();
+    assert_eq!(lacking.len(), 3);
+    assert_eq!(asked, vec![lacking]);
+    let stats = net.nodes[1].compact_stats();
+    assert_eq!((stats.rebuilt_after_asking, stats.transfers_asked), (1, 3));
+    assert_eq!(
+        count_delivered(&net, |m| matches!(m, Message::Blocks(_))),
+        0
+    );
+}
+
+#[test]
+fn with_compact_blocks_off_a_node_fetches_blocks_whole() {
+    let mut net = Net::build(vec![spec(); 2], |index, config, _| {
+        config.compact_blocks = index != 1;
+    });
+    net.connect(0, 1);
+    net.settle();
+    net.nodes[0].command(Command::SubmitTransfer(transfer(1, 2, 1, 0)), net.now);
+    net.nodes[0].command(Command::MineOnce, net.now);
+    net.settle();
+    let block = net.mine(0);
+    assert_eq!(net.tip(1), block.hash());
+    assert_eq!(
+        count_delivered(&net, |m| matches!(m, Message::Blocks(_))),
+        1
+    );
+    assert_eq!(
+        count_delivered(&net, |m| matches!(m, Message::CompactBlock(_))),
+        0
+    );
+}
+
+/// Drops node 0's compact blocks to node 1: the test sends its own instead.
+fn no_compact_from_0(from: usize, _: usize, message: &Message) -> bool {
+    from == 0 && matches!(message, Message::CompactBlock(_))
+}
+
+#[test]
+fn a_compact_block_that_rebuilds_the_wrong_block_is_fetched_whole() {
+    use powchain_protocol::compact::{CompactBlock, ShortIdKey};
+    // Node 0 mines four transfers; node 1 then also holds a fifth, which the block lacks.
+    let (mut net, b, block) = compact_pair(4, |_| false, Some(no_compact_from_0));
+    assert_ne!(
+        net.tip(1),
+        block.hash(),
+        "node 1 waits for its compact block"
+    );
+    let outsider = transfer(1, 2, 1, 4);
+    assert_eq!(block.txs.len(), 5, "the coinbase and the four");
+    receive(
+        &mut net.nodes[1],
+        b,
+        Message::Transactions(vec![outsider.clone()]),
+        net.now,
+    );
+    net.settle();
+    // Place 2's short id is the outsider's: as a collision would, the rebuild picks a
+    // pool transfer that is not the block's. The root catches it; the block comes whole.
+    let mut compact = CompactBlock::of(&block, &block.hash(), 11);
+    compact.short_ids[1] = ShortIdKey::new(&block.hash(), 11).short_id(&outsider.id());
+    net.drop_if = None;
+    net.inject(1, b, Message::CompactBlock(compact.clone()));
+    assert_eq!(net.tip(1), block.hash());
+    assert_eq!(net.nodes[1].compact_stats().fell_back, 1);
+    assert!(net.nodes[1].peers().len() == 1, "an accident costs no one");
+
+    // A compact block naming one short id twice is fetched whole as well.
+    let (mut net, b, block) = compact_pair(3, |_| false, Some(no_compact_from_0));
+    let mut repeated = CompactBlock::of(&block, &block.hash(), 5);
+    repeated.short_ids[2] = repeated.short_ids[0];
+    net.drop_if = None;
+    net.inject(1, b, Message::CompactBlock(repeated));
+    assert_eq!(net.tip(1), block.hash());
+    assert_eq!(net.nodes[1].compact_stats().fell_back, 1);
+}
+
+#[test]
+fn a_bogus_compact_block_or_answer_ends_in_a_ban() {
+    use powchain_protocol::compact::CompactBlock;
+    let banned = |net: &Net, check: fn(&DisconnectReason) -> bool| {
+        let gone = net.peer_gone(1);
+        assert!(gone.iter().any(check), "{gone:?}");
+        assert!(net.nodes[1].is_banned("host-0", net.now));
+    };
+    // No coinbase where it belongs.
+    let (mut net, b, block) = compact_pair(3, |_| false, Some(no_compact_from_0));
+    let mut bogus = CompactBlock::of(&block, &block.hash(), 1);
+    bogus.prefilled[0].index = 3;
+    net.inject(1, b, Message::CompactBlock(bogus));
+    banned(&net, |r| {
+        matches!(r, DisconnectReason::InvalidCompactBlock(_))
+    });
+
+    // More transactions than a block may hold.
+    let (mut net, b, block) = compact_pair(1, |_| false, Some(no_compact_from_0));
+    let mut bogus = CompactBlock::of(&block, &block.hash(), 1);
+    let limit = spec().limits.block_txs_max as usize;
+    bogus.short_ids = vec![bogus.short_ids[0]; limit];
+    net.inject(1, b, Message::CompactBlock(bogus));
+    banned(&net, |r| {
+        matches!(r, DisconnectReason::InvalidCompactBlock(_))
+    });
+
+    // A compact block nobody asked for (node 1 has this one already).
+    let (mut net, b, block) = compact_pair(1, |_| false, None);
+    assert_eq!(net.tip(1), block.hash());
+    net.inject(
+        1,
+        b,
+        Message::CompactBlock(CompactBlock::of(&block, &block.hash(), 1)),
+    );
+    banned(&net, |r| {
+        matches!(r, DisconnectReason::Unrequested(Unasked::Block))
+    });
+
+    // Transfers for a rebuild nobody started.
+    let (mut net, b, block) = compact_pair(1, |_| false, None);
+    let transfers = vec![transfer(1, 2, 1, 7)];
+    net.inject(
+        1,
+        b,
+        Message::BlockTxn {
+            block: block.hash(),
+            transfers,
+        },
+    );
+    banned(&net, |r| {
+        matches!(r, DisconnectReason::Unrequested(Unasked::BlockTransfers))
+    });
+
+    // An answer of the wrong length: node 1 lacks all three and is sent two.
+    fn no_block_txn_from_0(from: usize, _: usize, message: &Message) -> bool {
+        from == 0 && matches!(message, Message::BlockTxn { .. })
+    }
+    let (mut net, b, block) = compact_pair(3, |_| true, Some(no_block_txn_from_0));
+    assert_ne!(net.tip(1), block.hash());
+    let transfers = (0..2).map(|nonce| transfer(1, 2, 1, nonce)).collect();
+    net.inject(
+        1,
+        b,
+        Message::BlockTxn {
+            block: block.hash(),
+            transfers,
+        },
+    );
+    banned(&net, |r| {
+        matches!(r, DisconnectReason::InvalidCompactBlock(_))
+    });
+
+    // Places asked for out of order, or the coinbase's, from the server's side.
+    for indexes in [vec![2, 1], vec![0], vec![1, 1], vec![9]] {
+        let (mut net, _, block) = compact_pair(3, |_| false, None);
+        // Node 0 is asked by node 1 (its peer id there is the first one, 1).
+        net.inject(
+            0,
+            1,
+            Message::GetBlockTxn {
+                block: block.hash(),
+                indexes,
+            },
+        );
+        let gone = net.peer_gone(0);
+        assert!(
+            gone.iter()
+                .any(|r| matches!(r, DisconnectReason::ProtocolViolation(_))),
+            "{gone:?}"
+        );
+    }
+}

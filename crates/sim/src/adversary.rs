@@ -8,7 +8,7 @@
 //! - [`Selfish`]: selfish mining (Eyal and Sirer, "Majority is not Enough", 2014).
 //!
 //! Selfish mining: Blocks it mines are withheld: its node builds on them, but announcements, headers,
-//! blocks and the tip it reports never reveal them. When the honest network finds a block,
+//! blocks (whole or compact) and the tip it reports never reveal them. When the honest network finds a block,
 //! the adversary publishes just enough to stay ahead:
 //!
 //! | lead after the honest block | action |
@@ -250,6 +250,11 @@ impl Selfish {
                 blocks.retain(|b| !self.is_withheld(&b.hash()));
                 Some(Message::Blocks(blocks))
             }
+            // A withheld block asked for compact: the node "does not have it".
+            Message::CompactBlock(compact) if self.is_withheld(&compact.header.hash()) => {
+                Some(Message::NotFound(vec![compact.header.hash()]))
+            }
+            Message::BlockTxn { block, .. } if self.is_withheld(&block) => None,
             Message::Pong { nonce, tip } => Some(Message::Pong {
                 nonce,
                 tip: self.public_tip(chain).unwrap_or(tip),

@@ -202,6 +202,9 @@ pub struct NodeSettings {
     /// How often a node with its outbound slots full opens a feeler connection to a random
     /// address (what reconnects a healed partition); 0: never.
     pub feeler_interval: Span,
+    /// Ask for new blocks as compact blocks (BIP 152: short transfer ids, rebuilt from the
+    /// mempool) rather than whole; `false` to compare.
+    pub compact_blocks: bool,
 }
 
 /// Random signed transfers between the dev accounts.
@@ -376,6 +379,7 @@ impl Default for NodeSettings {
             hash_power: HashPower::Equal,
             template_refresh: Span::from_secs(30),
             feeler_interval: Span::from_secs(120),
+            compact_blocks: true,
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use powchain_chain::block::tx_root;
 use powchain_chain::spec::DevAccounts;
-use powchain_chain::{Amount, Block, ChainSpec, DifficultyBits};
+use powchain_chain::{
+    Amount, Block, BlockHash, ChainSpec, DifficultyBits, Keypair, Memo, Transfer, UnsignedTransfer,
+};
 
 /// The dev chain named `name`, at a fixed `difficulty_bits` (no retargeting), funding the dev
 /// chain's own dev accounts.
@@ -39,4 +41,27 @@ pub fn seal(mut block: Block) -> Block {
         block.header.nonce += 1;
     }
     block
+}
+
+/// Transfers of 1 coin (fee 1) from dev account `from` to dev account `to`, one per nonce in
+/// `nonces`, signed for chain `chain_id`.
+pub fn transfers(
+    chain_id: &BlockHash,
+    from: u64,
+    to: u64,
+    nonces: impl IntoIterator<Item = u64>,
+) -> Vec<Transfer> {
+    nonces
+        .into_iter()
+        .map(|nonce| {
+            UnsignedTransfer {
+                to: Keypair::dev(to).address(),
+                amount: Amount(1),
+                fee: Amount(1),
+                nonce,
+                memo: Memo::default(),
+            }
+            .sign(&Keypair::dev(from), chain_id)
+        })
+        .collect()
 }

@@ -21,6 +21,6 @@ mod chain;
 mod dir;
 mod wait;
 
-pub use chain::{seal, spec, spec_with_dev_accounts};
+pub use chain::{seal, spec, spec_with_dev_accounts, transfers};
 pub use dir::TempDir;
 pub use wait::{Outcome, eventually, wait_until};

@@ -15,6 +15,7 @@
 mod hash;
 mod load;
 mod network;
+mod propagation;
 mod sim;
 mod store;
 mod verify;
@@ -69,6 +70,10 @@ pub struct BenchArgs {
     /// Blocks the propagation bench sends across the network (1..=1000).
     #[arg(long, default_value_t = 20)]
     propagation_blocks: usize,
+    /// Bytes of transfers in each block of the propagation bench, which every node holds
+    /// before the block is mined (0: blocks with only their coinbase).
+    #[arg(long, default_value_t = 0)]
+    block_bytes: usize,
     /// Nodes in the simulator bench (2..=10000).
     #[arg(long, default_value_t = 1_000)]
     sim_nodes: usize,
@@ -96,7 +101,7 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     sync: Option<network::SyncReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    propagation: Option<network::PropagationReport>,
+    propagation: Option<propagation::PropagationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sim: Option<sim::SimBenchReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,9 +156,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let propagation = match args.suite {
-        Suite::All | Suite::Propagation => Some(network::propagation(
+        Suite::All | Suite::Propagation => Some(propagation::run(
             args.nodes,
             args.propagation_blocks,
+            args.block_bytes,
             &progress,
         )?),
         _ => None,
@@ -223,7 +229,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         network::print_sync(sync, &mut out)?;
     }
     if let Some(propagation) = &report.propagation {
-        network::print_propagation(propagation, &mut out)?;
+        propagation::print(propagation, &mut out)?;
     }
     if let Some(sim) = &report.sim {
         sim::print(sim, &mut out)?;

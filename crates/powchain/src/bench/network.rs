@@ -1,4 +1,5 @@
-//! `powchain bench sync` and `powchain bench propagation`: the network's cost, measured.
+//! `powchain bench sync`: the network's cost, measured (and the loopback helpers the
+//! propagation bench shares).
 //!
 //! - sync: a chain of signed transfers is built in memory, then a fresh node downloads it
 //!   from a node that has it, over loopback TCP (headers first, then blocks). Two references
@@ -6,9 +7,6 @@
 //!   any node can check the chain's signatures on this machine's cores, and the same blocks
 //!   validated and connected directly, without a network, as the syncing node does it (each
 //!   message's signatures at once, then its blocks one by one), each with a cold cache.
-//! - propagation: 16 nodes on loopback TCP, each dialling three others; one node at a time
-//!   mines a block, and the time from the miner accepting it to the last node accepting it
-//!   is recorded (median and 99th percentile).
 
 use std::time::{Duration, Instant};
 
@@ -18,17 +16,15 @@ use powchain_chain::header::HEADER_VERSION;
 use powchain_chain::spec::DevAccounts;
 use powchain_chain::tx::{Coinbase, first_bad_signature};
 use powchain_chain::{
-    Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Header, Keypair,
-    MemStore, Memo, Timestamp, Transaction, Transfer, UnsignedTransfer, miner,
+    Amount, Block, Chain, ChainConfig, ChainSpec, DifficultyBits, Header, Keypair, MemStore, Memo,
+    Timestamp, Transaction, Transfer, UnsignedTransfer, miner,
 };
-use powchain_node::driver::{self, DriverConfig, Handle};
-use powchain_node::miner::MinerConfig;
+use powchain_node::driver::{self, DriverConfig};
 use powchain_protocol::message::BLOCKS_PER_MESSAGE_MAX;
-use powchain_protocol::{Command, Event, Node, NodeConfig};
+use powchain_protocol::{Node, NodeConfig};
 use rayon::prelude::*;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 use super::verify;
 
@@ -60,15 +56,6 @@ pub struct SyncReport {
     validation_seconds: f64,
     /// `sync_seconds / validation_seconds`: what the network costs.
     network_ratio: f64,
-}
-
-/// What the propagation bench measured.
-#[derive(Debug, Serialize)]
-pub struct PropagationReport {
-    nodes: usize,
-    blocks: usize,
-    p50_ms: f64,
-    p99_ms: f64,
 }
 
 fn sync_spec() -> ChainSpec {
@@ -136,14 +123,14 @@ fn build_chain(spec: &ChainSpec, blocks: u64, per_block: u64) -> anyhow::Result<
     Ok(out)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-fn driver_config(listener: Option<TcpListener>) -> DriverConfig {
+pub(super) fn driver_config(listener: Option<TcpListener>) -> DriverConfig {
     let mut config = DriverConfig::new();
     config.tcp = listener;
     config.tick = Duration::from_millis(20);
@@ -151,7 +138,11 @@ fn driver_config(listener: Option<TcpListener>) -> DriverConfig {
 }
 
 /// Polls `condition` every millisecond until it holds or `limit` passes.
-async fn until<F, Fut>(limit: Duration, what: &str, mut condition: F) -> anyhow::Result<()>
+pub(super) async fn until<F, Fut>(
+    limit: Duration,
+    what: &str,
+    mut condition: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -261,161 +252,8 @@ pub fn sync(blocks: u64, per_block: u64, progress: &dyn Fn(&str)) -> anyhow::Res
     })
 }
 
-fn round3(value: f64) -> f64 {
+pub(super) fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
-}
-
-/// Runs the propagation bench: `nodes` nodes, `blocks` blocks.
-pub fn propagation(
-    nodes: usize,
-    blocks: usize,
-    progress: &dyn Fn(&str),
-) -> anyhow::Result<PropagationReport> {
-    // About 40 ms per block on one AVX-512 thread: long enough that switching the miner
-    // off right after its block rarely lets a second one through.
-    let mut spec = ChainSpec::dev().with_fixed_difficulty(DifficultyBits::new_const(20));
-    spec.name = "bench-propagation".into();
-    progress(&format!("starting {nodes} nodes on loopback"));
-    let runtime = runtime()?;
-    let latencies = runtime.block_on(async {
-        let mut listeners = Vec::new();
-        for _ in 0..nodes {
-            listeners.push(TcpListener::bind("127.0.0.1:0").await?);
-        }
-        let addresses: Vec<String> = listeners
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.to_string()))
-            .collect::<Result<_, _>>()?;
-        let mut handles: Vec<Handle<MemStore>> = Vec::new();
-        let mut events: Vec<mpsc::Receiver<Event>> = Vec::new();
-        let mut stops = Vec::new();
-        let mut tasks = Vec::new();
-        for (index, listener) in listeners.into_iter().enumerate() {
-            let chain = Chain::open(spec.clone(), MemStore::new(), ChainConfig::default())?;
-            let mut config = NodeConfig::new(100 + index as u64);
-            config.listen = Some(addresses[index].clone());
-            config.outbound_target = 3;
-            let mut node = Node::new(config, chain, index as u64);
-            // A ring plus chords: every node dials the next three.
-            for step in 1..=3 {
-                node.add_address(&addresses[(index + step) % nodes]);
-            }
-            let mut driver = driver_config(Some(listener));
-            driver.miner = Some(MinerConfig {
-                threads: 1,
-                ..MinerConfig::detect()
-            });
-            let (handle, receiver, stop, task) = driver::spawn(node, driver);
-            handles.push(handle);
-            events.push(receiver);
-            stops.push(stop);
-            tasks.push(task);
-        }
-        until(Duration::from_secs(60), "the network to form", || {
-            let handles = handles.clone();
-            async move {
-                for handle in &handles {
-                    if handle.inspect(|node| node.peers().len()).await.unwrap_or(0) < 3 {
-                        return false;
-                    }
-                }
-                true
-            }
-        })
-        .await?;
-        progress(&format!("mining {blocks} blocks, one node at a time"));
-        // Every node's events are stamped the moment they arrive, by one task per node, so
-        // reading them one node after another does not add to the latency.
-        let (stamped_sender, mut stamped) = mpsc::unbounded_channel::<(usize, Instant, Event)>();
-        for (index, mut receiver) in events.into_iter().enumerate() {
-            let sender = stamped_sender.clone();
-            tokio::spawn(async move {
-                while let Some(event) = receiver.recv().await {
-                    if sender.send((index, Instant::now(), event)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        let mut latencies = Vec::new();
-        for round in 0..blocks {
-            let miner = round % nodes;
-            while stamped.try_recv().is_ok() {}
-            handles[miner].command(Command::Automine(true)).await;
-            let mut mined: Option<(BlockHash, Instant)> = None;
-            let mut reached = vec![false; nodes];
-            let mut pending: Vec<(usize, Instant, BlockHash)> = Vec::new();
-            let mut last = Instant::now();
-            while reached.iter().filter(|r| **r).count() < nodes - 1 {
-                let Ok(Some((index, at, event))) =
-                    tokio::time::timeout(Duration::from_secs(60), stamped.recv()).await
-                else {
-                    bail!("round {round}: the block did not reach every node within a minute");
-                };
-                match event {
-                    Event::Mined { hash, .. } if index == miner && mined.is_none() => {
-                        handles[miner].command(Command::Automine(false)).await;
-                        mined = Some((hash, at));
-                        last = at;
-                    }
-                    Event::TipChanged { hash: tip, .. } if index != miner => {
-                        pending.push((index, at, tip));
-                    }
-                    _ => {}
-                }
-                let Some((hash, _)) = mined else { continue };
-                for (index, at, tip) in pending.drain(..) {
-                    if reached[index] {
-                        continue;
-                    }
-                    // The block itself, or a later one that came with it.
-                    let has_it = tip == hash
-                        || handles[index]
-                            .inspect(move |node| node.chain().tree().is_on_best(&hash))
-                            .await
-                            .unwrap_or(false);
-                    if has_it {
-                        reached[index] = true;
-                        last = last.max(at);
-                    }
-                }
-            }
-            if let Some((_, started)) = mined {
-                latencies.push(last.duration_since(started).as_secs_f64() * 1000.0);
-            }
-            // Let every node settle on the same tip before the next round.
-            until(Duration::from_secs(60), "agreement", || {
-                let handles = handles.clone();
-                async move {
-                    let mut tips: Vec<Option<BlockHash>> = Vec::new();
-                    for handle in &handles {
-                        tips.push(handle.inspect(|node| node.chain().tip().hash).await);
-                    }
-                    tips.windows(2).all(|pair| pair[0] == pair[1])
-                }
-            })
-            .await?;
-        }
-        for stop in stops {
-            let _ = stop.send(true);
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
-        anyhow::Ok(latencies)
-    })?;
-    let mut sorted = latencies;
-    sorted.sort_by(f64::total_cmp);
-    let percentile = |p: f64| {
-        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted.get(index).copied().unwrap_or_default()
-    };
-    Ok(PropagationReport {
-        nodes,
-        blocks,
-        p50_ms: round3(percentile(0.5)),
-        p99_ms: round3(percentile(0.99)),
-    })
 }
 
 /// Prints the sync report.
@@ -456,18 +294,5 @@ pub fn print_sync(report: &SyncReport, out: &mut dyn std::io::Write) -> std::io:
         "  validating the same blocks without a network (cold cache) took {:.3} s: \
          the network costs x{:.3}",
         report.validation_seconds, report.network_ratio
-    )
-}
-
-/// Prints the propagation report.
-pub fn print_propagation(
-    report: &PropagationReport,
-    out: &mut dyn std::io::Write,
-) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "propagation: {} blocks across {} loopback nodes, miner to last node: median {:.3} ms, \
-         99th percentile {:.3} ms",
-        report.blocks, report.nodes, report.p50_ms, report.p99_ms
     )
 }

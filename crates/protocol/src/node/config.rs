@@ -102,6 +102,12 @@ pub struct NodeConfig {
     /// How often a node with its outbound slots full opens a feeler connection (module
     /// docs); 0: never. A node with `outbound_target` 0 never dials, feelers included.
     pub feeler_interval_ms: u64,
+    /// Ask for the block after our tip in compact form (BIP 152, `crate::compact`) rather
+    /// than whole. Requests for compact blocks are answered either way.
+    pub compact_blocks: bool,
+    /// Compact blocks waiting for their senders' missing transfers at once (one per peer
+    /// at most); past it, blocks are fetched whole.
+    pub compact_rebuilds_max: usize,
     /// The chain's bounds.
     pub chain: ChainConfig,
     /// The mempool's bounds.
@@ -152,6 +158,8 @@ impl NodeConfig {
             progress_interval_ms: 5_000,
             template_refresh_ms: 1_000,
             feeler_interval_ms: 120_000,
+            compact_blocks: true,
+            compact_rebuilds_max: 8,
             chain: ChainConfig::default(),
             mempool: MempoolConfig::default(),
             miner_address: None,

@@ -155,6 +155,14 @@ impl<S: Store> Node<S> {
                 }
             }
             Message::Transactions(transfers) => self.on_transactions(peer, transfers, now),
+            Message::GetCompactBlock(hash) => self.on_get_compact_block(peer, hash, now),
+            Message::CompactBlock(compact) => self.on_compact_block(peer, compact, now),
+            Message::GetBlockTxn { block, indexes } => {
+                self.on_get_block_txn(peer, block, &indexes, now);
+            }
+            Message::BlockTxn { block, transfers } => {
+                self.on_block_txn(peer, block, transfers, now);
+            }
         }
     }
 
@@ -267,15 +275,7 @@ impl<S: Store> Node<S> {
             .flatten()
             .map(Block::encoded_len)
             .sum();
-        let (kib_per_second, burst_seconds) = (
-            self.config.served_kib_per_second_max,
-            self.config.served_burst_seconds,
-        );
-        if let Some(connection) = self.connections.get_mut(peer)
-            && let Some(until) = connection.charge_served(now, bytes, kib_per_second, burst_seconds)
-        {
-            self.out.push(Output::PauseReading { peer, until });
-        }
+        self.charge_served(peer, bytes, now);
         for batch in answer.batches {
             for block in &batch {
                 self.inventory.know_block(peer, block.hash());
@@ -290,62 +290,90 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// Charges `bytes` of blocks served to `peer` against its budget for them: past it,
+    /// nothing more is read from it until that is paid back.
+    pub(super) fn charge_served(&mut self, peer: PeerId, bytes: usize, now: Timestamp) {
+        let (kib_per_second, burst_seconds) = (
+            self.config.served_kib_per_second_max,
+            self.config.served_burst_seconds,
+        );
+        if let Some(connection) = self.connections.get_mut(peer)
+            && let Some(until) = connection.charge_served(now, bytes, kib_per_second, burst_seconds)
+        {
+            self.out.push(Output::PauseReading { peer, until });
+        }
+    }
+
     pub(super) fn on_blocks(&mut self, peer: PeerId, blocks: Vec<Block>, now: Timestamp) {
         if blocks.is_empty() {
             return;
         }
         self.verify_block_signatures_ahead(peer, &blocks);
         for block in blocks {
-            let hash = block.hash();
-            // Asked of this peer, or asked and then given up on (late is not abuse).
-            match self.sync.block_arrived(peer, &hash) {
-                None => return,
-                Some(false) => {
-                    return self.disconnect(
-                        peer,
-                        DisconnectReason::Unrequested(Unasked::Block),
-                        now,
-                    );
-                }
-                Some(true) => {}
-            }
-            self.inventory.know_block(peer, hash);
-            match self.chain.import_block(block, now) {
-                Ok(outcome) => {
-                    self.stats.blocks_accepted += 1;
-                    if matches!(
-                        outcome.placement,
-                        Placement::BestChain | Placement::SideBranch
-                    ) && let Some(connection) = self.connections.get_mut(peer)
-                    {
-                        connection.last_block_at = Some(now);
-                    }
-                    if let Placement::Orphan { missing } = outcome.placement {
-                        self.sync
-                            .orphan_received(peer, &missing, &self.chain, now, &mut self.out);
-                    }
-                    if let Some(change) = outcome.tip_change {
-                        self.on_tip_change(&change, Some(peer), now);
-                    }
-                }
-                Err(ImportError::Store(error)) => {
-                    return self.store_failed(&error);
-                }
-                Err(ImportError::Invalid { error, .. }) if !error.blames_sender() => {
-                    // Not the sender's fault for sure (our clock, our bookkeeping): drop the
-                    // block without blaming the peer. A body too big or not matching its
-                    // header is the sender's doing: that falls to the arm below (the hostile
-                    // peer suite found such a peer kept, and asked again and again).
-                    self.stats.blocks_rejected += 1;
-                    self.sync.block_invalid(&hash);
-                }
-                Err(error) => {
-                    self.stats.blocks_rejected += 1;
-                    self.sync.block_invalid(&hash);
-                    return self.disconnect(peer, DisconnectReason::InvalidBlock(error), now);
-                }
+            if !self.import_arrived(peer, block, now) {
+                return;
             }
         }
+        self.blocks_imported(now);
+    }
+
+    /// A block from `peer`, whole or rebuilt from a compact block, imported if it was asked
+    /// of it (or asked and then given up on: late is not abuse). False when that ended the
+    /// peer's connection or the node (a store failure).
+    pub(super) fn import_arrived(&mut self, peer: PeerId, block: Block, now: Timestamp) -> bool {
+        let hash = block.hash();
+        match self.sync.block_arrived(peer, &hash) {
+            None => return false,
+            Some(false) => {
+                self.disconnect(peer, DisconnectReason::Unrequested(Unasked::Block), now);
+                return false;
+            }
+            Some(true) => {}
+        }
+        self.inventory.know_block(peer, hash);
+        match self.chain.import_block(block, now) {
+            Ok(outcome) => {
+                self.stats.blocks_accepted += 1;
+                if matches!(
+                    outcome.placement,
+                    Placement::BestChain | Placement::SideBranch
+                ) && let Some(connection) = self.connections.get_mut(peer)
+                {
+                    connection.last_block_at = Some(now);
+                }
+                if let Placement::Orphan { missing } = outcome.placement {
+                    self.sync
+                        .orphan_received(peer, &missing, &self.chain, now, &mut self.out);
+                }
+                if let Some(change) = outcome.tip_change {
+                    self.on_tip_change(&change, Some(peer), now);
+                }
+                true
+            }
+            Err(ImportError::Store(error)) => {
+                self.store_failed(&error);
+                false
+            }
+            Err(ImportError::Invalid { error, .. }) if !error.blames_sender() => {
+                // Not the sender's fault for sure (our clock, our bookkeeping): drop the
+                // block without blaming the peer. A body too big or not matching its
+                // header is the sender's doing: that falls to the arm below (the hostile
+                // peer suite found such a peer kept, and asked again and again).
+                self.stats.blocks_rejected += 1;
+                self.sync.block_invalid(&hash);
+                true
+            }
+            Err(error) => {
+                self.stats.blocks_rejected += 1;
+                self.sync.block_invalid(&hash);
+                self.disconnect(peer, DisconnectReason::InvalidBlock(error), now);
+                false
+            }
+        }
+    }
+
+    /// After blocks came in: progress, and the next requests.
+    pub(super) fn blocks_imported(&mut self, now: Timestamp) {
         self.sync.report_progress(&self.chain, now, &mut self.out);
         // The queue drained a little: a peer whose share was full may be asked for more.
         self.sync.queue_drained(&self.chain, now, &mut self.out);

@@ -15,6 +15,7 @@
 //!     ├─ liveness     pings and their timeouts                     liveness.rs
 //!     ├─ sync         header sync, block download, serving         sync/
 //!     ├─ inventory    known blocks and transfers, relay, announce  inventory.rs
+//!     ├─ compact      compact blocks being rebuilt, and served     compact.rs
 //!     └─ mining       automine, mine once, template refresh        mining.rs
 //!                                                                 │ all write into one
 //!  driver <── Output::{Send, Connect, Disconnect, Mine, Event} ────┘ Outbox (drain: `outputs`)
@@ -38,6 +39,8 @@
 
 mod addresses;
 mod command;
+mod compact;
+mod compact_messages;
 mod config;
 mod connections;
 mod eviction;
@@ -60,6 +63,7 @@ use crate::message::{Hello, Message, PROTOCOL_VERSION, REASON_BYTES_MAX, TipSumm
 use crate::netgroup::{is_learnable, net_group};
 use crate::peer::{Direction, DisconnectReason, PeerId, PeerInfo};
 use addresses::Addresses;
+use compact::CompactRelay;
 use connections::{Connection, Connections};
 use inventory::Inventory;
 use liveness::Pinger;
@@ -69,6 +73,7 @@ use sync::Sync;
 
 pub use addresses::ADDRESSES_SAVE_INTERVAL_MS;
 pub use command::Command;
+pub use compact::CompactStats;
 pub use config::NodeConfig;
 pub use outbox::{Event, Output};
 pub use summary::{NodeStats, PeerSummary};
@@ -83,6 +88,7 @@ pub struct Node<S: Store> {
     liveness: Pinger,
     sync: Sync,
     inventory: Inventory,
+    compact: CompactRelay,
     mining: MiningControl,
     /// Every random choice (ping nonces, gossip targets, dial candidates, extra nonces):
     /// one seeded stream, so a run replays exactly.
@@ -115,6 +121,7 @@ impl<S: Store> Node<S> {
             liveness: Pinger::new(&config),
             sync: Sync::new(&config),
             inventory: Inventory::new(&config),
+            compact: CompactRelay::new(config.compact_rebuilds_max),
             mining: MiningControl::new(&config),
             config,
             chain,
@@ -169,6 +176,11 @@ impl<S: Store> Node<S> {
     /// Gives the chain back, dropping everything else (a simulated crash).
     pub fn into_chain(self) -> Chain<S> {
         self.chain
+    }
+
+    /// What compact relay counted.
+    pub fn compact_stats(&self) -> CompactStats {
+        self.compact.stats
     }
 
     /// The mempool.
@@ -395,6 +407,7 @@ impl<S: Store> Node<S> {
         self.addresses.peer_gone(peer);
         self.liveness.peer_gone(peer);
         self.inventory.peer_gone(peer);
+        self.compact.peer_gone(peer);
         self.sync.peer_gone(peer);
         // If it held the header-sync slot, the next candidate's turn.
         self.sync.start_header_sync(&self.chain, now, &mut self.out);

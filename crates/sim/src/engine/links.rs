@@ -128,8 +128,21 @@ impl Simulation {
             .map(|end| end.peer);
         if let Some(peer) = peer {
             self.observe(index, &message);
+            // A compact block's block arrives once it is rebuilt: with this message, or
+            // with the transfers its receiver asked for.
+            let rebuilt = match &message {
+                Message::CompactBlock(compact) => Some(compact.header.hash()),
+                Message::BlockTxn { block, .. } => Some(*block),
+                _ => None,
+            };
             let frame = Received::message(message, bytes);
-            self.with_node(index, |n, now| n.frame_received(peer, frame, now));
+            let has_it = self.with_node(index, |n, now| {
+                n.frame_received(peer, frame, now);
+                rebuilt.filter(|hash| n.chain().tree().get(hash).is_some())
+            });
+            if let Some(hash) = has_it.flatten() {
+                self.metrics.arrived(index, &hash, self.now);
+            }
         }
         self.process(index);
     }
@@ -143,6 +156,11 @@ impl Simulation {
                     settings.block_validation.0 + settings.tx_validation.0 * b.txs.len() as u64
                 })
                 .sum(),
+            // The same block costs the same checks however it came (what a compact block
+            // saves is bytes and time on the wire); the transfers it lacked are in that.
+            Message::CompactBlock(compact) => {
+                settings.block_validation.0 + settings.tx_validation.0 * compact.tx_count() as u64
+            }
             Message::Transactions(transfers) => settings.tx_validation.0 * transfers.len() as u64,
             _ => settings.message_processing.0,
         }
@@ -163,6 +181,9 @@ impl Simulation {
             Message::Headers(headers) => honest_heights(&self.metrics, index, headers.iter()),
             Message::Blocks(blocks) => {
                 honest_heights(&self.metrics, index, blocks.iter().map(|b| &b.header))
+            }
+            Message::CompactBlock(compact) => {
+                honest_heights(&self.metrics, index, [&compact.header])
             }
             _ => Vec::new(),
         };

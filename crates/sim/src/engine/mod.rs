@@ -308,6 +308,7 @@ impl Simulation {
         config.ping_timeout_ms = 3 * config.ping_interval_ms;
         config.template_refresh_ms = self.scenario.node.template_refresh.as_ms();
         config.feeler_interval_ms = self.scenario.node.feeler_interval.as_ms();
+        config.compact_blocks = self.scenario.node.compact_blocks;
         // Simulated nodes have names, not IP addresses.
         config.learn_any_address = true;
         // A coinbase address per node, so two nodes never mine the same block.

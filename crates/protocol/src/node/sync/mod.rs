@@ -168,6 +168,7 @@ struct Limits {
     staged_headers_per_peer_max: usize,
     presync_margin_blocks: u64,
     minimum_chain_work: Work,
+    compact_blocks: bool,
 }
 
 impl Sync {
@@ -196,6 +197,7 @@ impl Sync {
                 staged_headers_per_peer_max: config.staged_headers_per_peer_max,
                 presync_margin_blocks: config.presync_margin_blocks,
                 minimum_chain_work: config.minimum_chain_work,
+                compact_blocks: config.compact_blocks,
             },
         }
     }
@@ -605,6 +607,13 @@ impl Sync {
             .is_some_and(|state| state.in_flight.contains_key(hash))
     }
 
+    /// Whether block `hash` was asked of `peer` and given up on (late is not abuse).
+    pub fn gave_up_on(&self, peer: PeerId, hash: &BlockHash) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|state| state.avoid.contains(hash))
+    }
+
     /// A block `hash` arrived from `peer`: whether it was asked of it (or asked and given up
     /// on); `None` when the peer is not known here. It leaves the queue either way.
     pub fn block_arrived(&mut self, peer: PeerId, hash: &BlockHash) -> Option<bool> {
@@ -670,6 +679,7 @@ impl Sync {
             return;
         }
         let limits = self.limits;
+        let tip = chain.tip().hash;
         let height_max = Height(
             chain
                 .tip()
@@ -709,7 +719,20 @@ impl Sync {
                 }
                 self.blocks_asked.add(now);
             }
-            out.send(*peer, Message::GetBlocks(batch));
+            // The one block after our tip is the one whose transfers our mempool holds:
+            // that one comes compact (`node::compact`), everything deeper whole.
+            let next_after_tip = match batch.as_slice() {
+                [hash] => self
+                    .download
+                    .get(hash)
+                    .is_some_and(|wanted| wanted.header.prev_hash == tip),
+                _ => false,
+            };
+            if limits.compact_blocks && next_after_tip {
+                out.send(*peer, Message::GetCompactBlock(batch[0]));
+            } else {
+                out.send(*peer, Message::GetBlocks(batch));
+            }
         }
     }
 
