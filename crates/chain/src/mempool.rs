@@ -500,8 +500,12 @@ impl Mempool {
         let mut pending: Vec<(TxId, Entry)> = self.entries.drain().collect();
         pending.sort_by_key(|(_, e)| e.seq);
         queue.extend(pending.into_iter().map(|(id, e)| (id, e.tx, e.arrived)));
+        // A fresh pool, still remembering signatures in the cache it shares (with the
+        // chain, in a node): a fresh cache here would leave every later block's
+        // signatures to be checked again when it is imported.
         *self = Mempool {
             next_seq: self.next_seq,
+            signatures: self.signatures.clone(),
             ..Mempool::new(self.config)
         };
         let mut removed = Vec::new();

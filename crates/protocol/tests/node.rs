@@ -993,6 +993,32 @@ fn a_nodes_pool_shares_its_chains_signature_cache() {
     assert!(other.chain().sig_cache().is_empty());
 }
 
+/// After a tip change the pool still checks into the chain's cache: a block of transfers
+/// the pool admitted is imported without checking one signature again (a fresh pool with a
+/// cache of its own once made every block after the first check all of them twice).
+#[test]
+fn the_pool_still_shares_the_cache_after_a_tip_change() {
+    let mut net = Net::new(1);
+    for round in 0..3u64 {
+        net.nodes[0].command(Command::SubmitTransfer(transfer(1, 2, 1, round)), net.now);
+        net.nodes[0].command(Command::MineOnce, net.now);
+        net.settle();
+        let cached = net.nodes[0].chain().sig_cache().len();
+        assert_eq!(
+            cached as u64,
+            round + 1,
+            "round {round}: the pool's check is cached"
+        );
+        net.mine(0);
+        assert_eq!(
+            net.nodes[0].chain().sig_cache().len(),
+            cached,
+            "round {round}: the block's import found its signature in the cache"
+        );
+        assert_eq!(net.nodes[0].chain().tip().height.0, round + 1);
+    }
+}
+
 // ---- compact blocks ---------------------------------------------------------------------
 
 /// Two nodes, 0 dialling 1, with `count` transfers in node 0's pool, of which node 1 holds

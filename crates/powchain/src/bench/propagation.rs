@@ -2,7 +2,8 @@
 //!
 //! `nodes` nodes on loopback TCP, each dialling the next three (a ring with chords). Before
 //! each round, transfers making a block of about `--block-bytes` are given to one node and
-//! relayed until every mempool holds them all; then one node at a time mines a block of
+//! relayed until every mempool holds them all and the network is quiet (no node sent
+//! anything for 100 ms); then one node at a time mines a block of
 //! them, and the time from the miner finding it to the last node accepting it is recorded,
 //! with every byte the nodes sent from the moment mining starts until all agree on the tip.
 //! The same rounds run twice, on two fresh networks from the same signed transfers: once
@@ -227,6 +228,10 @@ async fn one_mode(
     for (round, transfers) in rounds.iter().enumerate() {
         let miner = round % nodes;
         fill_mempools(&handles, transfers, round).await?;
+        // Relay goes on after every pool is full (copies of what a node already has, sent
+        // before it told anyone): what is left is worked off before the block, so the block
+        // does not wait behind it.
+        until_quiet(&handles).await;
         let sent_before = bytes_sent(&handles).await;
         while stamped.try_recv().is_ok() {}
         handles[miner].command(Command::Automine(true)).await;
@@ -309,6 +314,21 @@ async fn fill_mempools(
         },
     )
     .await
+}
+
+/// Waits until no node has sent anything for 100 ms (at most 30 s: the status poll never
+/// stops).
+async fn until_quiet(handles: &[Handle<MemStore>]) {
+    let start = Instant::now();
+    let mut last = bytes_sent(handles).await;
+    while start.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = bytes_sent(handles).await;
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 /// Every node's bytes sent so far, summed.
