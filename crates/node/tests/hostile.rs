@@ -15,6 +15,7 @@ use powchain_chain::{
     UnsignedTransfer, Work,
 };
 use powchain_node::driver::{self, DriverConfig, Handle, now};
+use powchain_protocol::compact::CompactBlock;
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::message::{Hello, Message, PROTOCOL_VERSION, TipSummary};
 use powchain_protocol::{
@@ -799,6 +800,98 @@ async fn orphans_with_unknown_parents_over_and_over() {
     }
     hostile.raw(&announcements).await;
     outcome(scene, &hostile, DisconnectReason::is_misbehaviour, true).await;
+}
+
+// ---- the cases: compact blocks -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_nobody_asked_for() {
+    let scene = scene().await;
+    let blocks = chain_with(vec![transfers(0, 0, 2)], |_| {});
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|_| {}).await;
+    let compact = CompactBlock::of(&blocks[0], &blocks[0].hash(), 1);
+    hostile.send(&Message::CompactBlock(compact)).await;
+    outcome(
+        scene,
+        &hostile,
+        is(DisconnectReason::Unrequested(Unasked::Block)),
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_without_its_coinbase() {
+    let scene = scene().await;
+    let blocks = chain_with(vec![transfers(0, 0, 2)], |_| {});
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|h| h.tip = claim(&blocks)).await;
+    // Headers when asked, then, asked for the block compact, one whose coinbase is moved
+    // off place 0.
+    while let Some(message) = hostile.receive().await {
+        match message {
+            Message::GetHeaders { .. } => {
+                let headers = blocks.iter().map(|b| b.header).collect();
+                hostile.send(&Message::Headers(headers)).await;
+            }
+            Message::GetCompactBlock(hash) => {
+                let mut bogus = CompactBlock::of(&blocks[0], &hash, 1);
+                bogus.prefilled[0].index = 2;
+                hostile.send(&Message::CompactBlock(bogus)).await;
+                break;
+            }
+            _ => {}
+        }
+    }
+    outcome(
+        scene,
+        &hostile,
+        |r| matches!(r, DisconnectReason::InvalidCompactBlock(_)),
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_for_a_compact_block_nobody_is_rebuilding() {
+    let scene = scene().await;
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|_| {}).await;
+    let answer = Message::BlockTxn {
+        block: spec().genesis_hash(),
+        transfers: transfers(0, 0, 3),
+    };
+    hostile.send(&answer).await;
+    outcome(
+        scene,
+        &hostile,
+        is(DisconnectReason::Unrequested(Unasked::BlockTransfers)),
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_places_past_the_end_or_the_coinbase() {
+    let blocks = chain_with(vec![transfers(0, 0, 2)], |_| {});
+    for indexes in [vec![0], vec![3], vec![2, 1]] {
+        let scene = scene_on(&blocks, |_| {}).await;
+        let mut hostile = Hostile::connect(&scene).await;
+        hostile.hello(|_| {}).await;
+        let ask = Message::GetBlockTxn {
+            block: blocks[0].hash(),
+            indexes,
+        };
+        hostile.send(&ask).await;
+        outcome(
+            scene,
+            &hostile,
+            is(DisconnectReason::ProtocolViolation(Violation::BlockPlaces)),
+            true,
+        )
+        .await;
+    }
 }
 
 // ---- the cases: floods ---------------------------------------------------------------------

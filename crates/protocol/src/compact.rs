@@ -119,12 +119,6 @@ impl CompactBlock {
     pub fn tx_count(&self) -> usize {
         self.short_ids.len() + self.prefilled.len()
     }
-
-    /// The length of its postcard encoding, without building it.
-    pub fn encoded_len(&self) -> usize {
-        postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
-            .unwrap_or_default()
-    }
 }
 
 /// Why a compact block cannot be rebuilt at all, whatever the pool holds: the sender's
@@ -182,10 +176,11 @@ pub enum Rebuilt {
 }
 
 impl Rebuild {
-    /// Starts rebuilding `compact` from `pool`'s transfers, after checking its shape
-    /// against a block's limit of `block_txs_max` transactions.
+    /// Starts rebuilding `compact` (of block `hash`, its header's) from `pool`'s transfers,
+    /// after checking its shape against a block's limit of `block_txs_max` transactions.
     pub fn start<'a>(
         compact: &CompactBlock,
+        hash: &BlockHash,
         block_txs_max: usize,
         pool: impl IntoIterator<Item = (&'a TxId, &'a Transfer)>,
     ) -> Result<Rebuilt, CompactError> {
@@ -224,7 +219,7 @@ impl Rebuild {
                 return Ok(Rebuilt::DuplicateShortIds);
             }
         }
-        let key = ShortIdKey::new(&compact.header.hash(), compact.nonce);
+        let key = ShortIdKey::new(hash, compact.nonce);
         // Places two pool transfers both claim: neither is trusted, the sender is asked.
         let mut ambiguous: Vec<u32> = Vec::new();
         for (id, transfer) in pool {
@@ -264,11 +259,6 @@ impl Rebuild {
         &self.missing
     }
 
-    /// The header of the block being rebuilt.
-    pub fn header(&self) -> &Header {
-        &self.header
-    }
-
     /// Fills the missing places with the sender's answer, in the order they were asked.
     pub fn fill(mut self, transfers: Vec<Transfer>) -> Result<Rebuilt, CompactError> {
         if transfers.len() != self.missing.len() {
@@ -305,6 +295,8 @@ impl Rebuild {
 mod tests {
     use powchain_chain::block::tx_root;
     use powchain_chain::tx::Coinbase;
+
+    use crate::message::Message;
     use powchain_chain::{Amount, ChainSpec, Height, Keypair};
 
     use super::*;
@@ -332,7 +324,8 @@ mod tests {
     }
 
     fn start(compact: &CompactBlock, pool: &[(TxId, Transfer)]) -> Rebuilt {
-        Rebuild::start(compact, 10_000, pool.iter().map(|(id, t)| (id, t))).expect("shape")
+        let hash = compact.header.hash();
+        Rebuild::start(compact, &hash, 10_000, pool.iter().map(|(id, t)| (id, t))).expect("shape")
     }
 
     #[test]
@@ -341,7 +334,7 @@ mod tests {
         let block = block_of(&transfers);
         let compact = CompactBlock::of(&block, &block.hash(), 7);
         assert_eq!(compact.short_ids.len(), 40);
-        assert!(compact.encoded_len() * 10 < block.encoded_len());
+        assert!(Message::CompactBlock(compact.clone()).encoded_len() * 10 < block.encoded_len());
         match start(&compact, &pool(&transfers)) {
             Rebuilt::Block(rebuilt) => assert_eq!(rebuilt, block),
             other => panic!("expected the block, got {other:?}"),
@@ -446,7 +439,8 @@ mod tests {
         let compact = CompactBlock::of(&block, &block.hash(), 9);
         let held = pool(&transfers);
         let refused = |compact: &CompactBlock, max| {
-            Rebuild::start(compact, max, held.iter().map(|(id, t)| (id, t))).err()
+            let hash = compact.header.hash();
+            Rebuild::start(compact, &hash, max, held.iter().map(|(id, t)| (id, t))).err()
         };
         assert!(matches!(
             refused(&compact, 3),

@@ -114,8 +114,16 @@ fn transfers_for(spec: &ChainSpec, block_bytes: usize) -> anyhow::Result<usize> 
             spec.limits.block_bytes_max
         );
     }
-    let sample = &transfers(spec, 1, 1)[0][0];
-    let each = Transaction::Transfer(sample.clone()).encoded_len().max(1);
+    // Every transfer of the bench has the same size: one stands for all.
+    let sample = UnsignedTransfer {
+        to: Keypair::dev(1).address(),
+        amount: Amount(1),
+        fee: spec.fee_min,
+        nonce: 0,
+        memo: Memo::default(),
+    }
+    .sign(&Keypair::dev(0), &spec.genesis_hash());
+    let each = Transaction::Transfer(sample).encoded_len().max(1);
     Ok((block_bytes / each).min(spec.limits.block_txs_max as usize - 1))
 }
 

@@ -1,6 +1,8 @@
 //! The dispatcher's compact-block inputs (see `node::compact` for the rules): serving a
 //! block compact and the transfers a receiver lacks, and rebuilding one we asked for.
 
+use std::sync::Arc;
+
 use powchain_chain::{Block, BlockHash, Store, Timestamp, Transaction, Transfer};
 use rand::RngExt;
 
@@ -13,10 +15,8 @@ impl<S: Store> Node<S> {
     /// `peer` asks for block `hash` in compact form. Charged as the whole block: reading
     /// it and hashing its transfers is what it costs us.
     pub(super) fn on_get_compact_block(&mut self, peer: PeerId, hash: BlockHash, now: Timestamp) {
-        let block = match self.chain.block(&hash) {
-            Ok(Some(block)) => block,
-            Ok(None) => return self.out.send(peer, Message::NotFound(vec![hash])),
-            Err(error) => return self.store_failed(&error),
+        let Some(block) = self.block_to_serve(peer, &hash) else {
+            return;
         };
         self.charge_served(peer, block.encoded_len(), now);
         let rng = &mut self.rng;
@@ -33,10 +33,8 @@ impl<S: Store> Node<S> {
         indexes: &[u32],
         now: Timestamp,
     ) {
-        let block = match self.chain.block(&hash) {
-            Ok(Some(block)) => block,
-            Ok(None) => return self.out.send(peer, Message::NotFound(vec![hash])),
-            Err(error) => return self.store_failed(&error),
+        let Some(block) = self.block_to_serve(peer, &hash) else {
+            return;
         };
         let ascending = indexes.windows(2).all(|pair| pair[0] < pair[1]);
         let transfers: Option<Vec<Transfer>> = indexes
@@ -72,7 +70,7 @@ impl<S: Store> Node<S> {
         }
         self.inventory.know_block(peer, hash);
         let block_txs_max = self.chain.spec().limits.block_txs_max as usize;
-        match Rebuild::start(&compact, block_txs_max, self.mempool.iter()) {
+        match Rebuild::start(&compact, &hash, block_txs_max, self.mempool.iter()) {
             Err(error) => {
                 // Its block may be good: disconnecting hands the request to another peer.
                 self.disconnect(peer, DisconnectReason::InvalidCompactBlock(error), now);
@@ -136,6 +134,22 @@ impl<S: Store> Node<S> {
     fn import_rebuilt(&mut self, peer: PeerId, block: Block, now: Timestamp) {
         if self.import_arrived(peer, block, now) {
             self.blocks_imported(now);
+        }
+    }
+
+    /// Block `hash` to serve `peer`, read from the chain; `None` when it is not there (the
+    /// peer is told) or the store failed.
+    fn block_to_serve(&mut self, peer: PeerId, hash: &BlockHash) -> Option<Arc<Block>> {
+        match self.chain.block(hash) {
+            Ok(Some(block)) => Some(block),
+            Ok(None) => {
+                self.out.send(peer, Message::NotFound(vec![*hash]));
+                None
+            }
+            Err(error) => {
+                self.store_failed(&error);
+                None
+            }
         }
     }
 
