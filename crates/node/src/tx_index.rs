@@ -62,35 +62,60 @@ fn account_key(address: &Address, height: Height, position: u32) -> [u8; 44] {
     key
 }
 
-/// Adds (`add`) or removes every transaction of `block`, at `height`, to the index.
-fn apply_block(
+/// The index rows of a set of blocks at their heights: `txs` as (id, location) and
+/// `account_txs` keys. Collected first and written sorted, so a batch touches each redb
+/// page once in key order instead of hopping across the tree per transaction.
+#[derive(Default)]
+struct Rows {
+    txs: Vec<([u8; 64], [u8; 12])>,
+    accounts: Vec<[u8; 44]>,
+}
+
+impl Rows {
+    fn add_block(&mut self, block: &Block, height: Height) -> Result<(), StoreError> {
+        for (position, tx) in block.txs.iter().enumerate() {
+            let position =
+                u32::try_from(position).map_err(|_| error("block too long", position))?;
+            self.txs.push((tx.id().0.0, location(height, position)));
+            for address in tx.accounts() {
+                self.accounts.push(account_key(&address, height, position));
+            }
+        }
+        Ok(())
+    }
+
+    fn sort(&mut self) {
+        self.txs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.accounts.sort_unstable();
+    }
+}
+
+/// Removes the rows of `leaving`, then adds those of `arriving`. All removals come first:
+/// a transfer a reorganisation moves from one height to another is in both, and its new
+/// location must be the one that stays.
+fn write_rows(
     txn: &WriteTransaction,
-    block: &Block,
-    height: Height,
-    add: bool,
+    mut leaving: Rows,
+    mut arriving: Rows,
 ) -> Result<(), StoreError> {
     let write = |e| error("cannot write the transaction index", e);
     let mut txs = txn.open_table(TXS).map_err(write_table)?;
     let mut accounts = txn.open_table(ACCOUNT_TXS).map_err(write_table)?;
-    for (position, tx) in block.txs.iter().enumerate() {
-        let position = u32::try_from(position).map_err(|_| error("block too long", position))?;
-        let id = tx.id();
-        if add {
-            txs.insert(id.0.0.as_slice(), location(height, position).as_slice())
-                .map_err(write)?;
-        } else {
-            txs.remove(id.0.0.as_slice()).map_err(write)?;
-        }
-        for address in tx.accounts() {
-            let key = account_key(&address, height, position);
-            if add {
-                accounts
-                    .insert(key.as_slice(), [].as_slice())
-                    .map_err(write)?;
-            } else {
-                accounts.remove(key.as_slice()).map_err(write)?;
-            }
-        }
+    leaving.sort();
+    arriving.sort();
+    for (id, _) in &leaving.txs {
+        txs.remove(id.as_slice()).map_err(write)?;
+    }
+    for key in &leaving.accounts {
+        accounts.remove(key.as_slice()).map_err(write)?;
+    }
+    for (id, at) in &arriving.txs {
+        txs.insert(id.as_slice(), at.as_slice()).map_err(write)?;
+    }
+    for key in &arriving.accounts {
+        accounts
+            .insert(key.as_slice(), [].as_slice())
+            .map_err(write)?;
     }
     Ok(())
 }
@@ -124,20 +149,24 @@ pub(crate) fn follow(
         .map(|(height, hash)| (*height, Some(*hash)))
         .collect();
     changes.extend(batch.delete_best.iter().map(|height| (*height, None)));
+    let (mut leaving, mut arriving) = (Rows::default(), Rows::default());
     for (height, new) in changes {
         let old = read_best(height)?;
         if old == new {
             continue;
         }
         if let Some(old) = old {
-            apply_block(txn, &*block(&old)?, height, false)?;
+            leaving.add_block(&*block(&old)?, height)?;
         }
         if let Some(new) = new {
-            apply_block(txn, &*block(&new)?, height, true)?;
+            arriving.add_block(&*block(&new)?, height)?;
         }
     }
-    Ok(())
+    write_rows(txn, leaving, arriving)
 }
+
+/// Blocks whose rows [`build`] collects before writing them.
+const BUILD_CHUNK_BLOCKS: usize = 1_000;
 
 /// Indexes the whole best chain `best` (height and hash, in any order), for a file written
 /// before the index existed.
@@ -146,10 +175,15 @@ pub(crate) fn build(
     best: &[(Height, BlockHash)],
     read_block: impl Fn(&BlockHash) -> Result<Option<Arc<Block>>, StoreError>,
 ) -> Result<(), StoreError> {
-    for (height, hash) in best {
-        let block = read_block(hash)?
-            .ok_or_else(|| StoreError(format!("best-chain block {hash} is not stored")))?;
-        apply_block(txn, &block, *height, true)?;
+    // A chunk at a time: a long chain's rows would not fit in memory at once.
+    for chunk in best.chunks(BUILD_CHUNK_BLOCKS) {
+        let mut rows = Rows::default();
+        for (height, hash) in chunk {
+            let block = read_block(hash)?
+                .ok_or_else(|| StoreError(format!("best-chain block {hash} is not stored")))?;
+            rows.add_block(&block, *height)?;
+        }
+        write_rows(txn, Rows::default(), rows)?;
     }
     Ok(())
 }

@@ -393,3 +393,49 @@ fn reorganise_and_check_the_index<S: Store>(chain: &mut Chain<S>) {
         "it left the best chain"
     );
 }
+
+/// A reorganisation that moves a transfer to a lower height: branch A holds it at height 2,
+/// branch B at height 1. The commit unindexes A's blocks and indexes B's in one batch; the
+/// transfer must end up found at its new place, not removed with the block it left.
+#[test]
+fn a_transfer_a_reorg_moves_down_a_height_stays_indexed() {
+    let dir = TempDir::new("store-tx-index-move");
+    let spec = spec();
+    let mut chain = open(&spec, &dir.file("chain.redb")).unwrap();
+    let genesis = chain.tip().hash;
+    let a1 = block_on(&chain, genesis, 1, None);
+    chain.import_block(a1.clone(), now(&spec)).unwrap();
+    let a2 = block_on(&chain, a1.hash(), 2, Some((0, 0)));
+    chain.import_block(a2.clone(), now(&spec)).unwrap();
+    let moved = a2.txs[1].id();
+    assert_eq!(
+        chain
+            .store()
+            .tx_index()
+            .unwrap()
+            .tx_location(&moved)
+            .unwrap(),
+        Some((Height(2), 1))
+    );
+    // Branch B: the same transfer (same key, nonce and amounts) one height lower.
+    let b1 = block_on(&chain, genesis, 11, Some((0, 0)));
+    assert_eq!(b1.txs[1].id(), moved, "the same signed transfer");
+    chain.import_block(b1.clone(), now(&spec)).unwrap();
+    let mut parent = b1.hash();
+    for i in 0..2 {
+        let block = block_on(&chain, parent, 12 + i, None);
+        parent = block.hash();
+        chain.import_block(block, now(&spec)).unwrap();
+    }
+    assert_eq!(chain.tip().hash, parent, "branch B won");
+    assert_index_matches_the_best_chain(&chain, "after the transfer moved down");
+    assert_eq!(
+        chain
+            .store()
+            .tx_index()
+            .unwrap()
+            .tx_location(&moved)
+            .unwrap(),
+        Some((Height(1), 1))
+    );
+}

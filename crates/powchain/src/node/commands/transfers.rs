@@ -21,11 +21,11 @@ impl<S: Store + 'static> Session<S> {
         let to = resolve_account(&self.spec, &to)?;
         let key = self.key_for(&from)?;
         let fee = Amount(fee.unwrap_or(self.spec.fee_min.0));
-        let chain_id = self.spec.genesis_hash();
         let result = self
             .handle
             .build_and_submit(move |node| {
                 let nonce = node.next_nonce(&key.address());
+                let chain_id = node.chain().chain_id();
                 UnsignedTransfer {
                     to,
                     amount: Amount(amount),
