@@ -8,9 +8,9 @@
 //!
 //! Block templates take the highest fee first (earliest arrival among equals), respecting each
 //! sender's nonce order and the block limits, and checking every pick against the state as
-//! the template grows. After every tip change [`Mempool::on_tip_change`] re-admits everything
-//! against the new state: what was confirmed or became invalid leaves, and the transfers of
-//! disconnected blocks come back. Nothing a user submitted is silently dropped: every removal
+//! the template grows. After every tip change [`Mempool::on_tip_change`] re-admits against
+//! the new state what the change can affect (everything, after a reorganisation): what was
+//! confirmed or became invalid leaves, and the transfers of disconnected blocks come back. Nothing a user submitted is silently dropped: every removal
 //! is returned with its reason.
 //!
 //! The bound on how far ahead of its account a transfer's nonce may be is checked at the door
@@ -22,10 +22,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 use crate::hashing::{HashMap, HashSet};
 
-use crate::block::check_transfer_rules;
+use crate::block::{Block, check_transfer_rules};
 use crate::chain::TipChange;
 use crate::hash::{BlockHash, TxId};
 use crate::keys::Address;
@@ -299,7 +300,28 @@ impl Mempool {
         spec: &ChainSpec,
         door: Door,
     ) -> Result<(), MempoolError> {
-        let incoming = |address: &Address| self.incoming.get(address).copied();
+        let outgoing = self.outgoing.get(&tx.from).copied().unwrap_or_default();
+        self.admissible_given(
+            tx,
+            state,
+            spec,
+            door,
+            |address| self.incoming.get(address).copied(),
+            outgoing,
+        )
+    }
+
+    /// [`Mempool::admissible`] with the coins pending to each account (`incoming`, `None`
+    /// when none are) and from the sender (`outgoing`) given by the caller.
+    fn admissible_given(
+        &self,
+        tx: &Transfer,
+        state: &dyn AccountReader,
+        spec: &ChainSpec,
+        door: Door,
+        incoming: impl Fn(&Address) -> Option<Amount>,
+        outgoing: Amount,
+    ) -> Result<(), MempoolError> {
         let sender = match state.account(&tx.from)? {
             Some(account) => account,
             // Coins on their way make an account, as in the seed's pending balances.
@@ -343,7 +365,7 @@ impl Mempool {
         let available = sender
             .balance
             .checked_add(incoming(&tx.from).unwrap_or_default())
-            .and_then(|b| b.checked_sub(self.outgoing.get(&tx.from).copied().unwrap_or_default()))
+            .and_then(|b| b.checked_sub(outgoing))
             .unwrap_or_default();
         if available < needed {
             return Err(TxError::InsufficientBalance {
@@ -475,10 +497,160 @@ impl Mempool {
             .collect()
     }
 
-    /// Follows a tip change: takes back the transfers of disconnected blocks and re-admits
-    /// everything against the new state (`state` must already be the new tip's). Returns
-    /// what left and why.
+    /// Follows a tip change (`state` must already be the new tip's). Returns what left and
+    /// why, in arrival order.
+    ///
+    /// A tip that only moved forward, the common case, changes the accounts its blocks
+    /// touch and nothing else, so [`Mempool::follow_connected`] re-checks only the senders
+    /// whose admission can have changed. A reorganisation, or a chain whose recipients must
+    /// be known (an entry can then depend on another sender's pending transfer to its
+    /// recipient, which no per-sender re-check sees), takes the full path: every transfer
+    /// re-admitted in arrival order, [`Mempool::readmit_all`].
     pub fn on_tip_change(
+        &mut self,
+        change: &TipChange,
+        state: &dyn AccountReader,
+        spec: &ChainSpec,
+        now: Timestamp,
+    ) -> Result<Vec<(TxId, Removal)>, StoreError> {
+        if change.disconnected.is_empty() && !spec.require_known_recipient {
+            self.follow_connected(&change.connected, state, spec, now)
+        } else {
+            self.readmit_all(change, state, spec, now)
+        }
+    }
+
+    /// Follows blocks added on top of the old tip, keeping exactly what
+    /// [`Mempool::readmit_all`] would keep, without rebuilding the pool.
+    ///
+    /// Re-admission in arrival order checks each transfer against the state and the
+    /// transfers that arrived before it. A transfer's verdict can only change if its
+    /// inputs got worse: its sender's account (the blocks' senders: nonce moved, balance
+    /// perhaps spent; a recipient only gains) or the coins that earlier arrivals bring its
+    /// sender (an earlier transfer to it left for another reason than being confirmed).
+    /// So only those are re-checked, in arrival order, each against what arrived before it;
+    /// a transfer that leaves puts its recipient's later transfers up for a check. Each is
+    /// decided once, after everything before it, as in the full pass.
+    fn follow_connected(
+        &mut self,
+        connected: &[Arc<Block>],
+        state: &dyn AccountReader,
+        spec: &ChainSpec,
+        now: Timestamp,
+    ) -> Result<Vec<(TxId, Removal)>, StoreError> {
+        let mut removed: Vec<(u64, TxId, Removal)> = Vec::new();
+        // Transfers to re-check, by arrival.
+        let mut recheck: BTreeSet<(u64, TxId)> = BTreeSet::new();
+        let mut senders: HashSet<Address> = HashSet::default();
+        for tx in connected
+            .iter()
+            .flat_map(|block| block.txs.iter().filter_map(Transaction::as_transfer))
+        {
+            senders.insert(tx.from);
+            let id = tx.id();
+            if let Some(entry) = self.remove(&id) {
+                removed.push((entry.seq, id, Removal::Confirmed));
+            }
+        }
+        let expiry_ms = self.config.expiry_ms;
+        let expired: Vec<TxId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| now.ms_since(e.arrived) > expiry_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        // Coins on their way to each account, by the arrival of the transfer bringing them.
+        let mut arriving: HashMap<Address, BTreeMap<u64, Amount>> = HashMap::default();
+        for entry in self.entries.values() {
+            if now.ms_since(entry.arrived) <= expiry_ms {
+                arriving
+                    .entry(entry.tx.to)
+                    .or_default()
+                    .insert(entry.seq, entry.tx.amount);
+            }
+        }
+        for id in expired {
+            if let Some(entry) = self.remove(&id) {
+                self.recheck_later(&mut recheck, &entry.tx.to, entry.seq);
+                removed.push((entry.seq, id, Removal::Expired));
+            }
+        }
+        for sender in &senders {
+            self.recheck_later(&mut recheck, sender, 0);
+        }
+        while let Some((seq, id)) = recheck.pop_first() {
+            let Some(entry) = self.remove(&id) else {
+                continue;
+            };
+            let incoming_before = |address: &Address| {
+                let coins = arriving.get(address)?;
+                let mut earlier = coins.range(..seq).peekable();
+                earlier.peek()?;
+                Some(
+                    earlier
+                        .map(|(_, amount)| *amount)
+                        .fold(Amount::ZERO, |sum, a| {
+                            sum.checked_add(a).unwrap_or(Amount(u64::MAX))
+                        }),
+                )
+            };
+            let outgoing_before =
+                self.by_sender
+                    .get(&entry.tx.from)
+                    .map_or(Amount::ZERO, |queue| {
+                        queue
+                            .values()
+                            .filter_map(|other| self.entries.get(other))
+                            .filter(|other| other.seq < seq)
+                            .filter_map(|other| other.tx.cost())
+                            .fold(Amount::ZERO, |sum, c| {
+                                sum.checked_add(c).unwrap_or(Amount(u64::MAX))
+                            })
+                    });
+            let verdict = self.admissible_given(
+                &entry.tx,
+                state,
+                spec,
+                Door::Readmission,
+                incoming_before,
+                outgoing_before,
+            );
+            match verdict {
+                Ok(()) => self.insert(id, entry),
+                Err(MempoolError::Store(e)) => return Err(e),
+                Err(error) => {
+                    if let Some(coins) = arriving.get_mut(&entry.tx.to) {
+                        coins.remove(&seq);
+                    }
+                    self.recheck_later(&mut recheck, &entry.tx.to, seq);
+                    removed.push((seq, id, Removal::Invalid(error)));
+                }
+            }
+        }
+        removed.sort_by_key(|(seq, _, _)| *seq);
+        Ok(removed
+            .into_iter()
+            .map(|(_, id, removal)| (id, removal))
+            .collect())
+    }
+
+    /// Puts `sender`'s transfers that arrived after `seq` up for a re-check.
+    fn recheck_later(&self, recheck: &mut BTreeSet<(u64, TxId)>, sender: &Address, seq: u64) {
+        let Some(queue) = self.by_sender.get(sender) else {
+            return;
+        };
+        for id in queue.values() {
+            if let Some(entry) = self.entries.get(id)
+                && entry.seq >= seq
+            {
+                recheck.insert((entry.seq, *id));
+            }
+        }
+    }
+
+    /// Takes back the transfers of disconnected blocks and re-admits everything against the
+    /// new state, in arrival order.
+    fn readmit_all(
         &mut self,
         change: &TipChange,
         state: &dyn AccountReader,
@@ -1273,6 +1445,58 @@ mod tests {
         assert_eq!(f.select(), vec![mined, rival, waiting]);
     }
 
+    /// A block that invalidates a transfer also removes what spent the coins it was
+    /// bringing: account 2 spends more than it holds, counting on account 1's pending
+    /// transfer, and a rival of that transfer is mined.
+    #[test]
+    fn a_removal_cascades_to_what_spent_its_coins() {
+        let mut f = Fixture::new(MempoolConfig::default());
+        let bringing = f.admit(&pay(1, 2, 500, 1, 0));
+        let spending = f.admit(&pay(2, 9, 1_200, 1, 0));
+        let waiting = f.admit(&pay(3, 9, 10, 1, 0));
+        let rival = pay(1, 9, 10, 1, 0);
+        let connected = block(1, &[&rival]);
+        let mut overlay = StateOverlay::new(&f.state);
+        overlay.apply_transfer(&rival, &f.spec).unwrap();
+        let changes = overlay.into_changes();
+        for (address, account) in changes {
+            f.state.insert(address, account.unwrap());
+        }
+        let change = TipChange {
+            old_tip: BlockHash::ZERO,
+            new_tip: connected.hash(),
+            disconnected: vec![],
+            connected: vec![connected],
+        };
+        let removed = f
+            .pool
+            .on_tip_change(&change, &f.state, &f.spec, NOW)
+            .unwrap();
+        assert_eq!(
+            removed,
+            vec![
+                (
+                    bringing,
+                    Removal::Invalid(MempoolError::Tx(TxError::WrongNonce {
+                        from: address(1),
+                        expected: 1,
+                        got: 0,
+                    }))
+                ),
+                (
+                    spending,
+                    Removal::Invalid(MempoolError::Tx(TxError::InsufficientBalance {
+                        from: address(2),
+                        balance: Amount(1_000),
+                        needed: Amount(1_201),
+                    }))
+                ),
+            ]
+        );
+        assert_eq!(f.pool.len(), 1);
+        assert!(f.pool.contains(&waiting));
+    }
+
     /// A reorganisation that moves an account's nonce back keeps the pending transfers it
     /// admitted within the bound, however far ahead they now are; new ones still meet it.
     #[test]
@@ -1303,5 +1527,128 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// What a pool must always be: its books match its entries, and each sender's pending
+    /// transfers fit its confirmed balance plus the coins pending to it.
+    fn assert_consistent(pool: &Mempool, state: &BTreeMap<Address, Account>, now: Timestamp) {
+        let (mut incoming, mut outgoing) = (HashMap::default(), HashMap::default());
+        let mut bytes = 0;
+        for (id, entry) in &pool.entries {
+            let tx = &entry.tx;
+            assert_eq!(pool.by_sender[&tx.from][&tx.nonce], *id);
+            assert!(pool.by_fee.contains(&(tx.fee, Reverse(entry.seq), *id)));
+            assert!(
+                now.ms_since(entry.arrived) <= pool.config.expiry_ms,
+                "expired"
+            );
+            let confirmed = state.get(&tx.from).map_or(0, |a| a.nonce);
+            assert!(
+                tx.nonce >= confirmed,
+                "nonce {} below {confirmed}",
+                tx.nonce
+            );
+            add_to(&mut incoming, tx.to, tx.amount);
+            add_to(&mut outgoing, tx.from, tx.cost().unwrap());
+            bytes += entry.bytes;
+        }
+        assert_eq!(pool.incoming, incoming);
+        assert_eq!(pool.outgoing, outgoing);
+        assert_eq!(pool.bytes, bytes);
+        assert_eq!(pool.by_fee.len(), pool.entries.len());
+        assert_eq!(
+            pool.by_sender.values().map(BTreeMap::len).sum::<usize>(),
+            pool.entries.len()
+        );
+        for (sender, out) in &outgoing {
+            let balance = state.get(sender).map_or(Amount::ZERO, |a| a.balance);
+            let has = balance.0 + incoming.get(sender).map_or(0, |a: &Amount| a.0);
+            assert!(has >= out.0, "{sender:?} spends {out:?} of {has}");
+        }
+    }
+
+    mod following {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// A random pool, a block on top (some of its transfers, perhaps rivals that spend
+            /// the same nonces or coins), and expiries: following the block keeps the pool
+            /// consistent, keeps exactly what re-admitting everything keeps, and reports the
+            /// same removals in the same order. Balances are small, so transfers often spend
+            /// coins still pending to their sender, and a removal cascades to its recipient;
+            /// `only_funded` (0..3 pay only 3..6) is the case where none does.
+            #[test]
+            fn following_a_block_keeps_what_readmitting_everything_keeps(
+                only_funded in any::<bool>(),
+                txs in vec((0u64..6, 0u64..6, 1u64..150, 1u64..4, 0u64..4, 0u64..3), 1..24),
+                mined in 0usize..8,
+                rivals in vec((0u64..6, 1u64..190), 0..3),
+            ) {
+                let mut f = Fixture::new(MempoolConfig {
+                    expiry_ms: 10_000,
+                    ..MempoolConfig::default()
+                });
+                // Balances small enough that spending pending coins is common.
+                for account in f.state.values_mut() {
+                    account.balance = Amount(200);
+                }
+                for (from, to, amount, fee, nonce, age) in txs {
+                    let (from, to) = if only_funded {
+                        (from % 3, 3 + to % 3)
+                    } else {
+                        (from, to)
+                    };
+                    let arrived = Timestamp(NOW.0 + age * 6_000);
+                    let _ = f.add_at(&pay(from, to, amount, fee, nonce), arrived);
+                }
+                // The block: the pool's best `mined`, then rivals, each if it applies.
+                let before = f.state.clone();
+                let mut overlay = StateOverlay::new(&before);
+                let mut in_block = Vec::new();
+                let picked = f.select();
+                for tx in picked.into_iter().take(mined) {
+                    overlay.apply_transfer(&tx, &f.spec).unwrap();
+                    in_block.push(tx);
+                }
+                for (from, amount) in rivals {
+                    let from = if only_funded { from % 3 } else { from };
+                    let nonce = overlay.account(&address(from)).unwrap().map_or(0, |a| a.nonce);
+                    let rival = pay(from, 9, amount, 1, nonce);
+                    if overlay.apply_transfer(&rival, &f.spec).is_ok() {
+                        in_block.push(rival);
+                    }
+                }
+                for (address, account) in overlay.into_changes() {
+                    f.state.insert(address, account.unwrap());
+                }
+                let connected = block(1, &in_block.iter().collect::<Vec<_>>());
+                let change = TipChange {
+                    old_tip: BlockHash::ZERO,
+                    new_tip: connected.hash(),
+                    disconnected: vec![],
+                    connected: vec![connected.clone()],
+                };
+                let now = Timestamp(NOW.0 + 14_000);
+                let mut fast = f.pool.clone();
+                let mut full = f.pool.clone();
+                let fast_removed = fast.follow_connected(&change.connected, &f.state, &f.spec, now).unwrap();
+                let full_removed = full.readmit_all(&change, &f.state, &f.spec, now).unwrap();
+                assert_consistent(&fast, &f.state, now);
+                for tx in &in_block {
+                    prop_assert!(!fast.contains(&tx.id()), "a confirmed transfer stayed");
+                }
+                prop_assert_eq!(&fast_removed, &full_removed);
+                prop_assert_eq!(fast.len(), full.len());
+                prop_assert_eq!(
+                    fast.select_with_ids(&f.state, &f.spec, usize::MAX, usize::MAX).unwrap(),
+                    full.select_with_ids(&f.state, &f.spec, usize::MAX, usize::MAX).unwrap()
+                );
+            }
+        }
     }
 }
