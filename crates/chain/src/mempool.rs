@@ -50,6 +50,26 @@ pub struct MempoolConfig {
     pub sender_nonces_ahead_max: u64,
 }
 
+/// Full blocks' worth of transfers a node's mempool holds at least
+/// ([`MempoolConfig::for_chain`]).
+pub const MEMPOOL_BLOCKS_MIN: usize = 4;
+
+impl MempoolConfig {
+    /// The default bounds, raised where `spec`'s blocks are big enough that they would hold
+    /// fewer than [`MEMPOOL_BLOCKS_MIN`] full blocks: a pool smaller than a few blocks
+    /// cannot keep a miner's blocks full while the next ones are being filled.
+    pub fn for_chain(spec: &ChainSpec) -> MempoolConfig {
+        let default = MempoolConfig::default();
+        let txs = spec.limits.block_txs_max as usize;
+        let bytes = spec.limits.block_bytes_max as usize;
+        MempoolConfig {
+            count_max: default.count_max.max(MEMPOOL_BLOCKS_MIN * txs),
+            bytes_max: default.bytes_max.max(MEMPOOL_BLOCKS_MIN * bytes),
+            ..default
+        }
+    }
+}
+
 impl Default for MempoolConfig {
     fn default() -> MempoolConfig {
         MempoolConfig {

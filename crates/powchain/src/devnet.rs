@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use powchain_api::ApiEvent;
 use powchain_chain::{
-    Amount, BlockHash, Chain, ChainConfig, Height, Keypair, Memo, UnsignedTransfer,
+    Amount, BlockHash, Chain, ChainConfig, Height, Keypair, Memo, MempoolConfig, UnsignedTransfer,
 };
 use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
 use powchain_node::miner::MinerConfig;
@@ -217,6 +217,7 @@ async fn devnet(
         config.listen = Some(addresses[index].clone());
         config.outbound_target = dials[index].len();
         config.miner_address = Some(Keypair::dev(index as u64 % 10).address());
+        config.mempool = MempoolConfig::for_chain(&spec);
         let mut node = Node::new(config, chain, rng.random()).with_address_store(book)?;
         for target in &dials[index] {
             node.add_address(&addresses[*target]);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use powchain_chain::{
     Amount, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Keypair, MemStore, Memo,
-    Transaction, Transfer, UnsignedTransfer,
+    MempoolConfig, Transaction, Transfer, UnsignedTransfer,
 };
 use powchain_node::driver::{self, Handle};
 use powchain_node::miner::MinerConfig;
@@ -184,11 +184,8 @@ async fn one_mode(
         config.listen = Some(addresses[index].clone());
         config.outbound_target = 3;
         config.compact_blocks = compact_blocks;
-        // Room for two blocks' worth of transfers, whatever `--block-bytes` asks.
-        config.mempool.count_max = config
-            .mempool
-            .count_max
-            .max(2 * spec.limits.block_txs_max as usize);
+        // Room for a few blocks' worth of transfers, whatever `--block-bytes` asks.
+        config.mempool = MempoolConfig::for_chain(&spec);
         let mut node = Node::new(config, chain, index as u64);
         // A ring plus chords: every node dials the next three.
         for step in 1..=3.min(nodes - 1) {

@@ -358,6 +358,7 @@ fn build_node<S: Store>(
     config.listen = listen;
     config.outbound_target = config.outbound_target.max(args.peers.len());
     config.minimum_chain_work = powchain_chain::Work(args.minimum_chain_work);
+    config.mempool = powchain_chain::MempoolConfig::for_chain(spec);
     if let Some(miner) = &args.miner_address {
         // The flag takes what the session's `balance` takes: a dev number or an address.
         let who = session::parse(&format!("balance {miner}"))
