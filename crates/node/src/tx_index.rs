@@ -85,7 +85,7 @@ impl Rows {
     }
 
     fn sort(&mut self) {
-        self.txs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.txs.sort_unstable_by_key(|(id, _)| *id);
         self.accounts.sort_unstable();
     }
 }

@@ -195,8 +195,10 @@ pub fn measure(seconds: f64, progress: &dyn Fn(&str)) -> anyhow::Result<LoadRepo
             std::thread::spawn(move || {
                 client_loop(
                     client,
-                    accounts,
-                    pending_target,
+                    Share {
+                        accounts,
+                        pending_target,
+                    },
                     &api,
                     &agent,
                     &chain_id,
@@ -280,12 +282,21 @@ struct ClientOutcome {
     accepted: u64,
 }
 
+/// What every client is told: the funded accounts, and how many transfers to keep pending.
+#[derive(Clone, Copy)]
+struct Share {
+    accounts: u64,
+    pending_target: u64,
+}
+
 /// Client `client` sends from dev accounts `client`, `client + CLIENTS`, … below
 /// `accounts`, each paying the next account, in batches to its node.
 fn client_loop(
     client: usize,
-    accounts: u64,
-    pending_target: u64,
+    Share {
+        accounts,
+        pending_target,
+    }: Share,
     api: &Api,
     agent: &ureq::Agent,
     chain_id: &powchain_chain::BlockHash,

@@ -185,7 +185,7 @@ async fn one_mode(
         config.outbound_target = 3;
         config.compact_blocks = compact_blocks;
         // Room for a few blocks' worth of transfers, whatever `--block-bytes` asks.
-        config.mempool = MempoolConfig::for_chain(&spec);
+        config.mempool = MempoolConfig::for_chain(spec);
         let mut node = Node::new(config, chain, index as u64);
         // A ring plus chords: every node dials the next three.
         for step in 1..=3.min(nodes - 1) {
