@@ -8,7 +8,7 @@ use std::path::Path;
 
 use powchain_chain::block::tx_root;
 use powchain_chain::header::HEADER_VERSION;
-use powchain_chain::state::StateOverlay;
+use powchain_chain::state::{AccountReader, StateOverlay};
 use powchain_chain::tx::Coinbase;
 use powchain_chain::{
     Address, Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, Header, Height, Keypair,
@@ -86,6 +86,14 @@ fn accounts(chain: &Chain<RedbStore>) -> BTreeMap<Address, powchain_chain::Accou
     chain.store().all_accounts().unwrap().into_iter().collect()
 }
 
+/// Each account as the store's lookup answers it (its cache included) is the account in the
+/// file.
+fn assert_reads_match_the_file(chain: &Chain<RedbStore>) {
+    for (address, account) in accounts(chain) {
+        assert_eq!(chain.store().account(&address).unwrap(), Some(account));
+    }
+}
+
 /// The state a replay of the best chain from genesis gives.
 fn replay(chain: &Chain<RedbStore>) -> BTreeMap<Address, powchain_chain::Account> {
     let empty = BTreeMap::new();
@@ -134,6 +142,8 @@ fn reorgs_commit_through_undo_data_and_survive_a_restart() {
     chain.import_block(a1.clone(), now(&spec)).unwrap();
     let a2 = block_on(&chain, a1.hash(), 2, Some((1, 0)));
     chain.import_block(a2, now(&spec)).unwrap();
+    // Read every account once on branch A: the store keeps what it read in memory.
+    assert_reads_match_the_file(&chain);
     let mut parent = genesis;
     for i in 0..3 {
         let block = block_on(&chain, parent, 10 + i, None);
@@ -142,6 +152,8 @@ fn reorgs_commit_through_undo_data_and_survive_a_restart() {
     }
     assert_eq!(chain.tip().hash, parent);
     assert_eq!(accounts(&chain), replay(&chain));
+    // What the reorganisation wrote replaced what was read before it.
+    assert_reads_match_the_file(&chain);
     let (tip, state) = (chain.tip(), accounts(&chain));
     drop(chain);
     let chain = open(&spec, &path).unwrap();
