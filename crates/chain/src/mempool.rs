@@ -503,16 +503,20 @@ impl Mempool {
         Some(entry)
     }
 
-    /// Drops transfers older than the expiry.
-    pub fn expire(&mut self, now: Timestamp) -> Vec<(TxId, Removal)> {
+    /// The transfers that have waited longer than the expiry at `now`.
+    fn expired_ids(&self, now: Timestamp) -> Vec<TxId> {
         let expiry_ms = self.config.expiry_ms;
-        let old: Vec<TxId> = self
-            .entries
+        self.entries
             .iter()
             .filter(|(_, e)| now.ms_since(e.arrived) > expiry_ms)
             .map(|(id, _)| *id)
-            .collect();
-        old.into_iter()
+            .collect()
+    }
+
+    /// Drops transfers older than the expiry.
+    pub fn expire(&mut self, now: Timestamp) -> Vec<(TxId, Removal)> {
+        self.expired_ids(now)
+            .into_iter()
             .filter_map(|id| self.remove(&id).map(|_| (id, Removal::Expired)))
             .collect()
     }
@@ -573,12 +577,7 @@ impl Mempool {
             }
         }
         let expiry_ms = self.config.expiry_ms;
-        let expired: Vec<TxId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| now.ms_since(e.arrived) > expiry_ms)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired = self.expired_ids(now);
         // Coins on their way to each account, by the arrival of the transfer bringing them.
         let mut arriving: HashMap<Address, BTreeMap<u64, Amount>> = HashMap::default();
         for entry in self.entries.values() {
@@ -942,6 +941,20 @@ mod tests {
                 new_tip: BlockHash::ZERO,
                 disconnected: vec![block],
                 connected: vec![],
+            };
+            self.pool
+                .on_tip_change(&change, &self.state, &self.spec, NOW)
+                .unwrap()
+        }
+
+        /// The tip moves forward to `block` (`state` must already be its); returns what left
+        /// the pool.
+        fn connect(&mut self, block: Arc<Block>) -> Vec<(TxId, Removal)> {
+            let change = TipChange {
+                old_tip: BlockHash::ZERO,
+                new_tip: block.hash(),
+                disconnected: vec![],
+                connected: vec![block],
             };
             self.pool
                 .on_tip_change(&change, &self.state, &self.spec, NOW)
@@ -1429,17 +1442,8 @@ mod tests {
         for (address, account) in overlay.into_changes() {
             f.state.insert(address, account.unwrap());
         }
-        let change = TipChange {
-            old_tip: BlockHash::ZERO,
-            new_tip: connected.hash(),
-            disconnected: vec![],
-            connected: vec![connected.clone()],
-        };
         // Removals come in arrival order.
-        let removed = f
-            .pool
-            .on_tip_change(&change, &f.state, &f.spec, NOW)
-            .unwrap();
+        let removed = f.connect(connected.clone());
         assert_eq!(
             removed,
             vec![
@@ -1482,16 +1486,7 @@ mod tests {
         for (address, account) in changes {
             f.state.insert(address, account.unwrap());
         }
-        let change = TipChange {
-            old_tip: BlockHash::ZERO,
-            new_tip: connected.hash(),
-            disconnected: vec![],
-            connected: vec![connected],
-        };
-        let removed = f
-            .pool
-            .on_tip_change(&change, &f.state, &f.spec, NOW)
-            .unwrap();
+        let removed = f.connect(connected);
         assert_eq!(
             removed,
             vec![
