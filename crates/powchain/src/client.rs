@@ -4,7 +4,8 @@
 //! API's answer as it came.
 //!
 //! `send` signs on this side: the key never travels. It asks the node for the chain's id
-//! (the genesis hash), the fee floor and the sender's next nonce, signs, and submits.
+//! (the genesis hash), the fee floor and the sender's next nonce, signs, and submits; with
+//! `--count N`, N transfers at consecutive nonces go in one request to the batch route.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -62,6 +63,12 @@ pub struct SendArgs {
     /// The wallet holding --from's key (default: wallet.keys in the data directory).
     #[arg(long)]
     wallet: Option<PathBuf>,
+    /// Send this many transfers, at consecutive nonces, in one request to the batch route
+    /// (`POST /api/v1/transactions`); each is answered on its own. A node holds a sender's
+    /// transfers at most 64 nonces ahead of its account, and refuses the rest.
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=powchain_api::TRANSFERS_PER_BATCH_MAX as u64))]
+    count: u64,
 }
 
 /// A node's API, as the clients reach it.
@@ -396,14 +403,28 @@ pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
         .context("the node did not say the sender's next nonce")?;
     let memo = Memo::new(send.memo.clone().into_bytes())
         .map_err(|e| anyhow::anyhow!("--memo is too long: {e}"))?;
-    let transfer = UnsignedTransfer {
-        to,
-        amount: Amount(send.amount),
-        fee: Amount(fee),
-        nonce,
-        memo,
+    let sign = |nonce: u64| {
+        UnsignedTransfer {
+            to,
+            amount: Amount(send.amount),
+            fee: Amount(fee),
+            nonce,
+            memo: memo.clone(),
+        }
+        .sign(&key, &chain_id)
+    };
+    if send.count > 1 {
+        let transfers: Vec<_> = (nonce..nonce + send.count).map(sign).collect();
+        let answer = api.post(
+            "/api/v1/transactions",
+            &serde_json::json!({ "transfers": transfers }),
+        )?;
+        print(args, &answer, |a| {
+            describe_batch(a, send.count, send.amount, &to, fee, nonce)
+        });
+        return Ok(());
     }
-    .sign(&key, &chain_id);
+    let transfer = sign(nonce);
     let accepted = api.post("/api/v1/tx", &serde_json::to_value(&transfer)?)?;
     print(args, &accepted, |a| {
         format!(
@@ -414,6 +435,43 @@ pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
         )
     });
     Ok(())
+}
+
+/// What the batch route answered to `count` transfers from nonce `first` on: how many went
+/// in, and the first few refusals with their reasons (each names its nonce).
+fn describe_batch(
+    answer: &Value,
+    count: u64,
+    amount: u64,
+    to: &Address,
+    fee: u64,
+    first: u64,
+) -> String {
+    const REFUSALS_SHOWN: usize = 5;
+    let refusals: Vec<&str> = answer["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|result| result["error"].as_str())
+        .collect();
+    let mut text = format!(
+        "sent {count} transfers of {amount} coins to {}, fee {fee}, nonces {first}..={}: \
+         {} accepted, {} refused",
+        short(&to.to_string()),
+        first + count - 1,
+        answer["accepted"].as_u64().unwrap_or(0),
+        answer["refused"].as_u64().unwrap_or(0),
+    );
+    for reason in refusals.iter().take(REFUSALS_SHOWN) {
+        text.push_str(&format!("\n  refused: {reason}"));
+    }
+    if refusals.len() > REFUSALS_SHOWN {
+        text.push_str(&format!(
+            "\n  and {} more refused (--json lists every answer)",
+            refusals.len() - REFUSALS_SHOWN
+        ));
+    }
+    text
 }
 
 /// `powchain peers`.

@@ -141,6 +141,44 @@ fn the_clients_send_mine_and_read_through_the_nodes_api() {
     let (ok, _, err) = powchain(&["status", "--datadir", elsewhere.arg()]);
     assert!(!ok && err.contains("no running node found"), "{err}");
 
+    // Many transfers in one request to the batch route, each answered: a sender may be 64
+    // nonces ahead of its account, so of 70 the last 5 are refused, with the reason.
+    let before = client_json(datadir, &["balance", "2"])["balance"]
+        .as_u64()
+        .unwrap();
+    let sent = client(
+        datadir,
+        &[
+            "send", "--from", "1", "--to", "2", "--amount", "3", "--count", "70",
+        ],
+    );
+    assert!(
+        sent.contains("nonces 0..=69: 65 accepted, 5 refused"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains("refused: nonce 65 is more than 64 ahead"),
+        "{sent}"
+    );
+    let mined = client(datadir, &["mine"]);
+    assert!(mined.contains("mined: block 2"), "{mined}");
+    let balance = client_json(datadir, &["balance", "2"]);
+    assert_eq!(balance["balance"].as_u64().unwrap(), before + 65 * 3);
+    let (ok, _, err) = powchain(&[
+        "send",
+        "--from",
+        "1",
+        "--to",
+        "2",
+        "--amount",
+        "1",
+        "--count",
+        "1001",
+        "--datadir",
+        datadir,
+    ]);
+    assert!(!ok && err.contains("1001"), "{err}");
+
     node.quit();
     assert!(!cookie.exists(), "the cookie goes when the node stops");
     assert!(!dir.file("api.address").exists());
