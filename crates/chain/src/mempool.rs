@@ -10,8 +10,8 @@
 //! sender's nonce order and the block limits, and checking every pick against the state as
 //! the template grows. After every tip change [`Mempool::on_tip_change`] re-admits against
 //! the new state what the change can affect (everything, after a reorganisation): what was
-//! confirmed or became invalid leaves, and the transfers of disconnected blocks come back. Nothing a user submitted is silently dropped: every removal
-//! is returned with its reason.
+//! confirmed or became invalid leaves, and the transfers of disconnected blocks come back.
+//! Nothing a user submitted is silently dropped: every removal is returned with its reason.
 //!
 //! The bound on how far ahead of its account a transfer's nonce may be is checked at the door
 //! only. A reorganisation can move an account's nonce back (its transfers in the lost branch
@@ -576,23 +576,19 @@ impl Mempool {
                 removed.push((entry.seq, id, Removal::Confirmed));
             }
         }
-        let expiry_ms = self.config.expiry_ms;
-        let expired = self.expired_ids(now);
-        // Coins on their way to each account, by the arrival of the transfer bringing them.
-        let mut arriving: HashMap<Address, BTreeMap<u64, Amount>> = HashMap::default();
-        for entry in self.entries.values() {
-            if now.ms_since(entry.arrived) <= expiry_ms {
-                arriving
-                    .entry(entry.tx.to)
-                    .or_default()
-                    .insert(entry.seq, entry.tx.amount);
-            }
-        }
-        for id in expired {
+        for id in self.expired_ids(now) {
             if let Some(entry) = self.remove(&id) {
                 self.recheck_later(&mut recheck, &entry.tx.to, entry.seq);
                 removed.push((entry.seq, id, Removal::Expired));
             }
+        }
+        // Coins on their way to each account, by the arrival of the transfer bringing them.
+        let mut arriving: HashMap<Address, BTreeMap<u64, Amount>> = HashMap::default();
+        for entry in self.entries.values() {
+            arriving
+                .entry(entry.tx.to)
+                .or_default()
+                .insert(entry.seq, entry.tx.amount);
         }
         for sender in &senders {
             self.recheck_later(&mut recheck, sender, 0);
@@ -601,30 +597,26 @@ impl Mempool {
             let Some(entry) = self.remove(&id) else {
                 continue;
             };
+            // Sums saturate, as the pool's own books do (`add_to`).
+            let saturating_sum = |amounts: &mut dyn Iterator<Item = Amount>| {
+                Amount::checked_sum(amounts).unwrap_or(Amount(u64::MAX))
+            };
             let incoming_before = |address: &Address| {
-                let coins = arriving.get(address)?;
-                let mut earlier = coins.range(..seq).peekable();
-                earlier.peek()?;
-                Some(
-                    earlier
-                        .map(|(_, amount)| *amount)
-                        .fold(Amount::ZERO, |sum, a| {
-                            sum.checked_add(a).unwrap_or(Amount(u64::MAX))
-                        }),
-                )
+                let earlier = arriving.get(address)?.range(..seq);
+                (earlier.clone().next().is_some())
+                    .then(|| saturating_sum(&mut earlier.map(|(_, amount)| *amount)))
             };
             let outgoing_before =
                 self.by_sender
                     .get(&entry.tx.from)
                     .map_or(Amount::ZERO, |queue| {
-                        queue
-                            .values()
-                            .filter_map(|other| self.entries.get(other))
-                            .filter(|other| other.seq < seq)
-                            .filter_map(|other| other.tx.cost())
-                            .fold(Amount::ZERO, |sum, c| {
-                                sum.checked_add(c).unwrap_or(Amount(u64::MAX))
-                            })
+                        saturating_sum(
+                            &mut queue
+                                .values()
+                                .filter_map(|other| self.entries.get(other))
+                                .filter(|other| other.seq < seq)
+                                .filter_map(|other| other.tx.cost()),
+                        )
                     });
             let verdict = self.admissible_given(
                 &entry.tx,

@@ -414,7 +414,11 @@ pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
         .sign(&key, &chain_id)
     };
     if send.count > 1 {
-        let transfers: Vec<_> = (nonce..nonce + send.count).map(sign).collect();
+        // The nonce is the node's answer: it must leave room for the count.
+        let end = nonce
+            .checked_add(send.count)
+            .context("the sender's next nonce leaves no room for --count transfers")?;
+        let transfers: Vec<_> = (nonce..end).map(sign).collect();
         let answer = api.post(
             "/api/v1/transactions",
             &serde_json::json!({ "transfers": transfers }),
@@ -458,7 +462,7 @@ fn describe_batch(
         "sent {count} transfers of {amount} coins to {}, fee {fee}, nonces {first}..={}: \
          {} accepted, {} refused",
         short(&to.to_string()),
-        first + count - 1,
+        first + (count - 1),
         answer["accepted"].as_u64().unwrap_or(0),
         answer["refused"].as_u64().unwrap_or(0),
     );

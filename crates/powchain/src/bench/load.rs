@@ -2,13 +2,13 @@
 //! real 4-node devnet on the `load` chain (this binary, `powchain devnet --chain load`, as a
 //! child process), then a wait until every accepted transfer is confirmed.
 //!
-//! The load chain funds 10,000 dev accounts and takes blocks of 10,000 transfers, so neither
+//! The load chain funds 10,000 dev accounts and takes blocks of 20,000 transfers, so neither
 //! the senders nor block space bound the rate. [`CLIENTS`] clients, three per node, each own
-//! an equal share of the accounts and post batches of [`BATCH`] signed transfers to `POST /api/v1/transactions`,
-//! keeping about [`pending_target`] transfers pending in its node's mempool (three full
-//! blocks' worth): the node always has full blocks to mine and check, and its mempool never
-//! overflows (an evicted
-//! transfer would be accepted and never confirmed).
+//! an equal share of the accounts and post batches of [`BATCH`] signed transfers to
+//! `POST /api/v1/transactions`, keeping about [`pending_target`] transfers pending in its
+//! node's mempool (one full block's worth): the node always has a full block to mine and
+//! check, and its mempool never overflows (an evicted transfer would be accepted and never
+//! confirmed).
 //!
 //! Reported: transfers submitted, accepted, refused (with the node's reasons), confirmed (the
 //! transfers on node 0's best chain), the sustained confirmed rate, the devnet's peak
@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use powchain_chain::mempool::MEMPOOL_BLOCKS_MIN;
 use powchain_chain::{Amount, ChainSpec, Keypair, Memo, MempoolConfig, Transfer, UnsignedTransfer};
 use rayon::prelude::*;
 
@@ -38,14 +39,14 @@ const CLIENTS: usize = 12;
 /// Transfers per batch request.
 const BATCH: usize = 250;
 
-/// Transfers a client lets its node hold pending: three quarters of the node's mempool
-/// bound (room for
-/// [`MEMPOOL_BLOCKS_MIN`](powchain_chain::mempool::MEMPOOL_BLOCKS_MIN) full blocks). Every node holds every client's (they are
-/// relayed), so this bounds the whole network's pending load at three full blocks, with room
-/// under the bound for each client's batch in flight: a full mempool refuses, and one that
-/// takes back the transfers of a reorganised block must not drop them.
+/// Transfers a client lets its node hold pending: one full block's worth, the node's
+/// mempool bound divided by the
+/// [`MEMPOOL_BLOCKS_MIN`] blocks it holds. Every
+/// node holds every client's (they are relayed), so this bounds the whole network's pending
+/// load, with room under the bound for each client's batch in flight: a full mempool
+/// refuses, and one that takes back the transfers of a reorganised block must not drop them.
 fn pending_target(spec: &ChainSpec) -> u64 {
-    (MempoolConfig::for_chain(spec).count_max as u64) / 4
+    (MempoolConfig::for_chain(spec).count_max / MEMPOOL_BLOCKS_MIN) as u64
 }
 
 /// How long the confirmations may take after the load stops.
