@@ -853,6 +853,41 @@ async fn a_compact_block_without_its_coinbase() {
     .await;
 }
 
+/// A peer that gave the node a new tip first is asked to push the next blocks compact
+/// (BIP 152's high-bandwidth mode); it pushes one whose header lacks its work. A push is no
+/// way around the header checks: it is refused as that header announced would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_compact_block_without_its_work() {
+    let scene = scene().await;
+    let blocks = chain_with(vec![transfers(0, 0, 1), Vec::new()], |_| {});
+    let mut forged = blocks[1].clone();
+    while forged.header.meets_own_target() {
+        forged.header.nonce += 1;
+    }
+    let mut hostile = Hostile::connect(&scene).await;
+    hostile.hello(|h| h.tip = claim(&blocks[..1])).await;
+    hostile.serve_until(&blocks[..1], true).await;
+    let start = tokio::time::Instant::now();
+    loop {
+        assert!(start.elapsed() < DEADLINE, "never asked to push");
+        match hostile.receive().await {
+            Some(Message::SendCompact {
+                high_bandwidth: true,
+            }) => break,
+            Some(Message::Ping { nonce }) => {
+                let tip = genesis_tip();
+                hostile.send(&Message::Pong { nonce, tip }).await;
+            }
+            Some(_) => {}
+            None => panic!("the node hung up before asking for pushes"),
+        }
+    }
+    let compact = CompactBlock::of(&forged, &forged.hash(), 1);
+    hostile.send(&Message::CompactBlock(compact)).await;
+    let said = outcome_allowing_block_one(scene, &hostile, &blocks[0]).await;
+    assert!(invalid_headers(&said), "{said:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfers_for_a_compact_block_nobody_is_rebuilding() {
     let scene = scene().await;

@@ -210,6 +210,12 @@ fn main() {
                 transfers: transfers[..3].to_vec(),
             },
         ),
+        (
+            "send-compact",
+            Message::SendCompact {
+                high_bandwidth: true,
+            },
+        ),
     ];
     for (name, message) in &messages {
         write(&dir, "message", name, &message.encode());

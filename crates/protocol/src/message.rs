@@ -17,6 +17,7 @@
 //! | `Transactions` | | transaction relay |
 //! | `GetCompactBlock` / `CompactBlock` | | a new block by short transfer ids (BIP 152, `crate::compact`) |
 //! | `GetBlockTxn` / `BlockTxn` | | the transfers a compact block's receiver lacks, by place |
+//! | `SendCompact` | | push me new blocks compact, unasked (BIP 152's high-bandwidth mode), or stop |
 //! | `Goodbye` | `exit` / `bye` | a polite disconnect with a reason |
 
 use powchain_chain::{Block, BlockHash, Header, Height, Transfer, Work};
@@ -25,8 +26,9 @@ use crate::compact::CompactBlock;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this code speaks. A peer with another version is refused.
-/// Version 2 added compact blocks: every version-2 node answers their requests.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 2 added compact blocks: every version-2 node answers their requests. Version 3
+/// added `SendCompact`: a node may ask a peer to push new blocks to it compact, unasked.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Largest frame accepted, in bytes: a full block (1 MiB by default) and then some.
 pub const FRAME_BYTES_MAX: usize = 4 << 20;
 /// Most hashes in a block locator.
@@ -159,6 +161,14 @@ pub enum Message {
         /// The transfers.
         transfers: Vec<Transfer>,
     },
+    // Version 3.
+    /// BIP 152's `sendcmpct`: with `high_bandwidth`, push each new tip block that extends
+    /// the previous one to the sender as a `CompactBlock` at once, instead of announcing
+    /// its header and waiting to be asked; without it, go back to announcing.
+    SendCompact {
+        /// Push (true) or announce (false).
+        high_bandwidth: bool,
+    },
 }
 
 /// Why bytes from a peer are not a message we accept.
@@ -204,6 +214,7 @@ impl Message {
             Message::CompactBlock(_) => "compact-block",
             Message::GetBlockTxn { .. } => "get-block-txn",
             Message::BlockTxn { .. } => "block-txn",
+            Message::SendCompact { .. } => "send-compact",
             Message::Goodbye { .. } => "goodbye",
         }
     }
@@ -272,6 +283,7 @@ impl Message {
             | Message::GetCompactBlock(_)
             | Message::Pong { .. }
             | Message::GetAddresses
+            | Message::SendCompact { .. }
             | Message::Announce { .. } => Ok(()),
         }
     }

@@ -1030,7 +1030,16 @@ fn compact_pair(
     lacks: impl Fn(u64) -> bool,
     drop_if: Option<fn(usize, usize, &Message) -> bool>,
 ) -> (Net, PeerId, Block) {
-    let mut net = Net::new(2);
+    compact_pair_in(Net::new(2), count, lacks, drop_if)
+}
+
+/// [`compact_pair`] on the two nodes of `net`.
+fn compact_pair_in(
+    mut net: Net,
+    count: u64,
+    lacks: impl Fn(u64) -> bool,
+    drop_if: Option<fn(usize, usize, &Message) -> bool>,
+) -> (Net, PeerId, Block) {
     let lacking: Vec<u64> = (0..count).filter(|i| lacks(*i)).collect();
     for (nonce, _) in lacking.iter().enumerate() {
         net.nodes[0]
@@ -1224,8 +1233,12 @@ fn a_bogus_compact_block_or_answer_ends_in_a_ban() {
         matches!(r, DisconnectReason::InvalidCompactBlock(_))
     });
 
-    // A compact block nobody asked for (node 1 has this one already).
-    let (mut net, b, block) = compact_pair(1, |_| false, None);
+    // A compact block nobody asked for (node 1 has this one already, and never asks a
+    // peer to push).
+    let low_bandwidth_only = Net::build(vec![spec(); 2], |_, config, _| {
+        config.compact_high_bandwidth_peers = 0;
+    });
+    let (mut net, b, block) = compact_pair_in(low_bandwidth_only, 1, |_| false, None);
     assert_eq!(net.tip(1), block.hash());
     net.inject(
         1,
@@ -1289,4 +1302,200 @@ fn a_bogus_compact_block_or_answer_ends_in_a_ban() {
             "{gone:?}"
         );
     }
+}
+
+// ---- compact blocks, high-bandwidth mode -------------------------------------------------
+
+fn send_compact(message: &Message) -> Option<bool> {
+    match message {
+        Message::SendCompact { high_bandwidth } => Some(*high_bandwidth),
+        _ => None,
+    }
+}
+
+/// The `SendCompact` messages delivered from node `from` to node `to`, in order.
+fn send_compacts(net: &Net, from: usize, to: usize) -> Vec<bool> {
+    net.delivered
+        .iter()
+        .filter(|(f, t, _)| (*f, *t) == (from, to))
+        .filter_map(|(_, _, m)| send_compact(m))
+        .collect()
+}
+
+/// Node 0 mines one block with `transfers` transfers from dev account 1 (nonces from
+/// `first_nonce`), after every node's pool holds them. Returns the block.
+fn mine_with_transfers(net: &mut Net, first_nonce: u64, transfers: u64) -> Block {
+    for nonce in first_nonce..first_nonce + transfers {
+        net.nodes[0].command(Command::SubmitTransfer(transfer(1, 2, 1, nonce)), net.now);
+    }
+    net.settle();
+    net.nodes[0].command(Command::MineOnce, net.now);
+    net.settle();
+    net.mine(0)
+}
+
+#[test]
+fn the_peer_that_gave_a_tip_first_pushes_the_next_block_compact_unasked() {
+    // A line: 0 -> 1 -> 2.
+    let mut net = Net::new(3);
+    let (_, one_sees_zero) = net.connect(0, 1);
+    let (_, two_sees_one) = net.connect(1, 2);
+    net.settle();
+    // The first block travels announced and asked for; each receiver then asks the peer
+    // that gave it the tip to push from now on.
+    let first = mine_with_transfers(&mut net, 0, 5);
+    assert_eq!(net.tip(2), first.hash());
+    assert_eq!(send_compacts(&net, 1, 0), [true]);
+    assert_eq!(send_compacts(&net, 2, 1), [true]);
+    assert_eq!(net.nodes[1].compact_high_bandwidth_peers(), [one_sees_zero]);
+    assert_eq!(net.nodes[2].compact_high_bandwidth_peers(), [two_sees_one]);
+
+    net.delivered.clear();
+    let second = mine_with_transfers(&mut net, 5, 20);
+    for index in 0..3 {
+        assert_eq!(net.tip(index), second.hash(), "node {index}");
+        assert!(net.nodes[index].mempool().is_empty(), "node {index}");
+    }
+    // No announcement, no request: one compact block per hop, pushed.
+    let count = |what: fn(&Message) -> bool| count_delivered(&net, what);
+    assert_eq!(count(|m| matches!(m, Message::Announce { .. })), 0);
+    assert_eq!(count(|m| matches!(m, Message::GetCompactBlock(_))), 0);
+    assert_eq!(count(|m| matches!(m, Message::Blocks(_))), 0);
+    assert_eq!(count(|m| matches!(m, Message::CompactBlock(_))), 2);
+    for index in [1, 2] {
+        let stats = net.nodes[index].compact_stats();
+        assert_eq!(
+            (stats.pushed_taken, stats.rebuilt_at_once),
+            (1, 2),
+            "node {index}"
+        );
+    }
+    // Nobody is asked again: the same peers delivered first.
+    assert!(send_compacts(&net, 1, 0).is_empty());
+}
+
+#[test]
+fn a_pushed_block_missing_transfers_asks_its_pusher_for_them() {
+    let mut net = Net::new(2);
+    net.connect(0, 1);
+    net.settle();
+    mine_with_transfers(&mut net, 0, 1);
+    assert_eq!(send_compacts(&net, 1, 0), [true]);
+    // Two transfers reach node 0 only (node 1 is not told of them); the block then holds them.
+    fn no_transactions_to_1(_: usize, to: usize, message: &Message) -> bool {
+        to == 1 && matches!(message, Message::Transactions(_))
+    }
+    net.drop_if = Some(no_transactions_to_1);
+    for nonce in 1..3 {
+        net.nodes[0].command(Command::SubmitTransfer(transfer(1, 2, 1, nonce)), net.now);
+    }
+    net.settle();
+    net.drop_if = None;
+    net.delivered.clear();
+    net.nodes[0].command(Command::MineOnce, net.now);
+    net.settle();
+    let block = net.mine(0);
+    assert_eq!(net.tip(1), block.hash());
+    let asked: Vec<usize> = net
+        .delivered
+        .iter()
+        .filter_map(|(_, _, m)| match m {
+            Message::GetBlockTxn { indexes, .. } => Some(indexes.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [2]);
+    assert_eq!(
+        count_delivered(&net, |m| matches!(m, Message::GetCompactBlock(_))),
+        0
+    );
+    let stats = net.nodes[1].compact_stats();
+    assert_eq!((stats.pushed_taken, stats.rebuilt_after_asking), (1, 1));
+}
+
+#[test]
+fn the_peer_longest_without_a_first_delivery_is_told_to_stop_pushing() {
+    // Node 0 hears from four peers, each of which mines one block in turn.
+    let mut net = Net::new(5);
+    let mut peer_of = vec![0];
+    for index in 1..5 {
+        let (_, on_zero) = net.connect(index, 0);
+        peer_of.push(on_zero);
+    }
+    net.settle();
+    let mine_at = |net: &mut Net, index: usize, nonce: u64| {
+        let transfer = transfer(index as u64, 0, 1, nonce);
+        net.nodes[index].command(Command::SubmitTransfer(transfer), net.now);
+        net.settle();
+        net.nodes[index].command(Command::MineOnce, net.now);
+        net.settle();
+        let block = net.mine(index);
+        assert_eq!(net.tip(0), block.hash());
+    };
+    for index in 1..5 {
+        mine_at(&mut net, index, 0);
+        assert!(send_compacts(&net, 0, index)[0], "node {index} asked");
+    }
+    assert_eq!(send_compacts(&net, 0, 1), [true, false], "node 1 stopped");
+    assert_eq!(
+        net.nodes[0].compact_high_bandwidth_peers(),
+        [peer_of[4], peer_of[3], peer_of[2]]
+    );
+    // Node 1, told to stop, announces its next block by header again, and is asked for it;
+    // having given node 0 a tip first, it is asked to push again, and node 2 stops.
+    net.delivered.clear();
+    mine_at(&mut net, 1, 1);
+    let names = |from: usize, to: usize| -> Vec<&'static str> {
+        net.delivered
+            .iter()
+            .filter(|(f, t, _)| (*f, *t) == (from, to))
+            .map(|(_, _, m)| m.name())
+            .collect()
+    };
+    assert_eq!(names(1, 0), ["transactions", "announce", "compact-block"]);
+    assert!(
+        names(0, 1).contains(&"get-compact-block"),
+        "{:?}",
+        names(0, 1)
+    );
+    assert_eq!(send_compacts(&net, 0, 1), [true]);
+    assert_eq!(send_compacts(&net, 0, 2), [false]);
+}
+
+#[test]
+fn a_pushed_block_is_checked_as_an_announced_header_first() {
+    use powchain_protocol::compact::CompactBlock;
+    let mut net = Net::new(2);
+    let (_, b) = net.connect(0, 1);
+    net.settle();
+    let first = mine_with_transfers(&mut net, 0, 1);
+    assert_eq!(send_compacts(&net, 1, 0), [true]);
+    // A block node 1 has: pushed again, it is ignored (pushes may cross), not abuse.
+    net.inject(
+        1,
+        b,
+        Message::CompactBlock(CompactBlock::of(&first, &first.hash(), 3)),
+    );
+    assert_eq!(
+        net.nodes[1].peers().len(),
+        1,
+        "a repeated push costs nothing"
+    );
+    // A block on our tip whose header does not meet its target: the pusher is gone.
+    let mut forged = first.clone();
+    forged.header.prev_hash = first.hash();
+    forged.header.height = powchain_chain::Height(first.header.height.0 + 1);
+    while forged.header.meets_own_target() {
+        forged.header.nonce += 1;
+    }
+    net.inject(
+        1,
+        b,
+        Message::CompactBlock(CompactBlock::of(&forged, &forged.hash(), 3)),
+    );
+    assert!(
+        net.nodes[1].peers().is_empty(),
+        "a push without its work is refused"
+    );
+    assert_eq!(net.tip(1), first.hash());
 }

@@ -205,6 +205,10 @@ pub struct NodeSettings {
     /// Ask for new blocks as compact blocks (BIP 152: short transfer ids, rebuilt from the
     /// mempool) rather than whole; `false` to compare.
     pub compact_blocks: bool,
+    /// Peers each node asks to push new blocks compact, unasked (BIP 152's high-bandwidth
+    /// mode: the ones that last gave it a new tip first); 0: every compact block is
+    /// announced and asked for. Only with `compact_blocks`.
+    pub compact_high_bandwidth_peers: usize,
 }
 
 /// Random signed transfers between the dev accounts.
@@ -380,6 +384,7 @@ impl Default for NodeSettings {
             template_refresh: Span::from_secs(30),
             feeler_interval: Span::from_secs(120),
             compact_blocks: true,
+            compact_high_bandwidth_peers: 3,
         }
     }
 }

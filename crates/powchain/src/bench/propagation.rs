@@ -6,8 +6,11 @@
 //! anything for 100 ms); then one node at a time mines a block of
 //! them, and the time from the miner finding it to the last node accepting it is recorded,
 //! with every byte the nodes sent from the moment mining starts until all agree on the tip.
-//! The same rounds run twice, on two fresh networks from the same signed transfers: once
-//! with compact blocks (the default) and once with every node fetching blocks whole.
+//! The same rounds run three times, on fresh networks from the same signed transfers: with
+//! compact blocks as a node runs by default (BIP 152's high-bandwidth mode: the peers that
+//! last gave a node a tip first push the next block compact, unasked), with compact blocks
+//! only ever announced and asked for (low-bandwidth mode), and with every node fetching
+//! blocks whole.
 //!
 //! Bytes per block per hop are the network's bytes for the round over `nodes - 1`, the
 //! deliveries a block needs: what a block costs the network, announcements, requests and
@@ -50,8 +53,11 @@ pub struct PropagationReport {
     /// Asked-for block size; 0: blocks with only their coinbase.
     block_bytes: usize,
     transfers_per_block: usize,
-    /// Blocks as compact blocks (short transfer ids, rebuilt from the mempool).
+    /// Blocks as compact blocks (short transfer ids, rebuilt from the mempool), pushed by
+    /// high-bandwidth peers: the default.
     compact: RelayFigures,
+    /// Compact blocks announced and asked for on every hop (no peer pushes).
+    compact_low_bandwidth: RelayFigures,
     /// Blocks fetched whole.
     full: RelayFigures,
     /// `full.bytes_per_block_hop / compact.bytes_per_block_hop` (goal: 10 or more with
@@ -59,6 +65,19 @@ pub struct PropagationReport {
     bytes_ratio: f64,
     /// `compact.p50_ms / full.p50_ms` (goal: below 1).
     p50_ratio: f64,
+    /// `compact_low_bandwidth.p50_ms / full.p50_ms`.
+    low_bandwidth_p50_ratio: f64,
+}
+
+/// How the nodes of one network relay blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Relay {
+    /// Compact, pushed by high-bandwidth peers (the node's default).
+    Pushed,
+    /// Compact, announced and asked for.
+    Asked,
+    /// Whole blocks.
+    Whole,
 }
 
 /// The chain: the load preset's 10,000 funded accounts and big blocks, at a fixed
@@ -142,10 +161,14 @@ pub fn run(
     ));
     let rounds = transfers(&spec, blocks, per_block);
     let runtime = runtime()?;
-    progress(&format!("{nodes} nodes on loopback, compact blocks"));
-    let compact = runtime.block_on(one_mode(&spec, nodes, &rounds, true, progress))?;
+    progress(&format!("{nodes} nodes on loopback, compact blocks pushed"));
+    let compact = runtime.block_on(one_mode(&spec, nodes, &rounds, Relay::Pushed, progress))?;
+    progress(&format!(
+        "{nodes} nodes on loopback, compact blocks asked for"
+    ));
+    let asked = runtime.block_on(one_mode(&spec, nodes, &rounds, Relay::Asked, progress))?;
     progress(&format!("{nodes} nodes on loopback, whole blocks"));
-    let full = runtime.block_on(one_mode(&spec, nodes, &rounds, false, progress))?;
+    let full = runtime.block_on(one_mode(&spec, nodes, &rounds, Relay::Whole, progress))?;
     Ok(PropagationReport {
         nodes,
         blocks,
@@ -153,17 +176,19 @@ pub fn run(
         transfers_per_block: per_block,
         bytes_ratio: round3(full.bytes_per_block_hop / compact.bytes_per_block_hop.max(1.0)),
         p50_ratio: round3(compact.p50_ms / full.p50_ms.max(1e-9)),
+        low_bandwidth_p50_ratio: round3(asked.p50_ms / full.p50_ms.max(1e-9)),
         compact,
+        compact_low_bandwidth: asked,
         full,
     })
 }
 
-/// One fresh network, every node asking for blocks compact or whole, through all rounds.
+/// One fresh network, every node relaying blocks as `relay` says, through all rounds.
 async fn one_mode(
     spec: &ChainSpec,
     nodes: usize,
     rounds: &[Vec<Transfer>],
-    compact_blocks: bool,
+    relay: Relay,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<RelayFigures> {
     let mut listeners = Vec::new();
@@ -183,7 +208,10 @@ async fn one_mode(
         let mut config = NodeConfig::new(100 + index as u64);
         config.listen = Some(addresses[index].clone());
         config.outbound_target = 3;
-        config.compact_blocks = compact_blocks;
+        config.compact_blocks = relay != Relay::Whole;
+        if relay == Relay::Asked {
+            config.compact_high_bandwidth_peers = 0;
+        }
         // Room for a few blocks' worth of transfers, whatever `--block-bytes` asks.
         config.mempool = MempoolConfig::for_chain(spec);
         let mut node = Node::new(config, chain, index as u64);
@@ -409,18 +437,25 @@ pub fn print(report: &PropagationReport, out: &mut dyn std::io::Write) -> std::i
          miner to last node",
         report.blocks, report.transfers_per_block, report.block_bytes, report.nodes
     )?;
-    writeln!(out, "  relay     bytes/block/hop   median ms   99th pct ms")?;
-    for (name, figures) in [("compact", &report.compact), ("whole", &report.full)] {
+    writeln!(
+        out,
+        "  relay             bytes/block/hop   median ms   99th pct ms"
+    )?;
+    for (name, figures) in [
+        ("compact, pushed", &report.compact),
+        ("compact, asked", &report.compact_low_bandwidth),
+        ("whole", &report.full),
+    ] {
         writeln!(
             out,
-            "  {name:<8} {:>16.0} {:>11.3} {:>13.3}",
+            "  {name:<16} {:>16.0} {:>11.3} {:>13.3}",
             figures.bytes_per_block_hop, figures.p50_ms, figures.p99_ms
         )?;
     }
     writeln!(
         out,
         "  compact blocks send x{:.1} fewer bytes per hop; their median time is x{:.3} of \
-         whole blocks'",
-        report.bytes_ratio, report.p50_ratio
+         whole blocks' pushed, x{:.3} asked for",
+        report.bytes_ratio, report.p50_ratio, report.low_bandwidth_p50_ratio
     )
 }

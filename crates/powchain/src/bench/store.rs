@@ -9,7 +9,8 @@
 //!   (block, index entry, best height, account, undo, tip, transaction index twice). redb
 //!   writes every changed leaf and its path copy-on-write, so a commit's cost grows with
 //!   the leaves it changes, in one table or in many: that, not the store's code, is most
-//!   of what a small block costs beyond the first floor.
+//!   of what a small block costs beyond the first floor. Each kind of commit also reports
+//!   the bytes and write calls it made (`/proc/self/io`), which show it.
 //! - Start-up: opening the database at two chain lengths (reading the block index, never
 //!   replaying blocks).
 
@@ -48,7 +49,45 @@ pub struct StoreReport {
     raw_scattered_commits_per_sec: f64,
     /// `small_block_commits_per_sec / raw_scattered_commits_per_sec`.
     small_block_ratio_to_scattered: f64,
+    /// What each kind of commit wrote: the process's write calls and bytes (Linux's
+    /// `/proc/self/io`) over the commits; absent where that file is not.
+    written_per_commit: Option<WrittenPerCommit>,
     open: Vec<OpenTime>,
+}
+
+/// Bytes and write calls per durable commit (what redb's copy-on-write pages cost).
+#[derive(Debug, Serialize)]
+struct WrittenPerCommit {
+    raw: Written,
+    raw_scattered: Written,
+    small_block: Written,
+}
+
+/// Bytes and write calls per commit.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+struct Written {
+    bytes: f64,
+    calls: f64,
+}
+
+/// The process's bytes written and write calls so far (`wchar`, `syscw`), on Linux.
+fn written_so_far() -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok())
+    };
+    Some((field("wchar:")?, field("syscw:")?))
+}
+
+/// What was written between `before` and now, per one of `commits`.
+fn written_since(before: Option<(u64, u64)>, commits: u64) -> Option<Written> {
+    let ((bytes_before, calls_before), (bytes, calls)) = (before?, written_so_far()?);
+    let commits = commits.max(1) as f64;
+    Some(Written {
+        bytes: (bytes.saturating_sub(bytes_before) as f64 / commits).round(),
+        calls: (calls.saturating_sub(calls_before) as f64 / commits * 10.0).round() / 10.0,
+    })
 }
 
 /// B-tree leaves a small block's commit changes (one per table it writes).
@@ -165,6 +204,7 @@ pub fn measure_all(duration: Duration, progress: &dyn Fn(&str)) -> anyhow::Resul
     let empty = Mempool::new(MempoolConfig::default());
 
     progress("small block commits");
+    let (before, commits_before) = (written_so_far(), chain.store().commits);
     let small = commit_rate(&mut chain, |chain| {
         let start = Instant::now();
         while start.elapsed() < duration {
@@ -173,6 +213,7 @@ pub fn measure_all(duration: Duration, progress: &dyn Fn(&str)) -> anyhow::Resul
         Ok(())
     })?;
     let short_length = chain.tip().height.0;
+    let small_written = written_since(before, chain.store().commits - commits_before);
 
     progress("full block commits");
     let chain_id = chain.chain_id();
@@ -204,8 +245,8 @@ pub fn measure_all(duration: Duration, progress: &dyn Fn(&str)) -> anyhow::Resul
     })?;
 
     progress("raw redb commits");
-    let raw = raw_redb_rate(&scratch.0.join("raw.redb"), duration, 1)?;
-    let scattered = raw_redb_rate(
+    let (raw, raw_written) = raw_redb_rate(&scratch.0.join("raw.redb"), duration, 1)?;
+    let (scattered, scattered_written) = raw_redb_rate(
         &scratch.0.join("scattered.redb"),
         duration,
         SMALL_BLOCK_LEAVES,
@@ -233,6 +274,14 @@ pub fn measure_all(duration: Duration, progress: &dyn Fn(&str)) -> anyhow::Resul
         small_block_ratio: ratio(small, raw),
         raw_scattered_commits_per_sec: scattered.round(),
         small_block_ratio_to_scattered: ratio(small, scattered),
+        written_per_commit: match (raw_written, scattered_written, small_written) {
+            (Some(raw), Some(raw_scattered), Some(small_block)) => Some(WrittenPerCommit {
+                raw,
+                raw_scattered,
+                small_block,
+            }),
+            _ => None,
+        },
         open: open_times,
     })
 }
@@ -253,11 +302,16 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 /// Durable commits per second, each inserting one 64-byte value into each of `tables`
-/// tables (each a leaf of its own).
-fn raw_redb_rate(path: &Path, duration: Duration, tables: usize) -> anyhow::Result<f64> {
+/// tables (each a leaf of its own), and what each wrote.
+fn raw_redb_rate(
+    path: &Path,
+    duration: Duration,
+    tables: usize,
+) -> anyhow::Result<(f64, Option<Written>)> {
     const NAMES: [&str; SMALL_BLOCK_LEAVES] = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"];
     let db = redb::Database::create(path)?;
     let value = [7u8; 64];
+    let before = written_so_far();
     let start = Instant::now();
     let mut commits = 0u64;
     while start.elapsed() < duration {
@@ -270,7 +324,8 @@ fn raw_redb_rate(path: &Path, duration: Duration, tables: usize) -> anyhow::Resu
         txn.commit()?;
         commits += 1;
     }
-    Ok(commits as f64 / start.elapsed().as_secs_f64())
+    let rate = commits as f64 / start.elapsed().as_secs_f64();
+    Ok((rate, written_since(before, commits)))
 }
 
 /// Prints the report as a table.
@@ -310,6 +365,19 @@ pub fn print(report: &StoreReport, out: &mut dyn Write) -> std::io::Result<()> {
         "a small block commits at x{:.3} of the 8-table floor (the leaves it changes)",
         report.small_block_ratio_to_scattered
     )?;
+    if let Some(written) = &report.written_per_commit {
+        for (name, each) in [
+            ("raw redb, one value", written.raw),
+            ("raw redb, 8 tables", written.raw_scattered),
+            ("small block", written.small_block),
+        ] {
+            writeln!(
+                out,
+                "written per commit, {name:<19} {:>8.0} bytes in {:>5.1} write calls",
+                each.bytes, each.calls
+            )?;
+        }
+    }
     for open in &report.open {
         writeln!(
             out,

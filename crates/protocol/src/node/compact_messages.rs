@@ -1,5 +1,6 @@
 //! The dispatcher's compact-block inputs (see `node::compact` for the rules): serving a
-//! block compact and the transfers a receiver lacks, and rebuilding one we asked for.
+//! block compact and the transfers a receiver lacks, rebuilding one we asked for or a
+//! high-bandwidth peer pushed, and choosing the peers that push.
 
 use std::sync::Arc;
 
@@ -56,17 +57,23 @@ impl<S: Store> Node<S> {
         self.out.send(peer, answer);
     }
 
-    /// A compact block from `peer`: it must be one we asked of it. Rebuilt from the
-    /// mempool, it is imported at once, or waits for the transfers we lack, or is fetched
-    /// whole from the same peer.
+    /// A compact block from `peer`: one we asked of it, or one it pushed because we asked
+    /// it to. Rebuilt from the mempool, it is imported at once, or waits for the transfers
+    /// we lack, or is fetched whole from the same peer.
     pub(super) fn on_compact_block(&mut self, peer: PeerId, compact: CompactBlock, now: Timestamp) {
         let hash = compact.header.hash();
         if !self.sync.is_in_flight(peer, &hash) {
-            if !self.sync.gave_up_on(peer, &hash) {
-                let reason = DisconnectReason::Unrequested(Unasked::Block);
-                self.disconnect(peer, reason, now);
+            if self.compact.may_push(peer) {
+                if !self.take_pushed(peer, &compact, now) {
+                    return;
+                }
+            } else {
+                if !self.sync.gave_up_on(peer, &hash) {
+                    let reason = DisconnectReason::Unrequested(Unasked::Block);
+                    self.disconnect(peer, reason, now);
+                }
+                return;
             }
-            return;
         }
         self.inventory.know_block(peer, hash);
         let block_txs_max = self.chain.spec().limits.block_txs_max as usize;
@@ -127,6 +134,58 @@ impl<S: Store> Node<S> {
             // the sender then).
             Ok(_) if self.sync.is_in_flight(peer, &hash) => self.fetch_whole(peer, hash),
             Ok(_) => {}
+        }
+    }
+
+    /// A compact block `peer` pushed unasked: first its header's announcement (checked as
+    /// any announced header is, so it costs the sender a block's work); then, if it is the
+    /// block after our tip and nobody is fetching it, a download from this peer already
+    /// under way. Returns whether to rebuild it; otherwise it is fetched the usual way, or
+    /// not at all (we have it, it is not better, the header is bad: then the peer is gone).
+    fn take_pushed(&mut self, peer: PeerId, compact: &CompactBlock, now: Timestamp) -> bool {
+        let header = compact.header;
+        let hash = header.hash();
+        self.inventory.know_block(peer, hash);
+        let queued = match self
+            .sync
+            .announced(peer, header, &self.chain, now, &mut self.out)
+        {
+            Ok(queued) => queued,
+            Err(refusal) => {
+                self.disconnect(peer, refusal.into(), now);
+                return false;
+            }
+        };
+        // Queued now, or before by another peer's announcement but not yet asked of anyone.
+        if header.prev_hash == self.chain.tip().hash && self.sync.take_pushed(peer, &hash, now) {
+            self.compact.stats.pushed_taken += 1;
+            return true;
+        }
+        if queued {
+            self.schedule_downloads(now);
+        }
+        false
+    }
+
+    /// `peer` gave us a new tip first: ask it to push the next ones compact (and tell the
+    /// one it displaces to stop).
+    pub(super) fn delivered_first(&mut self, peer: PeerId) {
+        let change = self.compact.delivered_first(peer);
+        if let Some(asked) = change.asked {
+            self.out.send(
+                asked,
+                Message::SendCompact {
+                    high_bandwidth: true,
+                },
+            );
+        }
+        if let Some(stopped) = change.stopped {
+            self.out.send(
+                stopped,
+                Message::SendCompact {
+                    high_bandwidth: false,
+                },
+            );
         }
     }
 

@@ -108,6 +108,10 @@ pub struct NodeConfig {
     /// Compact blocks waiting for their senders' missing transfers at once (one per peer
     /// at most); past it, blocks are fetched whole.
     pub compact_rebuilds_max: usize,
+    /// Peers asked to push new blocks compact, unasked (BIP 152's high-bandwidth mode):
+    /// the ones that most recently gave us a new tip first. 0: every block is announced
+    /// and asked for (low-bandwidth mode only). Only with `compact_blocks`.
+    pub compact_high_bandwidth_peers: usize,
     /// The chain's bounds.
     pub chain: ChainConfig,
     /// The mempool's bounds.
@@ -160,6 +164,7 @@ impl NodeConfig {
             feeler_interval_ms: 120_000,
             compact_blocks: true,
             compact_rebuilds_max: 8,
+            compact_high_bandwidth_peers: 3,
             chain: ChainConfig::default(),
             mempool: MempoolConfig::default(),
             miner_address: None,

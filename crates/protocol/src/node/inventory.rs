@@ -3,7 +3,8 @@
 //! A block is known to a peer once it told us of it (hello tip, announce, headers, a block it
 //! sent) or we sent it (announce, headers, blocks); a transfer once either side sent it.
 //! Relay goes to every ready peer that does not know the transfer yet; a new tip is announced
-//! (its header; peers fetch the block) to every ready peer that does not know it.
+//! (its header; peers fetch the block) to every ready peer that does not know it, or pushed
+//! as a compact block to the peers that asked for that (`SendCompact`, `node::compact`).
 //!
 //! - **A transfer is relayed to a peer at most once, and a tip announced at most once**, for
 //!   as long as the peer's bounded memory (`known_inventory_max` of each) holds it.
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 
 use powchain_chain::{BlockHash, Header, Timestamp, Transfer, TxId};
 
+use crate::compact::CompactBlock;
 use crate::message::{Message, TRANSFERS_PER_MESSAGE_MAX};
 use crate::node::config::NodeConfig;
 use crate::node::outbox::Outbox;
@@ -28,6 +30,8 @@ struct Known {
     txs: BoundedSet<TxId>,
     /// Refused transfers in the current minute: when it began, and how many.
     refusals: (Timestamp, u32),
+    /// The peer asked for new blocks pushed compact (BIP 152's high-bandwidth mode).
+    push_compact: bool,
 }
 
 /// Known inventory per ready peer.
@@ -57,6 +61,7 @@ impl Inventory {
                 blocks: BoundedSet::new(self.known_max),
                 txs: BoundedSet::new(self.known_max),
                 refusals: (Timestamp(0), 0),
+                push_compact: false,
             },
         );
     }
@@ -134,12 +139,33 @@ impl Inventory {
         }
     }
 
-    /// Announces the tip `header` to every ready peer that does not know it.
-    pub fn announce(&mut self, header: Header, out: &mut Outbox) {
+    /// `peer` asked for new blocks pushed compact (`true`) or announced (`false`).
+    pub fn set_push_compact(&mut self, peer: PeerId, push: bool) {
+        if let Some(known) = self.peers.get_mut(&peer) {
+            known.push_compact = push;
+        }
+    }
+
+    /// Whether a peer that asked for pushed blocks lacks block `hash`.
+    pub fn push_wanted(&self, hash: &BlockHash) -> bool {
+        self.peers
+            .values()
+            .any(|known| known.push_compact && !known.blocks.contains(hash))
+    }
+
+    /// Announces the tip `header` to every ready peer that does not know it: its compact
+    /// form `pushed`, when there is one, to the peers that asked for pushes, the header to
+    /// the others.
+    pub fn announce(&mut self, header: Header, pushed: Option<&CompactBlock>, out: &mut Outbox) {
         let hash = header.hash();
         for (peer, known) in &mut self.peers {
             if known.blocks.insert(hash) {
-                out.send(*peer, Message::Announce { header });
+                match pushed {
+                    Some(compact) if known.push_compact => {
+                        out.send(*peer, Message::CompactBlock(compact.clone()));
+                    }
+                    _ => out.send(*peer, Message::Announce { header }),
+                }
             }
         }
     }
@@ -197,10 +223,10 @@ mod tests {
         inventory.peer_ready(2);
         let header = ChainSpec::dev().genesis_block().header;
         inventory.know_block(1, header.hash());
-        inventory.announce(header, &mut out);
+        inventory.announce(header, None, &mut out);
         assert_eq!(sent_to(&mut out), vec![2]);
         assert!(inventory.knows_block(2, &header.hash()));
-        inventory.announce(header, &mut out);
+        inventory.announce(header, None, &mut out);
         assert!(sent_to(&mut out).is_empty());
         inventory.peer_gone(2);
         assert!(!inventory.knows_block(2, &header.hash()));

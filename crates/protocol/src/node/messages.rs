@@ -163,6 +163,9 @@ impl<S: Store> Node<S> {
             Message::BlockTxn { block, transfers } => {
                 self.on_block_txn(peer, block, transfers, now);
             }
+            Message::SendCompact { high_bandwidth } => {
+                self.inventory.set_push_compact(peer, high_bandwidth);
+            }
         }
     }
 
@@ -346,6 +349,7 @@ impl<S: Store> Node<S> {
                         .orphan_received(peer, &missing, &self.chain, now, &mut self.out);
                 }
                 if let Some(change) = outcome.tip_change {
+                    self.delivered_first(peer);
                     self.on_tip_change(&change, Some(peer), now);
                 }
                 true

@@ -121,7 +121,14 @@ impl<S: Store> Node<S> {
             liveness: Pinger::new(&config),
             sync: Sync::new(&config),
             inventory: Inventory::new(&config),
-            compact: CompactRelay::new(config.compact_rebuilds_max),
+            compact: CompactRelay::new(
+                config.compact_rebuilds_max,
+                if config.compact_blocks {
+                    config.compact_high_bandwidth_peers
+                } else {
+                    0
+                },
+            ),
             mining: MiningControl::new(&config),
             config,
             chain,
@@ -181,6 +188,12 @@ impl<S: Store> Node<S> {
     /// What compact relay counted.
     pub fn compact_stats(&self) -> CompactStats {
         self.compact.stats
+    }
+
+    /// The peers asked to push new blocks to us compact (BIP 152's high-bandwidth mode),
+    /// the latest to give us a new tip first at the front.
+    pub fn compact_high_bandwidth_peers(&self) -> Vec<PeerId> {
+        self.compact.high_bandwidth_peers().collect()
     }
 
     /// The mempool.

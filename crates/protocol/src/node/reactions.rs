@@ -12,6 +12,7 @@ use super::Node;
 use super::command::Command;
 use super::mining::NextWork;
 use super::outbox::{Event, Output};
+use crate::compact::CompactBlock;
 use crate::message::Message;
 use crate::peer::{DisconnectReason, PeerId};
 
@@ -57,8 +58,24 @@ impl<S: Store> Node<S> {
         });
         // Announce the new tip to every peer that does not have it, at once.
         let header = tip.header;
-        self.inventory.announce(header, &mut self.out);
+        let pushed = self.compact_to_push(change);
+        self.inventory
+            .announce(header, pushed.as_ref(), &mut self.out);
         self.remine(now);
+    }
+
+    /// The new tip's compact form, for the peers that asked for new blocks pushed: only
+    /// when it is one block on the old tip (what their mempools hold the transfers of), and
+    /// built only when such a peer lacks it.
+    fn compact_to_push(&mut self, change: &TipChange) -> Option<CompactBlock> {
+        let [block] = change.connected.as_slice() else {
+            return None;
+        };
+        if !change.disconnected.is_empty() || !self.inventory.push_wanted(&change.new_tip) {
+            return None;
+        }
+        let rng = &mut self.rng;
+        Some(self.compact.serve(block, &change.new_tip, || rng.random()))
     }
 
     /// Tells of every transfer that left the mempool without being confirmed.

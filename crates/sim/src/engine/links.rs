@@ -108,7 +108,7 @@ impl Simulation {
             self.nodes[index].busy = false;
             return;
         };
-        let finished = self.now + self.cost(&next.2);
+        let finished = self.now + self.cost(index, &next.2);
         let node = &mut self.nodes[index];
         let life = node.lives;
         node.handling = Some(next);
@@ -147,8 +147,12 @@ impl Simulation {
         self.process(index);
     }
 
-    pub(super) fn cost(&self, message: &Message) -> u64 {
+    pub(super) fn cost(&self, index: usize, message: &Message) -> u64 {
         let settings = &self.scenario.node;
+        let has_block = |hash: &powchain_chain::BlockHash| match &self.nodes[index].life {
+            Life::Up(node) => node.chain().tree().get(hash).is_some(),
+            _ => false,
+        };
         match message {
             Message::Blocks(blocks) => blocks
                 .iter()
@@ -156,6 +160,10 @@ impl Simulation {
                     settings.block_validation.0 + settings.tx_validation.0 * b.txs.len() as u64
                 })
                 .sum(),
+            // A block pushed to a node that has it already is dropped by its hash.
+            Message::CompactBlock(compact) if has_block(&compact.header.hash()) => {
+                settings.message_processing.0
+            }
             // The same block costs the same checks however it came (what a compact block
             // saves is bytes and time on the wire); the transfers it lacked are in that.
             Message::CompactBlock(compact) => {

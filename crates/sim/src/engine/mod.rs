@@ -309,6 +309,7 @@ impl Simulation {
         config.template_refresh_ms = self.scenario.node.template_refresh.as_ms();
         config.feeler_interval_ms = self.scenario.node.feeler_interval.as_ms();
         config.compact_blocks = self.scenario.node.compact_blocks;
+        config.compact_high_bandwidth_peers = self.scenario.node.compact_high_bandwidth_peers;
         // Simulated nodes have names, not IP addresses.
         config.learn_any_address = true;
         // A coinbase address per node, so two nodes never mine the same block.

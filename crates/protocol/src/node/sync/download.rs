@@ -195,6 +195,11 @@ impl Download {
         self.requested.get(hash).map(|(peer, _)| *peer)
     }
 
+    /// `hash` is being fetched from `peer` (it came to us unasked, and we take it).
+    pub fn mark_requested(&mut self, hash: &BlockHash, peer: PeerId, now: Timestamp) {
+        self.requested.insert(*hash, (peer, now));
+    }
+
     /// The request for `hash` is over (timed out, not found, peer gone): ask again later.
     pub fn release(&mut self, hash: &BlockHash) {
         self.requested.remove(hash);

@@ -607,6 +607,26 @@ impl Sync {
             .is_some_and(|state| state.in_flight.contains_key(hash))
     }
 
+    /// Block `hash`, queued and asked of nobody, is being pushed to us by `peer`: it becomes
+    /// a download from `peer` under way (timed out, released, and answered for as any
+    /// other). False when someone is already fetching it or it is not queued.
+    pub fn take_pushed(&mut self, peer: PeerId, hash: &BlockHash, now: Timestamp) -> bool {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        if !self.download.contains(hash)
+            || self.download.requested_from(hash).is_some()
+            || state.avoid.contains(hash)
+            || state.in_flight.len() >= self.limits.blocks_in_flight_per_peer_max
+        {
+            return false;
+        }
+        self.download.mark_requested(hash, peer, now);
+        state.in_flight.insert(*hash, now);
+        self.blocks_asked.add(now);
+        true
+    }
+
     /// Whether block `hash` was asked of `peer` and given up on (late is not abuse).
     pub fn gave_up_on(&self, peer: PeerId, hash: &BlockHash) -> bool {
         self.peers
