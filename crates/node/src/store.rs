@@ -19,7 +19,7 @@
 //! together, and a crash at any moment leaves the file before or after it, never between.
 //! Private keys are never stored here (wallets have their own file, see `wallet`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -71,7 +71,19 @@ pub struct RedbStore {
     /// Accounts read or written lately (shared by every handle on the file, so none can
     /// hold a value a commit has replaced).
     accounts: Arc<Mutex<HashMap<Address, Option<Account>>>>,
+    /// The blocks written or read last, newest at the back (shared as the accounts are).
+    recent_blocks: Arc<Mutex<RecentBlocks>>,
 }
+
+/// Blocks kept in memory, by hash, the newest at the back.
+type RecentBlocks = VecDeque<(BlockHash, Arc<Block>)>;
+
+/// Blocks [`RedbStore`] keeps in memory after writing or reading them. A new block is read
+/// back as soon as it is written (to connect it, to index it, to serve it to each peer that
+/// asks), and each read from the file decodes it and hashes every transaction again to
+/// check its root: under load that was a few percent of a node's time. These were checked
+/// when they were accepted or first read.
+const RECENT_BLOCKS_KEPT: usize = 4;
 
 /// Accounts [`RedbStore`] keeps in memory, at most; past it the cache starts again empty.
 /// Every transfer's admission and every template reads its accounts, and a read from the
@@ -156,6 +168,7 @@ impl RedbStore {
         let store = RedbStore {
             db: Arc::new(db),
             accounts: Arc::default(),
+            recent_blocks: Arc::default(),
         };
         if existed && !store.has_meta_table()? {
             return Err(error(
@@ -348,10 +361,7 @@ impl RedbStore {
     /// The peer address book kept in the same file, for the node's address manager.
     pub fn addresses(&self) -> RedbAddresses {
         RedbAddresses {
-            store: RedbStore {
-                db: Arc::clone(&self.db),
-                accounts: Arc::clone(&self.accounts),
-            },
+            store: self.handle(),
         }
     }
 
@@ -385,6 +395,32 @@ impl AccountReader for RedbStore {
 }
 
 impl RedbStore {
+    /// Another handle on the same file, sharing its caches.
+    fn handle(&self) -> RedbStore {
+        RedbStore {
+            db: Arc::clone(&self.db),
+            accounts: Arc::clone(&self.accounts),
+            recent_blocks: Arc::clone(&self.recent_blocks),
+        }
+    }
+
+    /// The recent blocks (a poisoned lock is taken as it is, as the accounts').
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentBlocks> {
+        self.recent_blocks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `block` among the recent ones.
+    fn remember_block(&self, hash: BlockHash, block: Arc<Block>) {
+        let mut recent = self.recent();
+        recent.retain(|(kept, _)| *kept != hash);
+        if recent.len() >= RECENT_BLOCKS_KEPT {
+            recent.pop_front();
+        }
+        recent.push_back((hash, block));
+    }
+
     /// The account cache. A panic elsewhere while it was held leaves values that were all
     /// true when written, so a poisoned lock is taken as it is.
     fn cached_accounts(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Option<Account>>> {
@@ -430,10 +466,7 @@ impl BlockReader for RedbBlocks {
 
 impl Store for RedbStore {
     fn block_reader(&self) -> Option<Arc<dyn BlockReader>> {
-        Some(Arc::new(RedbBlocks(RedbStore {
-            db: self.db.clone(),
-            accounts: Arc::clone(&self.accounts),
-        })))
+        Some(Arc::new(RedbBlocks(self.handle())))
     }
 
     fn identity(&self) -> Result<Option<ChainIdentity>, StoreError> {
@@ -454,11 +487,16 @@ impl Store for RedbStore {
     /// A stored block, checked against its hash and transaction root before anyone uses or
     /// serves it: a flipped bit on disk is reported, naming the block, never passed on.
     fn block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, StoreError> {
+        if let Some((_, block)) = self.recent().iter().find(|(kept, _)| kept == hash) {
+            return Ok(Some(Arc::clone(block)));
+        }
         let Some(block) = self.get::<Block>(BLOCKS, &hash.0.0)? else {
             return Ok(None);
         };
         check_stored_block(hash, &block)?;
-        Ok(Some(Arc::new(block)))
+        let block = Arc::new(block);
+        self.remember_block(*hash, Arc::clone(&block));
+        Ok(Some(block))
     }
 
     fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError> {
@@ -615,7 +653,12 @@ impl Store for RedbStore {
             }
             Ok(())
         })?;
-        // Only once the file holds them: a failed commit leaves the cache as the file is.
+        // Only once the file holds them: a failed commit leaves the caches as the file is.
+        self.recent()
+            .retain(|(hash, _)| !batch.delete_blocks.contains(hash));
+        for (hash, block) in &batch.put_blocks {
+            self.remember_block(*hash, Arc::clone(block));
+        }
         let mut cached = self.cached_accounts();
         for (address, account) in &batch.accounts {
             if cached.contains_key(address) {

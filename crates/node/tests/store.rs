@@ -439,3 +439,54 @@ fn a_transfer_a_reorg_moves_down_a_height_stays_indexed() {
     assert_index_matches_the_best_chain(&chain, "after the transfer moved down");
     assert_eq!(location(&chain), Some((Height(1), 1)));
 }
+
+/// The store keeps the blocks it wrote or read last in memory: a read finds the block just
+/// written, a block deleted is gone from memory as from the file, and a handle on the same
+/// file (the chain's block reader) sees the same.
+#[test]
+fn recent_blocks_are_kept_and_a_deleted_one_is_forgotten() {
+    use powchain_chain::store::WriteBatch;
+    use std::sync::Arc;
+    let dir = TempDir::new("store-recent-blocks");
+    let mut store = RedbStore::open(&dir.path().join("chain.redb")).unwrap();
+    let spec = spec();
+    let blocks: Vec<Block> = (0..6)
+        .map(|i| {
+            let mut block = spec.genesis_block();
+            block.header.time = Timestamp(block.header.time.0 + i);
+            block
+        })
+        .collect();
+    let put = WriteBatch {
+        put_blocks: blocks
+            .iter()
+            .map(|b| (b.hash(), Arc::new(b.clone())))
+            .collect(),
+        ..WriteBatch::default()
+    };
+    store.commit(put).unwrap();
+    let reader = store
+        .block_reader()
+        .expect("a redb store has a block reader");
+    for block in &blocks {
+        let read = store.block(&block.hash()).unwrap().expect("stored");
+        assert_eq!(*read, *block);
+        assert_eq!(
+            *reader.block(&block.hash()).unwrap().expect("stored"),
+            *block
+        );
+    }
+    let gone = blocks[5].hash();
+    store
+        .commit(WriteBatch {
+            delete_blocks: vec![gone],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert!(store.block(&gone).unwrap().is_none(), "deleted, not kept");
+    assert!(
+        reader.block(&gone).unwrap().is_none(),
+        "deleted for every handle"
+    );
+    assert_eq!(*store.block(&blocks[0].hash()).unwrap().unwrap(), blocks[0]);
+}

@@ -11,7 +11,9 @@
 //! confirmed).
 //!
 //! Reported: transfers submitted, accepted, refused (with the node's reasons), confirmed (the
-//! transfers on node 0's best chain), the sustained confirmed rate, the devnet's peak
+//! transfers on node 0's best chain), the sustained confirmed rate (what node 0's best chain
+//! held when the load stopped, per second of load: the wait after it adds nothing), how
+//! long the last confirmation took after the load stopped, the devnet's peak
 //! resident memory, where the devnet's CPU time went (by thread: the miner, the signature
 //! pool, the async runtime that runs the node loops, the network and the API), and two
 //! references measured on one core in the same run: batch signature verification and the
@@ -66,8 +68,13 @@ pub struct LoadReport {
     pub confirmed: u64,
     /// Accepted transfers not confirmed when the wait ended.
     pub unconfirmed: u64,
-    /// Confirmed transfers per second of load.
+    /// Transfers confirmed while the load ran, per second of load: the sustained rate
+    /// (what was confirmed in the wait after it is left out, so a long tail adds nothing).
     pub confirmed_per_sec: f64,
+    /// Transfers on node 0's best chain when the load stopped.
+    pub confirmed_during_load: u64,
+    /// How long after the load stopped the last accepted transfer was confirmed.
+    pub settle_seconds: f64,
     /// Signatures one core verifies per second, measured in this run.
     pub signature_verifications_per_sec: f64,
     /// `confirmed_per_sec / signature_verifications_per_sec`.
@@ -222,6 +229,7 @@ pub fn measure(seconds: f64, progress: &dyn Fn(&str)) -> anyhow::Result<LoadRepo
         accepted += outcome.accepted;
     }
     let load_seconds = started.elapsed().as_secs_f64();
+    let confirmed_during_load = confirmed_transfers(&agent, &apis[0])?;
 
     // Only the clients send transfers here, so every accepted one is confirmed once node
     // 0's best chain holds as many transfers as were accepted.
@@ -235,6 +243,7 @@ pub fn measure(seconds: f64, progress: &dyn Fn(&str)) -> anyhow::Result<LoadRepo
         }
         std::thread::sleep(Duration::from_millis(500));
     };
+    let settle_seconds = settle.elapsed().as_secs_f64();
     let cpu_seconds = difference(&thread_cpu_seconds(pid), &cpu_before);
     let blocks = get(&agent, &apis[0], "/api/v1/status")?["height"]
         .as_u64()
@@ -245,7 +254,7 @@ pub fn measure(seconds: f64, progress: &dyn Fn(&str)) -> anyhow::Result<LoadRepo
     drop(devnet);
     let _ = std::fs::remove_dir_all(&datadir);
     let refusals = refusals.lock().map(|r| r.clone()).unwrap_or_default();
-    let confirmed_per_sec = confirmed as f64 / load_seconds;
+    let confirmed_per_sec = confirmed_during_load as f64 / load_seconds;
     let node_cpu_seconds: f64 = cpu_seconds
         .iter()
         .filter(|(kind, _)| kind.as_str() != "miner")
@@ -263,6 +272,8 @@ pub fn measure(seconds: f64, progress: &dyn Fn(&str)) -> anyhow::Result<LoadRepo
         confirmed,
         unconfirmed: accepted.saturating_sub(confirmed),
         confirmed_per_sec,
+        confirmed_during_load,
+        settle_seconds,
         signature_verifications_per_sec: verify_rate,
         ratio_to_verification: confirmed_per_sec / verify_rate,
         batch_verifications_per_sec: batch_rate,
@@ -478,6 +489,11 @@ pub fn print(report: &LoadReport, out: &mut impl std::io::Write) -> std::io::Res
         out,
         "  submitted {}, accepted {}, refused {}, confirmed {}, unconfirmed {}",
         report.submitted, report.accepted, report.refused, report.confirmed, report.unconfirmed
+    )?;
+    writeln!(
+        out,
+        "  {} confirmed while the load ran; the last {:.1} s after it stopped",
+        report.confirmed_during_load, report.settle_seconds
     )?;
     for (reason, count) in &report.refusals {
         writeln!(out, "    refused {count}: {reason}")?;
