@@ -4,7 +4,7 @@
 use powchain_chain::tx::first_bad_signature;
 use powchain_chain::{
     Block, BlockHash, ImportError, MempoolError, Placement, Store, Timestamp, Transaction,
-    Transfer, TxError,
+    Transfer, TxError, TxId,
 };
 
 use super::Node;
@@ -417,18 +417,24 @@ impl<S: Store> Node<S> {
         now: Timestamp,
     ) {
         let mut accepted = Vec::new();
-        // The message's signatures in one batch (across the cores) rather than one check
+        // Each id hashed once: a transfer reaches a node from each of its peers, and most
+        // copies are ones it holds already.
+        let ids: Vec<TxId> = transfers.iter().map(Transfer::id).collect();
+        // The new ones' signatures in one batch (across the cores) rather than one check
         // each; the adds below find the good ones in the cache.
         let chain_id = self.chain.chain_id();
-        let inventory = &self.inventory;
+        let (inventory, mempool) = (&self.inventory, &self.mempool);
         self.mempool.verify_signatures_ahead(
-            transfers.iter().filter(|t| !inventory.was_refused(&t.id())),
+            transfers
+                .iter()
+                .zip(&ids)
+                .filter(|(_, id)| !mempool.contains(id) && !inventory.was_refused(id))
+                .map(|(transfer, _)| transfer),
             self.chain.store(),
             self.chain.spec(),
             &chain_id,
         );
-        for transfer in transfers {
-            let id = transfer.id();
+        for (transfer, id) in transfers.into_iter().zip(ids) {
             self.inventory.know_tx(peer, id);
             if self.mempool.contains(&id) || self.inventory.was_refused(&id) {
                 continue;
