@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use powchain_chain::{Block, BlockHash, Store, Timestamp, Transaction, Transfer};
+use powchain_chain::{Block, BlockHash, Header, Store, Timestamp, Transaction, Transfer};
 use rand::RngExt;
 
 use super::Node;
@@ -64,7 +64,7 @@ impl<S: Store> Node<S> {
         let hash = compact.header.hash();
         if !self.sync.is_in_flight(peer, &hash) {
             if self.compact.may_push(peer) {
-                if !self.take_pushed(peer, &compact, now) {
+                if !self.take_pushed(peer, compact.header, hash, now) {
                     return;
                 }
             } else {
@@ -137,14 +137,18 @@ impl<S: Store> Node<S> {
         }
     }
 
-    /// A compact block `peer` pushed unasked: first its header's announcement (checked as
-    /// any announced header is, so it costs the sender a block's work); then, if it is the
-    /// block after our tip and nobody is fetching it, a download from this peer already
-    /// under way. Returns whether to rebuild it; otherwise it is fetched the usual way, or
+    /// A compact block `peer` pushed unasked (its `header`, which hashes to `hash`): first
+    /// its header's announcement (checked as any announced header is, so it costs the
+    /// sender a block's work); then, if it is the block after our tip and nobody is
+    /// fetching it, a download from this peer already under way. Returns whether to rebuild it; otherwise it is fetched the usual way, or
     /// not at all (we have it, it is not better, the header is bad: then the peer is gone).
-    fn take_pushed(&mut self, peer: PeerId, compact: &CompactBlock, now: Timestamp) -> bool {
-        let header = compact.header;
-        let hash = header.hash();
+    fn take_pushed(
+        &mut self,
+        peer: PeerId,
+        header: Header,
+        hash: BlockHash,
+        now: Timestamp,
+    ) -> bool {
         self.inventory.know_block(peer, hash);
         let queued = match self
             .sync
