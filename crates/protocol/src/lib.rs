@@ -7,6 +7,7 @@
 //! - [`frame`]: the wire boundary: frames in and out, every bound checked once, one
 //!   [`frame::Received`] per frame for the node.
 //! - [`peer`]: what the node keeps per connection, and the reasons it disconnects.
+//! - [`bounded_set`]: the per-peer inventory sets, 8-byte keyed fingerprints of ids.
 //! - [`address_book`]: known peer addresses, verified before they are passed on.
 //! - [`netgroup`]: network groups, and which addresses a peer may teach us.
 //! - [`node`]: the state machine. The tokio driver (node crate) and the simulator feed it
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod address_book;
+pub mod bounded_set;
 pub mod compact;
 pub mod frame;
 pub mod message;

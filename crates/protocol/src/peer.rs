@@ -1,15 +1,14 @@
 //! Who a peer is to the driver (its id, address and direction), why the node may disconnect
-//! it, and the bounded set the managers remember per-peer inventory with.
+//! it.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::hash::Hash;
 
-use powchain_chain::hashing::HashSet;
 use powchain_chain::{BlockHash, ImportError, TxError, Work};
 
 use crate::compact::CompactError;
 use crate::message::MessageError;
+
+pub use crate::bounded_set::BoundedSet;
 
 /// The driver's number for a connection. Never reused while the node runs.
 pub type PeerId = u64;
@@ -271,75 +270,9 @@ impl fmt::Display for HeaderFault {
     }
 }
 
-/// A set that forgets its oldest members beyond a bound.
-#[derive(Clone, Debug)]
-pub struct BoundedSet<T: Eq + Hash + Copy> {
-    members: HashSet<T>,
-    order: VecDeque<T>,
-    max: usize,
-}
-
-impl<T: Eq + Hash + Copy> BoundedSet<T> {
-    /// An empty set of at most `max` members.
-    pub fn new(max: usize) -> BoundedSet<T> {
-        BoundedSet {
-            members: HashSet::default(),
-            order: VecDeque::new(),
-            max,
-        }
-    }
-
-    /// Adds `value`; returns whether it was new.
-    pub fn insert(&mut self, value: T) -> bool {
-        if self.max == 0 || !self.members.insert(value) {
-            return false;
-        }
-        self.order.push_back(value);
-        while self.order.len() > self.max {
-            if let Some(oldest) = self.order.pop_front() {
-                self.members.remove(&oldest);
-            }
-        }
-        true
-    }
-
-    /// Whether `value` is a member.
-    pub fn contains(&self, value: &T) -> bool {
-        self.members.contains(value)
-    }
-
-    /// Forgets every member.
-    pub fn clear(&mut self) {
-        self.members.clear();
-        self.order.clear();
-    }
-
-    /// How many members.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bounded_set_forgets_the_oldest() {
-        let mut set = BoundedSet::new(2);
-        assert!(set.insert(1));
-        assert!(!set.insert(1));
-        assert!(set.insert(2));
-        assert!(set.insert(3));
-        assert!(!set.contains(&1));
-        assert!(set.contains(&2) && set.contains(&3));
-        assert_eq!(set.len(), 2);
-    }
 
     #[test]
     fn misbehaviour_is_what_gets_a_ban() {
