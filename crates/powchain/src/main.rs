@@ -2,7 +2,8 @@
 //!
 //! Subcommands:
 //! - `devnet`: a network of real nodes on this machine (`devnet.rs`); `sim`: one in
-//!   simulated time (`sim.rs`); `node`: one node, its session and its HTTP API (`node/`).
+//!   simulated time (`sim.rs`); `sweep`: many sims over a grid of parameters and seeds
+//!   (`sweep.rs`); `node`: one node, its session and its HTTP API (`node/`).
 //! - `status`, `block`, `balance`, `send`, `peers`, `mine`: clients of a running node's API
 //!   (`client.rs`); `mine --db`, `export`, `import`: a chain database file (`database.rs`).
 //! - `demo`: builds a chain in memory, mines blocks with random signed transfers between dev
@@ -21,6 +22,7 @@ mod devnet;
 mod node;
 mod producer;
 mod sim;
+mod sweep;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,9 @@ enum Command {
     /// Simulate a network in simulated time: hundreds of nodes, latency, partitions,
     /// crashes, an adversary; reproducible from a seed, with named checks at the end.
     Sim(sim::SimArgs),
+    /// Run a scenario over a grid of parameters and seeds on every core: mean and 95%
+    /// interval per point, as CSV, JSON and an SVG plot; in shards that merge.
+    Sweep(sweep::SweepArgs),
     /// Mine a few blocks of random signed transfers in memory and print them.
     Demo(demo::DemoArgs),
     /// Measure hashing and mining speed, as ratios to sha2's compression in the same run.
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Devnet(args) => devnet::run(&args),
         Command::Sim(args) => sim::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Node(args) => node::run(*args),
         Command::Bench(args) => bench::run(&args),
         Command::Mine(args) if args.db.is_some() => database::mine(&args),

@@ -16,6 +16,8 @@
 //! - [`metrics`]: what is recorded during a run.
 //! - [`outcome`]: the named checks and the report.
 //! - [`report`]: the report's keys and drawings, shared with `powchain devnet`.
+//! - [`sweep`]: a scenario over a grid of parameters and seeds, summarised with confidence
+//!   intervals, in shards that merge.
 //!
 //! Nothing here reads a clock or an unseeded random source; with the chain crate's
 //! reproducible hash maps, the same scenario and seed give the same run, event for event.
@@ -29,6 +31,7 @@ pub mod network;
 pub mod outcome;
 pub mod report;
 pub mod scenario;
+pub mod sweep;
 
 pub use engine::Simulation;
 pub use outcome::{Outcome, SimReport, finish};

@@ -339,7 +339,8 @@ pub fn timeline_svg(
     )
 }
 
-fn escape(text: &str) -> String {
+/// `text` with the characters SVG and HTML give a meaning escaped.
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
