@@ -49,6 +49,38 @@ pub struct ChainConfig {
     pub orphans_count_max: usize,
     /// Most orphan bytes kept.
     pub orphans_bytes_max: usize,
+    /// Which of two tips of equal work the chain follows.
+    pub tie_break: TieBreak,
+}
+
+/// Which of several tips of the same work a chain follows.
+///
+/// Bitcoin keeps the first it saw ([`TieBreak::FirstSeen`], the default). A simulation of
+/// selfish mining needs the fraction of honest miners that take the attacker's side of a tie
+/// (Eyal and Sirer's gamma) as a parameter: with [`TieBreak::Random`] each node follows the
+/// tip its own key ranks highest, a coin flip per node and per tie, the same whichever
+/// arrived first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TieBreak {
+    /// The first seen stays.
+    #[default]
+    FirstSeen,
+    /// The one whose hash, keyed SipHash with `key`, is highest.
+    Random {
+        /// This chain's key.
+        key: u64,
+    },
+}
+
+impl TieBreak {
+    /// Where `hash` ranks among tips of equal work under [`TieBreak::Random`].
+    fn rank(key: u64, hash: &BlockHash) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write_u64(key);
+        hash.hash(&mut hasher);
+        hasher.finish()
+    }
 }
 
 impl Default for ChainConfig {
@@ -60,6 +92,7 @@ impl Default for ChainConfig {
             invalid_hashes_max: 4_096,
             orphans_count_max: 256,
             orphans_bytes_max: 32 << 20,
+            tie_break: TieBreak::FirstSeen,
         }
     }
 }
@@ -283,6 +316,11 @@ impl<S: Store> Chain<S> {
     /// Gives the store back (a simulated crash keeps it for the restart).
     pub fn into_store(self) -> S {
         self.store
+    }
+
+    /// Which of two tips of equal work this chain follows.
+    pub fn tie_break(&self) -> TieBreak {
+        self.config.tie_break
     }
 
     /// The chain spec.
@@ -541,9 +579,25 @@ impl<S: Store> Chain<S> {
     ) -> Result<Option<TipChange>, StoreError> {
         let old_tip = self.tree.tip();
         loop {
-            let candidate = self.tree.best_candidate();
-            let candidate_work = self.tree.get(&candidate).map(|e| e.chain_work);
-            if candidate_work <= Some(self.tree.tip_entry().chain_work) {
+            let tip = self.tree.tip_entry();
+            let (candidate, better) = match self.config.tie_break {
+                TieBreak::FirstSeen => {
+                    let candidate = self.tree.best_candidate();
+                    let work = self.tree.get(&candidate).map(|e| e.chain_work);
+                    (candidate, work > Some(tip.chain_work))
+                }
+                TieBreak::Random { key } => {
+                    let candidate = self
+                        .tree
+                        .most_work_candidates()
+                        .max_by_key(|hash| TieBreak::rank(key, hash))
+                        .unwrap_or_else(|| self.tree.best_candidate());
+                    let work = self.tree.get(&candidate).map(|e| e.chain_work);
+                    let tie = work == Some(tip.chain_work) && candidate != self.tree.tip();
+                    (candidate, work > Some(tip.chain_work) || tie)
+                }
+            };
+            if !better {
                 return Ok(None);
             }
             let (down, up) = self.tree.path(&old_tip, &candidate);

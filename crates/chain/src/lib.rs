@@ -58,8 +58,8 @@ pub mod units;
 
 pub use block::{Block, BlockError, CheckedBlock};
 pub use chain::{
-    BlockTemplate, Chain, ChainConfig, ImportError, ImportOutcome, OpenError, Placement, TipChange,
-    TipInfo,
+    BlockTemplate, Chain, ChainConfig, ImportError, ImportOutcome, OpenError, Placement, TieBreak,
+    TipChange, TipInfo,
 };
 pub use hash::{BlockHash, Hash512, TxId};
 pub use header::Header;

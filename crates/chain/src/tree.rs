@@ -192,6 +192,17 @@ impl BlockTree {
             .unwrap_or_else(|| self.tip())
     }
 
+    /// Every block of the most work that is not invalid, first seen first.
+    pub fn most_work_candidates(&self) -> impl Iterator<Item = BlockHash> + '_ {
+        let work = self.candidates.last().map(|(work, _, _)| *work);
+        work.into_iter().flat_map(|work| {
+            self.candidates
+                .range((work, Reverse(u64::MAX), BlockHash::ZERO)..)
+                .rev()
+                .map(|(_, _, hash)| *hash)
+        })
+    }
+
     /// The ancestor of `hash` at `height` (itself at its own height).
     pub fn ancestor(&self, hash: &BlockHash, height: Height) -> Option<BlockHash> {
         let mut cursor = *hash;

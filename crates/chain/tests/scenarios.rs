@@ -242,6 +242,43 @@ fn first_seen_wins_ties() {
     assert_eq!(chain.tip().hash, first.hash());
 }
 
+/// With random tie-breaking a chain follows the equal-work tip its key ranks highest, in
+/// whichever order the tips arrive; chains with different keys differ (a coin flip each).
+#[test]
+fn random_tie_breaking_ignores_the_order_of_arrival() {
+    let spec = easy_spec();
+    let now = late_now(&spec);
+    let builder = open(spec.clone());
+    let genesis = builder.tip().hash;
+    let t = Timestamp(spec.genesis_time_ms + 1_000);
+    let a = block_on(&builder, genesis, vec![], t, 1);
+    let b = block_on(&builder, genesis, vec![], t, 2);
+    let follows = |key: u64, order: [&powchain_chain::Block; 2]| {
+        let config = powchain_chain::ChainConfig {
+            tie_break: powchain_chain::TieBreak::Random { key },
+            ..powchain_chain::ChainConfig::default()
+        };
+        let mut chain =
+            powchain_chain::Chain::open(spec.clone(), powchain_chain::MemStore::new(), config)
+                .unwrap();
+        for block in order {
+            chain.import_block(block.clone(), now).unwrap();
+        }
+        chain.tip().hash
+    };
+    let mut took_a = 0;
+    for key in 0..64 {
+        let tip = follows(key, [&a, &b]);
+        assert_eq!(tip, follows(key, [&b, &a]), "key {key}: the order decided");
+        took_a += usize::from(tip == a.hash());
+    }
+    // 64 fair coins: all on one side has odds of 2^-63.
+    assert!(
+        (1..64).contains(&took_a),
+        "{took_a} of 64 keys chose the first block"
+    );
+}
+
 /// Blocks arriving child first wait as orphans and connect when the parent comes.
 #[test]
 fn orphans_connect_when_their_parent_arrives() {

@@ -147,6 +147,13 @@ fn print_extras(report: &SimReport, wall: f64) {
             adversary.best_chain_share * 100.0,
             adversary.abandoned_blocks
         );
+        if let Some(gamma) = adversary.gamma {
+            println!(
+                "  tie races settled by honest blocks: {}, on the adversary's block: {:.1}% (gamma)",
+                adversary.races_settled_by_honest,
+                gamma * 100.0
+            );
+        }
     }
     println!(
         "  {} messages, {:.1} MB, {} events in {wall:.2} s of wall time; {} transfers refused",

@@ -22,13 +22,15 @@ use rayon::prelude::*;
 pub struct SweepArgs {
     /// The sweep file (TOML; see experiments/).
     file: PathBuf,
-    /// Where the output files go (NAME.csv, NAME.json, NAME.svg, or a shard's rows).
+    /// Where the output files go: NAME.csv, NAME.json, NAME.svg and every run's row in
+    /// NAME.rows.json, or a shard's rows.
     #[arg(long, default_value = ".")]
     out: PathBuf,
     /// Run only the tasks whose number is I modulo N, and write their rows for a merge.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
-    /// Merge these shards' row files (from --shard) instead of running anything.
+    /// Merge these row files (shards' from --shard, or a whole sweep's NAME.rows.json)
+    /// instead of running anything.
     #[arg(long, num_args = 1.., value_name = "SHARD_FILE", conflicts_with = "shard")]
     merge: Vec<PathBuf>,
     /// Runs at once (default: one per core).
@@ -136,17 +138,23 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         rows.len(),
         started.elapsed().as_secs_f64()
     );
+    // Every run's row is kept: a shard's for the merge, a whole sweep's so that its files can
+    // be drawn again (`--merge NAME.rows.json`) without running it again.
+    let name = &sweep.file.name;
+    let path = match shard == Shard::ALL {
+        true => args.out.join(format!("{name}.rows.json")),
+        false => args.out.join(format!(
+            "{name}.shard-{}-of-{}.json",
+            shard.index, shard.count
+        )),
+    };
+    let file = sweep.shard_file(shard, rows);
+    write(&path, &serde_json::to_string(&file)?)?;
+    println!("rows written to {} (for --merge)", path.display());
     if shard != Shard::ALL {
-        let path = args.out.join(format!(
-            "{}.shard-{}-of-{}.json",
-            sweep.file.name, shard.index, shard.count
-        ));
-        let file = sweep.shard_file(shard, rows);
-        write(&path, &serde_json::to_string(&file)?)?;
-        println!("rows written to {} (merge with --merge)", path.display());
         return Ok(());
     }
-    write_summary(&sweep, &rows, &args.out)
+    write_summary(&sweep, &file.rows, &args.out)
 }
 
 fn progress_bar(len: u64) -> Option<ProgressBar> {

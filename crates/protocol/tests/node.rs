@@ -56,6 +56,15 @@ impl Net {
         specs: Vec<ChainSpec>,
         configure: impl Fn(usize, &mut NodeConfig, &mut MemAddresses),
     ) -> Net {
+        Net::build_chains(specs, configure, |_| ChainConfig::default())
+    }
+
+    /// As [`Net::build`], each node's chain opened with `chain_config(index)`.
+    fn build_chains(
+        specs: Vec<ChainSpec>,
+        configure: impl Fn(usize, &mut NodeConfig, &mut MemAddresses),
+        chain_config: impl Fn(usize) -> ChainConfig,
+    ) -> Net {
         let nodes = specs
             .into_iter()
             .enumerate()
@@ -67,7 +76,7 @@ impl Net {
                 config.outbound_target = 0;
                 config.miner_address = Some(Keypair::dev(i as u64).address());
                 configure(i, &mut config, &mut addresses);
-                let chain = Chain::open(spec, store, ChainConfig::default()).unwrap();
+                let chain = Chain::open(spec, store, chain_config(i)).unwrap();
                 Node::new(config, chain, i as u64)
                     .with_address_store(Box::new(addresses))
                     .unwrap()
@@ -255,6 +264,43 @@ fn mine_blocks(net: &mut Net, index: usize, count: usize) {
     }
     net.nodes[index].command(Command::Automine(false), net.now);
     net.settle();
+}
+
+/// Node 1 holds node 0's block A when node 2 announces B, of the same work. A first-seen
+/// node does not fetch B (it could never follow it); one that breaks ties at random does, so
+/// that its coin has both to choose from.
+#[test]
+fn only_a_node_that_breaks_ties_at_random_fetches_a_block_of_equal_work() {
+    let fetched = |tie_break: powchain_chain::TieBreak| {
+        let mut net = Net::build_chains(
+            vec![spec(); 3],
+            |_, _, _| {},
+            |i| ChainConfig {
+                tie_break: if i == 1 {
+                    tie_break
+                } else {
+                    powchain_chain::TieBreak::FirstSeen
+                },
+                ..ChainConfig::default()
+            },
+        );
+        net.connect(1, 0);
+        net.connect(1, 2);
+        net.settle();
+        // Node 1 relays no block, so A and B stay apart.
+        net.drop_if = Some(|from, _, message| {
+            from == 1 && matches!(message, Message::Announce { .. } | Message::CompactBlock(_))
+        });
+        mine_blocks(&mut net, 0, 1);
+        let a = net.nodes[0].chain().tip().hash;
+        assert_eq!(net.nodes[1].chain().tip().hash, a);
+        mine_blocks(&mut net, 2, 1);
+        let b = net.nodes[2].chain().tip().hash;
+        assert_ne!(a, b);
+        net.nodes[1].chain().tree().get(&b).is_some()
+    };
+    assert!(!fetched(powchain_chain::TieBreak::FirstSeen));
+    assert!(fetched(powchain_chain::TieBreak::Random { key: 7 }));
 }
 
 #[test]

@@ -68,6 +68,15 @@ impl Adversary {
         }
     }
 
+    /// Tie races the honest network settled, and how many of those on the adversary's
+    /// block (see [`Races`]).
+    pub fn races(&self) -> Races {
+        match self {
+            Adversary::Selfish(selfish) => selfish.races,
+            Adversary::Liar(_) => Races::default(),
+        }
+    }
+
     /// The adversary mined `header`: a header to announce, if any.
     pub fn on_own_block(&mut self, header: Header) -> Option<Header> {
         match self {
@@ -76,10 +85,10 @@ impl Adversary {
         }
     }
 
-    /// The adversary saw an honest block at `height`: a header to announce, if any.
-    pub fn on_honest_block(&mut self, height: u64) -> Option<Header> {
+    /// The adversary saw the honest block `header`: a header to announce, if any.
+    pub fn on_honest_block(&mut self, header: &Header) -> Option<Header> {
         match self {
-            Adversary::Selfish(selfish) => selfish.on_honest_block(height),
+            Adversary::Selfish(selfish) => selfish.on_honest_block(header),
             Adversary::Liar(_) => None,
         }
     }
@@ -145,8 +154,32 @@ pub struct Selfish {
     public_height: u64,
     /// A tie race is on: the next own block is published at once.
     racing: bool,
+    /// The race's own block: an honest block on top of it settles the race our way.
+    race_block: Option<BlockHash>,
     /// Private blocks given up.
     abandoned: usize,
+    /// How honest blocks settled races.
+    races: Races,
+}
+
+/// Tie races the honest network settled (the adversary published a block of the height an
+/// honest one just reached, then an honest miner found the next): how many, and how many
+/// on the adversary's block. Their ratio is Eyal and Sirer's gamma as achieved, the share
+/// of honest hash power that mined on the adversary's side of a tie.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Races {
+    /// Races an honest block settled.
+    pub settled_by_honest: usize,
+    /// Of those, settled on the adversary's block.
+    pub honest_on_adversary: usize,
+}
+
+impl Races {
+    /// `honest_on_adversary / settled_by_honest` (`None` before the first).
+    pub fn gamma(&self) -> Option<f64> {
+        (self.settled_by_honest > 0)
+            .then(|| self.honest_on_adversary as f64 / self.settled_by_honest as f64)
+    }
 }
 
 impl Selfish {
@@ -157,7 +190,9 @@ impl Selfish {
             withheld: Vec::new(),
             public_height: 0,
             racing: false,
+            race_block: None,
             abandoned: 0,
+            races: Races::default(),
         }
     }
 
@@ -181,14 +216,29 @@ impl Selfish {
     pub fn on_own_block(&mut self, header: Header) -> Option<Header> {
         self.withheld.push((header.hash(), header));
         if self.racing {
+            // The adversary settled the race itself: no honest miner's choice to count.
             self.racing = false;
+            self.race_block = None;
             return self.publish_up_to(u64::MAX);
         }
         None
     }
 
-    /// The adversary's node saw an honest block at `height`. Returns a header to announce.
-    pub fn on_honest_block(&mut self, height: u64) -> Option<Header> {
+    /// The adversary's node saw the honest block `header`. Returns a header to announce.
+    pub fn on_honest_block(&mut self, header: &Header) -> Option<Header> {
+        let height = header.height.0;
+        if let Some(race_block) = self.race_block.take() {
+            if height == self.public_height + 1 {
+                self.races.settled_by_honest += 1;
+                if header.prev_hash == race_block {
+                    self.races.honest_on_adversary += 1;
+                }
+            } else if height <= self.public_height {
+                // The honest side of the tie again, from another peer: the race is still on.
+                self.race_block = Some(race_block);
+            }
+            // Higher: the block that settled it went unseen; nothing to count.
+        }
         if height <= self.public_height {
             return None;
         }
@@ -207,6 +257,7 @@ impl Selfish {
             }
             std::cmp::Ordering::Equal => {
                 self.racing = true;
+                self.race_block = self.withheld.last().map(|(hash, _)| *hash);
                 self.publish_up_to(u64::MAX)
             }
             std::cmp::Ordering::Greater if private == height + 1 => self.publish_up_to(u64::MAX),
@@ -217,6 +268,7 @@ impl Selfish {
     /// Publishes everything (the run is ending).
     pub fn release_all(&mut self) -> Option<Header> {
         self.racing = false;
+        self.race_block = None;
         self.publish_up_to(u64::MAX)
     }
 

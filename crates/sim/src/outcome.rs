@@ -51,6 +51,12 @@ pub struct AdversaryReport {
     pub best_chain_share: f64,
     /// Private blocks it gave up.
     pub abandoned_blocks: usize,
+    /// Tie races (its block against an honest one of the same height) that an honest
+    /// miner's next block settled.
+    pub races_settled_by_honest: usize,
+    /// The share of those settled on its block: Eyal and Sirer's gamma as achieved (`null`
+    /// with no race).
+    pub gamma: Option<f64>,
 }
 
 /// The simulator's report: devnet's keys, then its own.
@@ -187,6 +193,8 @@ pub fn finish(sim: &Simulation) -> Outcome {
             hash_share: sim.shares[adversary.node()],
             best_chain_share: round3(own as f64 / mined_on_best.max(1) as f64),
             abandoned_blocks: adversary.abandoned(),
+            races_settled_by_honest: adversary.races().settled_by_honest,
+            gamma: adversary.races().gamma().map(round3),
         }
     });
     let checks = vec![

@@ -209,6 +209,20 @@ pub struct NodeSettings {
     /// mode: the ones that last gave it a new tip first); 0: every compact block is
     /// announced and asked for. Only with `compact_blocks`.
     pub compact_high_bandwidth_peers: usize,
+    /// Which of two tips of equal work a node follows: `first-seen` (Bitcoin's rule) or
+    /// `random` (each node flips its own coin per tie, whichever came first: the selfish
+    /// miner's gamma of 0.5 among the nodes that see both).
+    pub tie_breaking: TieBreaking,
+}
+
+/// A node's rule between tips of equal work.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TieBreaking {
+    /// The first seen stays.
+    FirstSeen,
+    /// A coin flip per node and tie.
+    Random,
 }
 
 /// Random signed transfers between the dev accounts.
@@ -385,6 +399,7 @@ impl Default for NodeSettings {
             feeler_interval: Span::from_secs(120),
             compact_blocks: true,
             compact_high_bandwidth_peers: 3,
+            tie_breaking: TieBreaking::FirstSeen,
         }
     }
 }

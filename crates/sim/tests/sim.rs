@@ -176,6 +176,72 @@ fn a_selfish_miner_is_measured_and_the_honest_nodes_still_agree() {
     assert!(log.contains("node 0 publishes its private branch"));
 }
 
+/// A selfish miner's network as in `experiments/selfish-mining.toml`: 20 honest nodes and the
+/// pool, a full mesh of 5 ms links, one-minute blocks, no transfers.
+fn selfish_mesh(tie_breaking: &str, hours: u64) -> Scenario {
+    let text = format!(
+        r#"
+name = "selfish-mesh"
+nodes = 21
+duration = "{hours}h"
+settle = "10m"
+[chain]
+block_interval = "1m"
+[network]
+topology = "full"
+latency = ["5ms", "5ms"]
+jitter = 0.0
+[node]
+outbound = 20
+inbound_max = 30
+feeler_interval = "0s"
+tie_breaking = "{tie_breaking}"
+[transactions]
+rate = 0.0
+[adversary]
+strategy = "selfish"
+node = 0
+hash_share = 0.35
+"#
+    );
+    Scenario::from_toml_str(&text).unwrap()
+}
+
+/// The pool's node never lets a withheld block out: nobody asks it for one it then refuses,
+/// so no honest node drops it for stalled block requests (each did, once per private
+/// branch, when its node announced a block before the strategy had marked it withheld).
+#[test]
+fn a_selfish_miner_never_announces_a_block_it_withholds() {
+    let (outcome, log) = run(selfish_mesh("first-seen", 4), true).unwrap();
+    assert!(outcome.report.passed(), "{:?}", failed(&outcome.report));
+    let stalls = log
+        .lines()
+        .filter(|l| l.contains("disconnected from node0: block requests keep timing out"))
+        .count();
+    assert_eq!(stalls, 0, "honest nodes asked the pool for withheld blocks");
+    assert!(log.contains("node 0 publishes its private branch"));
+}
+
+/// Under the first-seen rule an honest node never takes the pool's side of a tie in this
+/// mesh (the pool answers an honest block only once it has it): gamma 0. With random
+/// tie-breaking each honest node fetches the pool's block of equal work and flips a coin:
+/// gamma near one half.
+#[test]
+fn tie_breaking_sets_the_gamma_a_selfish_miner_gets() {
+    let gamma = |rule: &str| {
+        let (outcome, _) = run(selfish_mesh(rule, 24), false).unwrap();
+        let adversary = outcome.report.adversary.unwrap();
+        assert!(adversary.races_settled_by_honest >= 50, "{adversary:?}");
+        adversary.gamma.unwrap()
+    };
+    assert_eq!(gamma("first-seen"), 0.0);
+    let random = gamma("random");
+    assert!(
+        (0.35..=0.65).contains(&random),
+        "gamma {random} with random ties"
+    );
+}
+
 /// Issue 16's liar, in simulated time: node 0 claims far more work than it has and answers
 /// every headers request with nothing. Every honest node that asks it is refused by it and
 /// bans it, none bans an honest peer, and the honest nodes agree on one chain.

@@ -184,22 +184,22 @@ impl Simulation {
         if self.is_honest(index) {
             return;
         }
-        let heights: Vec<u64> = match message {
-            Message::Announce { header } => honest_heights(&self.metrics, index, [header]),
-            Message::Headers(headers) => honest_heights(&self.metrics, index, headers.iter()),
+        let headers: Vec<powchain_chain::Header> = match message {
+            Message::Announce { header } => honest_headers(&self.metrics, index, [header]),
+            Message::Headers(headers) => honest_headers(&self.metrics, index, headers.iter()),
             Message::Blocks(blocks) => {
-                honest_heights(&self.metrics, index, blocks.iter().map(|b| &b.header))
+                honest_headers(&self.metrics, index, blocks.iter().map(|b| &b.header))
             }
             Message::CompactBlock(compact) => {
-                honest_heights(&self.metrics, index, [&compact.header])
+                honest_headers(&self.metrics, index, [&compact.header])
             }
             _ => Vec::new(),
         };
-        for height in heights {
+        for header in headers {
             let release = self
                 .adversary
                 .as_mut()
-                .and_then(|a| a.on_honest_block(height));
+                .and_then(|a| a.on_honest_block(&header));
             self.publish(index, release);
         }
     }

@@ -27,7 +27,7 @@ use std::fmt::Write;
 use powchain_chain::sigcache::SigCache;
 use powchain_chain::{
     Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, DifficultyBits, Keypair, MemStore,
-    Memo, Timestamp, Transfer, TxId, UnsignedTransfer, miner,
+    Memo, TieBreak, Timestamp, Transfer, TxId, UnsignedTransfer, miner,
 };
 use powchain_protocol::frame::{self, Received};
 use powchain_protocol::{
@@ -39,7 +39,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::adversary::Adversary;
 use crate::metrics::{Heal, Metrics, MinedBlock};
 use crate::network::{Connection, End, LinkModel, Partition, Topology, address_of, mix, node_of};
-use crate::scenario::{Action, HashPower, Scenario, Span};
+use crate::scenario::{Action, HashPower, Scenario, Span, TieBreaking};
 
 mod ending;
 mod faults;
@@ -313,7 +313,24 @@ impl Simulation {
         addresses: &MemAddresses,
     ) -> Result<Node<MemStore>, String> {
         let seed = self.scenario.seed;
-        let chain = Chain::open(self.spec.clone(), store, ChainConfig::default())
+        // The adversary keeps its own side of a tie (it saw its block first): a coin there
+        // would have it mine on the honest block of a race it is in.
+        let honest = self
+            .scenario
+            .adversary
+            .as_ref()
+            .is_none_or(|a| a.node != index);
+        let tie_break = match self.scenario.node.tie_breaking {
+            TieBreaking::Random if honest => TieBreak::Random {
+                key: mix(seed ^ 0x7469_6573 ^ (index as u64).wrapping_mul(0x9e37_79b9)),
+            },
+            _ => TieBreak::FirstSeen,
+        };
+        let chain_config = ChainConfig {
+            tie_break,
+            ..ChainConfig::default()
+        };
+        let chain = Chain::open(self.spec.clone(), store, chain_config)
             .map_err(|e| format!("node {index}: {e}"))?
             .sharing_signatures(self.signatures.clone());
         let mut config = NodeConfig::new(mix(seed ^ (index as u64).wrapping_mul(0x51_7cc1)));
@@ -504,15 +521,15 @@ impl Simulation {
 }
 
 /// Heights of the headers in a message that honest nodes mined.
-fn honest_heights<'a>(
+fn honest_headers<'a>(
     metrics: &Metrics,
     adversary: usize,
     headers: impl IntoIterator<Item = &'a powchain_chain::Header>,
-) -> Vec<u64> {
+) -> Vec<powchain_chain::Header> {
     headers
         .into_iter()
         .filter(|h| metrics.miner_of(&h.hash()).is_some_and(|m| m != adversary))
-        .map(|h| h.height.0)
+        .copied()
         .collect()
 }
 

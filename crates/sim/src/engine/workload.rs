@@ -44,12 +44,17 @@ impl Simulation {
             hash.short(12),
             block.txs.len()
         ));
-        let header = block.header;
+        // The adversary learns of its block before its node does: what the node sends about
+        // it (an announcement, a compact push) must already meet the withholding filter.
+        let release = match self.is_honest(index) {
+            true => None,
+            false => {
+                let header = block.header;
+                self.adversary.as_mut().and_then(|a| a.on_own_block(header))
+            }
+        };
         self.with_node(index, |n, now| n.block_mined(block, now));
-        if !self.is_honest(index) {
-            let release = self.adversary.as_mut().and_then(|a| a.on_own_block(header));
-            self.publish(index, release);
-        }
+        self.publish(index, release);
     }
 
     /// Picks a random node that is up (honest ones only), if any.

@@ -16,6 +16,9 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 220.0;
 const TOP: f64 = 50.0;
 const GAP: f64 = 70.0;
+/// References are grey, told apart by their dashes.
+const REFERENCE_DASHES: [&str; 4] = ["8 4", "2 3", "12 3 2 3", "4 4"];
+const REFERENCE_GREYS: [&str; 4] = ["#333", "#777", "#aaa", "#555"];
 const COLOURS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -241,10 +244,11 @@ pub fn svg(summary: &Summary, file: &SweepFile) -> String {
                 .iter()
                 .map(|p| format!("{:.1},{:.1}", x_of(p[0]), y_of(p[1])))
                 .collect();
-            let colour = "#555";
+            let colour = REFERENCE_GREYS[r % REFERENCE_GREYS.len()];
+            let dash = REFERENCE_DASHES[r % REFERENCE_DASHES.len()];
             let _ = writeln!(
                 body,
-                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-dasharray=\"6 4\" points=\"{}\"/>",
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" stroke-dasharray=\"{dash}\" points=\"{}\"/>",
                 points.join(" ")
             );
             for p in &reference.points {
@@ -259,7 +263,7 @@ pub fn svg(summary: &Summary, file: &SweepFile) -> String {
                 &mut body,
                 top + 14.0 * r as f64,
                 colour,
-                true,
+                Some(dash),
                 &reference.label,
             );
         }
@@ -303,7 +307,7 @@ pub fn svg(summary: &Summary, file: &SweepFile) -> String {
                 &mut body,
                 top + 14.0 * (references + s) as f64,
                 colour,
-                false,
+                None,
                 label,
             );
         }
@@ -317,13 +321,11 @@ pub fn svg(summary: &Summary, file: &SweepFile) -> String {
     )
 }
 
-fn legend_entry(body: &mut String, y: f64, colour: &str, dashed: bool, label: &str) {
+fn legend_entry(body: &mut String, y: f64, colour: &str, dash: Option<&str>, label: &str) {
     let x = WIDTH - RIGHT + 12.0;
-    let dash = if dashed {
-        " stroke-dasharray=\"6 4\""
-    } else {
-        ""
-    };
+    let dash = dash
+        .map(|dash| format!(" stroke-dasharray=\"{dash}\""))
+        .unwrap_or_default();
     let _ = writeln!(
         body,
         "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{}</text>",

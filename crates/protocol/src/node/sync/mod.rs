@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 
 use powchain_chain::store::BlockStatus;
 use powchain_chain::tree::expected_target_after;
-use powchain_chain::{BlockHash, Chain, Header, Height, Store, Target, Timestamp, Work};
+use powchain_chain::{BlockHash, Chain, Header, Height, Store, Target, TieBreak, Timestamp, Work};
 
 use crate::message::{
     BLOCKS_PER_MESSAGE_MAX, HEADERS_PER_MESSAGE_MAX, LOCATOR_HASHES_MAX, Message, TipSummary,
@@ -560,8 +560,12 @@ impl Sync {
             state.shown = state.shown.max(chain_work);
         }
         // Only a block that would beat our tip is worth fetching, unless it carries a
-        // staged branch on. A fresh tip goes first: it is what propagation waits for.
-        if staged.get(&header.prev_hash).is_none() && chain_work <= chain.tip().chain_work {
+        // staged branch on. A fresh tip goes first: it is what propagation waits for. A
+        // chain that breaks ties at random may follow one of equal work, so it fetches that.
+        let ours = chain.tip().chain_work;
+        let may_win = chain_work > ours
+            || (chain_work == ours && matches!(chain.tie_break(), TieBreak::Random { .. }));
+        if staged.get(&header.prev_hash).is_none() && !may_win {
             return Ok(false);
         }
         let threshold = self.queue_threshold(chain);
