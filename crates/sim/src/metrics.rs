@@ -32,6 +32,10 @@ pub struct Metrics {
     arrived: HashSet<(usize, usize)>,
     /// Per block, the delays to each node that received it, in µs.
     pub delays: Vec<Vec<u64>>,
+    /// Per node, the sum of its delays for honest blocks (µs) and how many.
+    pub node_delays: Vec<(u64, u64)>,
+    /// The adversary's node, whose blocks `node_delays` leaves out.
+    adversary: Option<usize>,
     /// Reorgs over all nodes, and the deepest.
     pub reorgs: usize,
     /// The most blocks one reorg disconnected.
@@ -64,6 +68,15 @@ pub struct Heal {
 }
 
 impl Metrics {
+    /// Nothing recorded yet, for `nodes` nodes of which `adversary` (if any) misbehaves.
+    pub fn for_nodes(nodes: usize, adversary: Option<usize>) -> Metrics {
+        Metrics {
+            node_delays: vec![(0, 0); nodes],
+            adversary,
+            ..Metrics::default()
+        }
+    }
+
     /// A block was mined.
     pub fn mined(&mut self, block: MinedBlock) {
         let index = self.blocks.len();
@@ -84,7 +97,14 @@ impl Metrics {
             return;
         };
         if self.arrived.insert((node, index)) {
-            self.delays[index].push(at.saturating_sub(self.blocks[index].at));
+            let delay = at.saturating_sub(self.blocks[index].at);
+            self.delays[index].push(delay);
+            if Some(self.blocks[index].miner) != self.adversary
+                && let Some((sum, count)) = self.node_delays.get_mut(node)
+            {
+                *sum += delay;
+                *count += 1;
+            }
         }
     }
 }

@@ -76,6 +76,12 @@ pub struct SimReport {
     pub heal_to_agreement_seconds: Vec<Option<f64>>,
     /// Per block, the time until 90% of the other nodes had it.
     pub reach_90_percent_ms: Percentiles,
+    /// The 95th percentile of `propagation_ms`: how long the tail is.
+    pub propagation_p95_ms: f64,
+    /// Per node, the mean delay from an honest block's mining to its arrival there;
+    /// percentiles over the nodes (Gervais et al.'s "median block propagation time" is
+    /// this `p50`).
+    pub propagation_node_mean_ms: Percentiles,
     /// Transfers a node refused from the wallet.
     pub tx_refused: usize,
     /// Messages sent.
@@ -96,6 +102,15 @@ impl SimReport {
     /// Whether every check held.
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The checks that failed, each as `name: what was found`.
+    pub fn failures(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect()
     }
 }
 
@@ -162,6 +177,12 @@ pub fn finish(sim: &Simulation) -> Outcome {
             })
         })
         .collect();
+    let mut node_means: Vec<f64> = metrics
+        .node_delays
+        .iter()
+        .filter(|&&(_, count)| count > 0)
+        .map(|&(sum, count)| sum as f64 / count as f64 / 1e3)
+        .collect();
     let summary = Report {
         nodes: sim.scenario.nodes,
         seconds: round3(seconds),
@@ -177,6 +198,11 @@ pub fn finish(sim: &Simulation) -> Outcome {
         tx_per_sec: round3(confirmed.len() as f64 / seconds.max(1e-9)),
         converged: sim.honest_tips().len() == 1,
         tips,
+    };
+    // `percentiles` sorted the delays.
+    let propagation_p95_ms = match delays.len() {
+        0 => 0.0,
+        n => round3(delays[((n as f64 - 1.0) * 0.95).round() as usize]),
     };
     let adversary = sim.adversary.as_ref().map(|adversary| {
         let own = best
@@ -218,6 +244,8 @@ pub fn finish(sim: &Simulation) -> Outcome {
             .map(|h| h.agreed.map(|at| round3((at - h.at) as f64 / 1e6)))
             .collect(),
         reach_90_percent_ms: percentiles(&mut reach_90),
+        propagation_p95_ms,
+        propagation_node_mean_ms: percentiles(&mut node_means),
         tx_refused: metrics.refused,
         messages: metrics.messages,
         bytes: metrics.bytes,

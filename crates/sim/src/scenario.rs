@@ -104,6 +104,70 @@ pub fn parse_span(text: &str) -> Result<Span, String> {
     Ok(Span(us.round() as u64))
 }
 
+/// A size in bytes, written `535KB`, `1MB`, `0.25MB`, `2MiB`, `800B` or `0` (kB and MB are
+/// decimal, as the papers that measure block sizes use them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ByteSize(pub u64);
+
+impl TryFrom<String> for ByteSize {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<ByteSize, String> {
+        parse_size(&text)
+    }
+}
+
+impl From<ByteSize> for String {
+    fn from(size: ByteSize) -> String {
+        size.to_string()
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.0;
+        for (size, unit) in [(1_000_000, "MB"), (1_000, "KB")] {
+            if bytes >= size && bytes.is_multiple_of(size) {
+                return write!(f, "{}{unit}", bytes / size);
+            }
+        }
+        write!(f, "{bytes}B")
+    }
+}
+
+/// The largest block payload a scenario may ask for: far above any block size studied.
+pub const MAX_BLOCK_SIZE: u64 = 64_000_000;
+
+/// Parses `535KB`, `1MB`, `0.25MB`, `2MiB`, `800B` or a plain number of bytes.
+pub fn parse_size(text: &str) -> Result<ByteSize, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "B"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 535KB, 1MB or 800B"))?;
+    let unit_bytes = match unit.trim().to_ascii_lowercase().as_str() {
+        "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "kib" => 1024.0,
+        "mib" => 1_048_576.0,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (B, KB, MB, KiB, MiB)"
+            ));
+        }
+    };
+    let bytes = value * unit_bytes;
+    if !bytes.is_finite() || !(0.0..=MAX_BLOCK_SIZE as f64).contains(&bytes) {
+        return Err(format!("{text:?} is out of range (0 to 64MB)"));
+    }
+    Ok(ByteSize(bytes.round() as u64))
+}
+
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -146,21 +210,45 @@ pub struct ChainSettings {
     /// The real difficulty the blocks are mined at: low, so a block costs microseconds, yet
     /// every block is a real, valid block.
     pub difficulty_bits: u8,
+    /// Simulated payload every block carries besides its few real transfers, as if full of
+    /// transactions of [`PAYLOAD_TX_BYTES`] each that every node already holds: counted
+    /// on the wire (a whole block carries it, a compact block a 6-byte short id per
+    /// transaction) and in validation (`node.validation_per_mb`). 0: none.
+    pub block_size: ByteSize,
 }
+
+/// The size of one simulated payload transaction (Bitcoin's have been 250-600 bytes).
+pub const PAYLOAD_TX_BYTES: u64 = 250;
 
 /// How nodes are linked.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkSettings {
-    /// Whom each node dials at start: `line`, `ring`, `full` or `random:K`. Gossip does the
-    /// rest.
+    /// Whom each node dials at start: `line`, `ring`, `full`, `random:K`,
+    /// `random:bitcoin-2015` (how many each node dials drawn from the out-degrees measured
+    /// in Bitcoin in 2015, mean 8.6, and it keeps that many) or `random:gervais-2016` (half
+    /// of a connection count drawn from Gervais et al.'s law, mean 4.7 dialled). Gossip
+    /// does the rest.
     pub topology: String,
+    /// Where latency and bandwidth come from: `uniform` (the fields below) or a measured
+    /// model of regions (`bitcoin-2015`, `bitcoin-2019`, `gervais-2016`: see
+    /// `network::regions`), which places each node in a region and replaces `latency`,
+    /// `bandwidth_mbps`, `uplink_mbps` and `downlink_mbps`; `jitter` and `loss` still apply.
+    pub model: String,
     /// One-way latency of a link, drawn once per pair of nodes, uniformly in this range.
     pub latency: [Span; 2],
     /// Per-message variation: the latency is multiplied by `exp(jitter * N(0, 1))`.
     pub jitter: f64,
-    /// Each direction of a link carries this many megabits per second.
+    /// Each direction of a link carries this many megabits per second (unless a node's
+    /// shared `uplink_mbps` and `downlink_mbps` are set).
     pub bandwidth_mbps: f64,
+    /// A node's upload bandwidth, shared by all its connections: messages leave it one
+    /// after another. Unset: each link has its own `bandwidth_mbps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uplink_mbps: Option<f64>,
+    /// A node's download bandwidth, shared by all its connections (with `uplink_mbps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downlink_mbps: Option<f64>,
     /// Probability that a message's packet is lost. Links are TCP: a loss costs a
     /// retransmission timeout, never the message.
     pub loss: f64,
@@ -194,8 +282,24 @@ pub struct NodeSettings {
     pub tx_validation: Span,
     /// Time to handle any other message.
     pub message_processing: Span,
+    /// How long a block request may go unanswered before it goes to another peer.
+    pub block_request_timeout: Span,
+    /// Time to validate a megabyte of a block's simulated payload (`chain.block_size`).
+    pub validation_per_mb: Span,
     /// How the hash power is shared.
     pub hash_power: HashPower,
+    /// Mining pools: their shares of the hash power (any scale; normalised), on nodes 0,
+    /// 1, ... in order; the other nodes do not mine. Empty: `hash_power` decides.
+    pub pools: Vec<f64>,
+    /// Outbound connections a pool's node dials and keeps (pools are well connected);
+    /// 0: as any node.
+    pub pool_outbound: usize,
+    /// The region of each pool's node, by name (with a `network.model` of regions); empty:
+    /// placed as any node.
+    pub pool_regions: Vec<String>,
+    /// A pool node's upload and download bandwidth, replacing its region's or the link's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool_bandwidth_mbps: Option<f64>,
     /// Shortest time between block templates rebuilt for new transfers (a new tip gets
     /// one at once). Mining pools hand out new work every few tens of seconds.
     pub template_refresh: Span,
@@ -368,6 +472,7 @@ impl Default for ChainSettings {
         ChainSettings {
             block_interval: Span::from_secs(600),
             difficulty_bits: 8,
+            block_size: ByteSize(0),
         }
     }
 }
@@ -376,9 +481,12 @@ impl Default for NetworkSettings {
     fn default() -> NetworkSettings {
         NetworkSettings {
             topology: "random:4".into(),
+            model: "uniform".into(),
             latency: [Span::from_ms(10), Span::from_ms(150)],
             jitter: 0.1,
             bandwidth_mbps: 50.0,
+            uplink_mbps: None,
+            downlink_mbps: None,
             loss: 0.0,
             connect_timeout: Span::from_secs(5),
         }
@@ -394,7 +502,14 @@ impl Default for NodeSettings {
             block_validation: Span::from_ms(2),
             tx_validation: Span(60),
             message_processing: Span(20),
+            block_request_timeout: Span::from_secs(10),
+            // 60 µs per 250-byte transaction, as `tx_validation`.
+            validation_per_mb: Span::from_ms(240),
             hash_power: HashPower::Equal,
+            pools: Vec::new(),
+            pool_outbound: 0,
+            pool_regions: Vec::new(),
+            pool_bandwidth_mbps: None,
             template_refresh: Span::from_secs(30),
             feeler_interval: Span::from_secs(120),
             compact_blocks: true,
@@ -475,8 +590,87 @@ impl Scenario {
         if !(self.network.bandwidth_mbps.is_finite() && self.network.bandwidth_mbps >= 0.001) {
             return fail("network.bandwidth_mbps must be at least 0.001".into());
         }
+        for (name, value) in [
+            ("network.uplink_mbps", self.network.uplink_mbps),
+            ("network.downlink_mbps", self.network.downlink_mbps),
+            ("node.pool_bandwidth_mbps", self.node.pool_bandwidth_mbps),
+        ] {
+            if value.is_some_and(|mbps| !(mbps.is_finite() && mbps >= 0.001)) {
+                return fail(format!("{name} must be at least 0.001"));
+            }
+        }
+        if self.network.uplink_mbps.is_some() != self.network.downlink_mbps.is_some() {
+            return fail(
+                "network.uplink_mbps and network.downlink_mbps go together (a node's shared links)"
+                    .into(),
+            );
+        }
+        if self.node.pool_bandwidth_mbps.is_some()
+            && self.network.model == "uniform"
+            && self.network.uplink_mbps.is_none()
+        {
+            return fail(
+                "node.pool_bandwidth_mbps is a node's shared bandwidth: set network.uplink_mbps and downlink_mbps, or a network.model of regions"
+                    .into(),
+            );
+        }
+        if crate::network::regions::named(&self.network.model).is_none()
+            && self.network.model != "uniform"
+        {
+            return fail(format!(
+                "network.model {:?} is unknown ({})",
+                self.network.model,
+                crate::network::regions::NAMES.join(", ")
+            ));
+        }
+        if self.node.pools.len() > self.nodes
+            || self
+                .node
+                .pools
+                .iter()
+                .any(|share| !(share.is_finite() && *share >= 0.0))
+            || (!self.node.pools.is_empty() && self.node.pools.iter().sum::<f64>() <= 0.0)
+        {
+            return fail(format!(
+                "node.pools lists at most {} shares, none negative, not all zero",
+                self.nodes
+            ));
+        }
+        if !self.node.pool_regions.is_empty() {
+            let Some(model) = crate::network::regions::named(&self.network.model) else {
+                return fail("node.pool_regions needs a network.model of regions".into());
+            };
+            if self.node.pool_regions.len() != self.node.pools.len() {
+                return fail(format!(
+                    "node.pool_regions names {} regions for {} pools",
+                    self.node.pool_regions.len(),
+                    self.node.pools.len()
+                ));
+            }
+            if let Some(unknown) = self
+                .node
+                .pool_regions
+                .iter()
+                .find(|name| model.region(name).is_none())
+            {
+                return fail(format!(
+                    "node.pool_regions: {unknown:?} is not a region of {} ({})",
+                    model.name,
+                    model.regions.join(", ")
+                ));
+            }
+        }
+        if self.node.pool_outbound >= self.nodes {
+            return fail(format!(
+                "node.pool_outbound must be below the {} nodes",
+                self.nodes
+            ));
+        }
         if !(self.network.loss.is_finite() && (0.0..0.5).contains(&self.network.loss)) {
             return fail("network.loss must be in [0, 0.5)".into());
+        }
+        if self.node.block_request_timeout < Span::from_ms(1) {
+            return fail("node.block_request_timeout must be at least 1ms".into());
         }
         if self.node.ping_interval < Span::from_ms(1) {
             return fail("node.ping_interval must be at least 1ms".into());
@@ -553,6 +747,40 @@ mod tests {
         for text in ["10m", "6h", "1d", "250ms", "40us", "1500us"] {
             let span = parse_span(text).unwrap();
             assert_eq!(parse_span(&span.to_string()).unwrap(), span);
+        }
+    }
+
+    #[test]
+    fn sizes_parse_and_print() {
+        assert_eq!(parse_size("535KB").unwrap(), ByteSize(535_000));
+        assert_eq!(parse_size("0.25MB").unwrap(), ByteSize(250_000));
+        assert_eq!(parse_size("2MiB").unwrap(), ByteSize(2_097_152));
+        assert_eq!(parse_size("800").unwrap(), ByteSize(800));
+        assert_eq!(parse_size("0").unwrap(), ByteSize(0));
+        assert!(parse_size("1 GB").is_err());
+        assert!(parse_size("65MB").is_err());
+        assert!(parse_size("lots").is_err());
+        for text in ["535KB", "1MB", "800B", "2097152B"] {
+            let size = parse_size(text).unwrap();
+            assert_eq!(parse_size(&size.to_string()).unwrap(), size);
+        }
+        let scenario = Scenario::from_toml_str(
+            "nodes = 20\n[chain]\nblock_size = \"1MB\"\n[network]\nmodel = \"gervais-2016\"\n[node]\npools = [2.0, 1.0]\npool_regions = [\"europe\", \"japan\"]\npool_bandwidth_mbps = 100.0",
+        )
+        .unwrap();
+        assert_eq!(scenario.chain.block_size, ByteSize(1_000_000));
+        let again = Scenario::from_toml_str(&scenario.to_toml_string()).unwrap();
+        assert_eq!(again.to_toml_string(), scenario.to_toml_string());
+        for wrong in [
+            "[network]\nmodel = \"bitcoin-1999\"",
+            "[network]\nuplink_mbps = 5.0",
+            "[node]\npools = [1.0]\npool_regions = [\"europe\"]",
+            "[network]\nmodel = \"bitcoin-2019\"\n[node]\npools = [1.0]\npool_regions = [\"mars\"]",
+            "[node]\npools = [1.0]\npool_bandwidth_mbps = 100.0",
+            "[node]\npools = [-1.0]",
+            "[network]\ntopology = \"random:bitcoin-1999\"",
+        ] {
+            assert!(Scenario::from_toml_str(wrong).is_err(), "{wrong}");
         }
     }
 

@@ -27,15 +27,6 @@ fn at(minutes: u64, action: Action) -> ScheduledAction {
     }
 }
 
-fn failed(report: &powchain_sim::SimReport) -> Vec<String> {
-    report
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| format!("{}: {}", c.name, c.detail))
-        .collect()
-}
-
 #[test]
 fn the_same_seed_replays_the_same_run_byte_for_byte() {
     let mut scenario = small("replay");
@@ -63,7 +54,7 @@ fn the_same_seed_replays_the_same_run_byte_for_byte() {
 fn an_honest_network_passes_every_check() {
     let (outcome, _) = run(small("baseline"), false).unwrap();
     let report = &outcome.report;
-    assert!(report.passed(), "{:?}", failed(report));
+    assert!(report.passed(), "{:?}", report.failures());
     assert!(report.summary.converged);
     assert!(report.summary.blocks_mined > 20);
     assert!(report.summary.tx_confirmed > 0);
@@ -88,7 +79,7 @@ fn a_partition_heals_and_the_network_agrees_without_losing_a_transfer() {
     ];
     let (outcome, log) = run(scenario, true).unwrap();
     let report = &outcome.report;
-    assert!(report.passed(), "{:?}", failed(report));
+    assert!(report.passed(), "{:?}", report.failures());
     assert!(log.contains("network splits into 2 groups") && log.contains("network heals"));
     // Both halves mined for 45 minutes; one half's branch was reorganised away.
     assert!(report.summary.stale_blocks > 0, "{:?}", report.summary);
@@ -125,7 +116,7 @@ fn halves_that_filled_their_slots_join_again_through_feelers() {
         "without feelers the halves stay apart: {agreement:?}"
     );
     let (outcome, log) = run(scenario, true).unwrap();
-    assert!(outcome.report.passed(), "{:?}", failed(&outcome.report));
+    assert!(outcome.report.passed(), "{:?}", outcome.report.failures());
     assert!(
         log.contains("feeler connection"),
         "feelers were opened and closed"
@@ -148,7 +139,7 @@ fn crashed_nodes_restart_from_their_store_and_catch_up() {
     ];
     let (outcome, log) = run(scenario, true).unwrap();
     let report = &outcome.report;
-    assert!(report.passed(), "{:?}", failed(report));
+    assert!(report.passed(), "{:?}", report.failures());
     assert!(log.contains("node 3 crashes") && log.contains("node 3 restarts from its store"));
     assert!(
         log.matches("crashes").count() > 3,
@@ -168,7 +159,7 @@ fn a_selfish_miner_is_measured_and_the_honest_nodes_still_agree() {
     });
     let (outcome, log) = run(scenario, true).unwrap();
     let report = &outcome.report;
-    assert!(report.passed(), "{:?}", failed(report));
+    assert!(report.passed(), "{:?}", report.failures());
     let adversary = report.adversary.as_ref().unwrap();
     assert_eq!(adversary.node, 0);
     assert!((adversary.hash_share - 0.4).abs() < 1e-9);
@@ -213,7 +204,7 @@ hash_share = 0.35
 #[test]
 fn a_selfish_miner_never_announces_a_block_it_withholds() {
     let (outcome, log) = run(selfish_mesh("first-seen", 4), true).unwrap();
-    assert!(outcome.report.passed(), "{:?}", failed(&outcome.report));
+    assert!(outcome.report.passed(), "{:?}", outcome.report.failures());
     let stalls = log
         .lines()
         .filter(|l| l.contains("disconnected from node0: block requests keep timing out"))
@@ -255,7 +246,7 @@ fn a_liar_is_banned_and_the_honest_nodes_still_agree() {
     });
     let (outcome, log) = run(scenario, true).unwrap();
     let report = &outcome.report;
-    assert!(report.passed(), "{:?}", failed(report));
+    assert!(report.passed(), "{:?}", report.failures());
     assert_eq!(report.adversary.as_ref().unwrap().strategy, "liar");
     let bans = log
         .lines()

@@ -34,8 +34,10 @@ impl Simulation {
         } else {
             // Branches of equal work never resolve on their own (a node keeps the tip it saw
             // first); on a live network the next block settles them. Mining has stopped, so
-            // after a quiet while one honest node mines one more block.
-            if self.now - self.last_tie_break >= TIE_BREAK_AFTER.0 {
+            // after a quiet while (no tip has moved: a big block on slow links may still be
+            // on its way) one honest node mines one more block.
+            let quiet_since = self.last_tie_break.max(self.last_tip_change);
+            if self.now - quiet_since >= TIE_BREAK_AFTER.0 {
                 self.last_tie_break = self.now;
                 if let Some(index) = self.random_up_node() {
                     self.note(format_args!(
@@ -69,6 +71,7 @@ impl Simulation {
                 disconnected,
                 ..
             } => {
+                self.last_tip_change = self.now;
                 self.watch_heal();
                 if disconnected > 0 {
                     self.metrics.reorgs += 1;

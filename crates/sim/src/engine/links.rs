@@ -59,13 +59,14 @@ impl Simulation {
             return;
         };
         let bytes = frame::wire_len(&message);
+        let on_wire = bytes + self.payload_on_wire(&message);
         self.metrics.messages += 1;
-        self.metrics.bytes += bytes as u64;
-        let (model, rng, now) = (&self.model, &mut self.rng, self.now);
+        self.metrics.bytes += on_wire as u64;
+        let (model, rng, now) = (&mut self.model, &mut self.rng, self.now);
         let Some(c) = self.connections[connection].as_mut() else {
             return;
         };
-        let at = c.schedule(side, bytes, now, model, rng);
+        let at = c.schedule(side, on_wire, now, model, rng);
         self.schedule(
             at,
             What::Arrive {
@@ -147,8 +148,24 @@ impl Simulation {
         self.process(index);
     }
 
+    /// The simulated payload's bytes a message carries besides its own
+    /// (`chain.block_size`): all of it in a whole block, a short id per payload
+    /// transaction in a compact one (its receiver holds them all).
+    fn payload_on_wire(&self, message: &Message) -> usize {
+        let size = self.scenario.chain.block_size.0;
+        let bytes = match message {
+            Message::Blocks(blocks) => size * blocks.len() as u64,
+            Message::CompactBlock(_) => size / PAYLOAD_TX_BYTES * 6,
+            _ => 0,
+        };
+        bytes as usize
+    }
+
     pub(super) fn cost(&self, index: usize, message: &Message) -> u64 {
         let settings = &self.scenario.node;
+        let payload =
+            (settings.validation_per_mb.0 as f64 * self.scenario.chain.block_size.0 as f64 / 1e6)
+                .round() as u64;
         let has_block = |hash: &powchain_chain::BlockHash| match &self.nodes[index].life {
             Life::Up(node) => node.chain().tree().get(hash).is_some(),
             _ => false,
@@ -157,7 +174,9 @@ impl Simulation {
             Message::Blocks(blocks) => blocks
                 .iter()
                 .map(|b| {
-                    settings.block_validation.0 + settings.tx_validation.0 * b.txs.len() as u64
+                    settings.block_validation.0
+                        + settings.tx_validation.0 * b.txs.len() as u64
+                        + payload
                 })
                 .sum(),
             // A block pushed to a node that has it already is dropped by its hash.
@@ -167,7 +186,9 @@ impl Simulation {
             // The same block costs the same checks however it came (what a compact block
             // saves is bytes and time on the wire); the transfers it lacked are in that.
             Message::CompactBlock(compact) => {
-                settings.block_validation.0 + settings.tx_validation.0 * compact.tx_count() as u64
+                settings.block_validation.0
+                    + settings.tx_validation.0 * compact.tx_count() as u64
+                    + payload
             }
             Message::Transactions(transfers) => settings.tx_validation.0 * transfers.len() as u64,
             _ => settings.message_processing.0,

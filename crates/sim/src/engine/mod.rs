@@ -38,8 +38,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::adversary::Adversary;
 use crate::metrics::{Heal, Metrics, MinedBlock};
-use crate::network::{Connection, End, LinkModel, Partition, Topology, address_of, mix, node_of};
-use crate::scenario::{Action, HashPower, Scenario, Span, TieBreaking};
+use crate::network::{
+    Connection, End, LinkModel, Partition, Topology, address_of, mix, node_of, random_others,
+};
+use crate::scenario::{Action, HashPower, PAYLOAD_TX_BYTES, Scenario, Span, TieBreaking};
 
 mod ending;
 mod faults;
@@ -50,7 +52,8 @@ mod workload;
 const WALLET_ACCOUNTS: u64 = 10;
 /// How often agreement is checked while settling.
 const SETTLE_POLL: Span = Span::from_secs(1);
-/// How long tips may differ, once mining has stopped, before one more block is mined.
+/// How long tips may differ, with none of them moving, once mining has stopped, before one
+/// more block is mined.
 const TIE_BREAK_AFTER: Span = Span::from_secs(30);
 
 /// Something that happens at a point of simulated time.
@@ -191,6 +194,8 @@ pub struct Simulation {
     /// Every connection ever opened, by id; `None` once both ends closed.
     connections: Vec<Option<Connection>>,
     partition: Partition,
+    /// Outbound connections each node keeps.
+    outbound: Vec<usize>,
     /// Cumulative hash-power shares, for choosing who finds a block.
     cumulative_share: Vec<f64>,
     pub(crate) shares: Vec<f64>,
@@ -198,6 +203,8 @@ pub struct Simulation {
     /// When the network was found in agreement after the mining stopped.
     pub(crate) settled_at: Option<u64>,
     last_tie_break: u64,
+    /// When a node's tip last changed.
+    last_tip_change: u64,
     pub(crate) metrics: Metrics,
     wallet_nonces: [u64; WALLET_ACCOUNTS as usize],
     pending: BTreeMap<TxId, Transfer>,
@@ -222,7 +229,7 @@ impl Simulation {
         spec.name = "sim".into();
         let chain_id = spec.genesis_hash();
         let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
-        let model = LinkModel::new(&scenario.network, mix(scenario.seed));
+        let model = LinkModel::new(&scenario, mix(scenario.seed));
         let shares = hash_shares(&scenario);
         let mut cumulative_share = Vec::with_capacity(shares.len());
         let mut total = 0.0;
@@ -231,7 +238,34 @@ impl Simulation {
             cumulative_share.push(total);
         }
         let count = scenario.nodes;
+        // Who dials whom is drawn first; nothing before it draws from `rng`.
+        let topology = Topology::parse(&scenario.network.topology, count)?;
+        let mut dials = topology.dials(count, &mut rng);
+        let pool_outbound = scenario.node.pool_outbound;
+        // Pools are meshed with each other (as in Gervais et al.'s model) and dial others
+        // at random up to their outbound count.
+        let pools = scenario.node.pools.len();
+        if pool_outbound > 0 {
+            for (pool, targets) in dials.iter_mut().enumerate().take(pools) {
+                let others = pool_outbound.saturating_sub(pool);
+                *targets = (0..pool).collect();
+                targets.extend(
+                    random_others(pool, count, count, &mut rng)
+                        .into_iter()
+                        .filter(|&o| o >= pools)
+                        .take(others),
+                );
+            }
+        }
+        let outbound = (0..count)
+            .map(|i| match () {
+                _ if pool_outbound > 0 && i < pools => pool_outbound,
+                _ if topology.sets_outbound() => dials[i].len(),
+                _ => scenario.node.outbound,
+            })
+            .collect();
         let mut sim = Simulation {
+            outbound,
             spec,
             chain_id,
             model,
@@ -246,7 +280,8 @@ impl Simulation {
             phase: Phase::Running,
             settled_at: None,
             last_tie_break: 0,
-            metrics: Metrics::default(),
+            last_tip_change: 0,
+            metrics: Metrics::for_nodes(count, scenario.adversary.as_ref().map(|a| a.node)),
             wallet_nonces: [0; WALLET_ACCOUNTS as usize],
             pending: BTreeMap::new(),
             adversary: scenario.adversary.as_ref().map(Adversary::new),
@@ -273,8 +308,6 @@ impl Simulation {
                 template: None,
             });
         }
-        let topology = Topology::parse(&sim.scenario.network.topology, count)?;
-        let dials = topology.dials(count, &mut rng);
         sim.rng = rng;
         for (index, targets) in dials.iter().enumerate() {
             sim.with_node(index, |node, now| {
@@ -335,11 +368,12 @@ impl Simulation {
             .sharing_signatures(self.signatures.clone());
         let mut config = NodeConfig::new(mix(seed ^ (index as u64).wrapping_mul(0x51_7cc1)));
         config.listen = Some(address_of(index));
-        config.outbound_target = self.scenario.node.outbound;
+        config.outbound_target = self.outbound[index];
         config.inbound_max = self.scenario.node.inbound_max;
         config.ping_interval_ms = self.scenario.node.ping_interval.as_ms();
         config.ping_timeout_ms = 3 * config.ping_interval_ms;
         config.template_refresh_ms = self.scenario.node.template_refresh.as_ms();
+        config.block_request_timeout_ms = self.scenario.node.block_request_timeout.as_ms();
         config.feeler_interval_ms = self.scenario.node.feeler_interval.as_ms();
         config.compact_blocks = self.scenario.node.compact_blocks;
         config.compact_high_bandwidth_peers = self.scenario.node.compact_high_bandwidth_peers;
@@ -536,7 +570,11 @@ fn honest_headers<'a>(
 /// Each node's share of the hash power (summing to one).
 fn hash_shares(scenario: &Scenario) -> Vec<f64> {
     let n = scenario.nodes;
+    let pools = &scenario.node.pools;
     let mut shares: Vec<f64> = match scenario.node.hash_power {
+        _ if !pools.is_empty() => (0..n)
+            .map(|i| pools.get(i).copied().unwrap_or(0.0))
+            .collect(),
         HashPower::Equal => vec![1.0; n],
         HashPower::Skewed => (0..n).map(|i| 1.0 / (i as f64 + 1.0)).collect(),
     };

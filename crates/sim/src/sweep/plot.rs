@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::SweepFile;
 use super::stats::{Summary, value_text};
 use crate::report::escape;
-use crate::scenario::parse_span;
+use crate::scenario::{parse_size, parse_span};
 
 const WIDTH: f64 = 760.0;
 const PANEL_HEIGHT: f64 = 300.0;
@@ -23,8 +23,8 @@ const COLOURS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
 ];
 
-/// Where each point lies on the x axis: numbers as they are, durations in seconds, anything
-/// else by its place in the list.
+/// Where each point lies on the x axis: numbers as they are, durations in seconds, sizes in
+/// MB, anything else by its place in the list.
 struct XAxis {
     positions: Vec<f64>,
     /// Tick labels for a categorical axis.
@@ -42,7 +42,11 @@ fn x_axis(summary: &Summary) -> XAxis {
         .map(|value| match value {
             toml::Value::Integer(i) => Some(*i as f64),
             toml::Value::Float(f) => Some(*f),
-            toml::Value::String(text) => parse_span(text).ok().map(|span| span.as_secs_f64()),
+            // A duration in seconds, a size in megabytes.
+            toml::Value::String(text) => parse_span(text)
+                .map(|span| span.as_secs_f64())
+                .or_else(|_| parse_size(text).map(|size| size.0 as f64 / 1e6))
+                .ok(),
             _ => None,
         })
         .collect();
