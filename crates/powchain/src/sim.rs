@@ -1,6 +1,6 @@
 //! `powchain sim`: the protocol's nodes on a simulated network in simulated time.
 //!
-//! Reads a scenario (`scenarios/*.toml`; the baseline without one), applies the flags over
+//! Reads a scenario (a file, or a shipped one by name; the baseline without one), applies the flags over
 //! it, prints the seed and every option so the run can be replayed, runs it, prints the
 //! report and the named checks, and writes what was asked for (JSON report, event log, block
 //! tree and timeline SVGs). A failed check fails the command.
@@ -16,9 +16,13 @@ use powchain_sim::{Scenario, SimReport};
 /// Flags of `powchain sim`; each overrides the scenario file.
 #[derive(Args, Debug)]
 pub struct SimArgs {
-    /// A scenario file (TOML); without it, the baseline.
+    /// A scenario: a file (TOML), or the name of a shipped one (`partition-heal`; see
+    /// `--list`); without it, the baseline.
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// List the shipped scenarios and what each shows, and run nothing.
+    #[arg(long)]
+    list: bool,
     /// Seed of every random choice: the same seed replays the same run.
     #[arg(long)]
     seed: Option<u64>,
@@ -45,10 +49,25 @@ pub struct SimArgs {
 /// Reads the scenario and applies the flags over it.
 pub fn scenario(args: &SimArgs) -> anyhow::Result<Scenario> {
     let mut scenario = match &args.scenario {
-        Some(path) => {
+        // A file wins over a shipped scenario of the same name.
+        Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             Scenario::from_toml_str(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        Some(path) => {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            let Some(text) = powchain_sim::shipped::find(stem) else {
+                bail!(
+                    "no file {} and no shipped scenario {stem:?} (shipped: {}; `powchain sim --list` describes them)",
+                    path.display(),
+                    powchain_sim::shipped::names()
+                );
+            };
+            Scenario::from_toml_str(text).with_context(|| format!("in shipped {stem}"))?
         }
         None => Scenario::default(),
     };
@@ -67,6 +86,9 @@ pub fn scenario(args: &SimArgs) -> anyhow::Result<Scenario> {
 
 /// Runs `powchain sim`.
 pub fn run(args: &SimArgs) -> anyhow::Result<()> {
+    if args.list {
+        return list();
+    }
     let scenario = scenario(args)?;
     // Refuse unwritable paths before spending the run.
     for path in [&args.report, &args.events, &args.svg, &args.timeline_svg]
@@ -122,7 +144,24 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `powchain sim --list`: the shipped scenarios, by name, with what each shows.
+fn list() -> anyhow::Result<()> {
+    println!("shipped scenarios (powchain sim --scenario NAME; a file path works too):");
+    for (name, scenario) in powchain_sim::shipped::all()? {
+        println!(
+            "  {name:<15} {} nodes, {}: {}",
+            scenario.nodes, scenario.duration, scenario.description
+        );
+    }
+    Ok(())
+}
+
 fn print_extras(report: &SimReport, wall: f64) {
+    let means = &report.propagation_node_mean_ms;
+    println!(
+        "  propagation p95 {:.2} ms; per node (its mean delay): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+        report.propagation_p95_ms, means.p50, means.p90, means.p99
+    );
     let reach = &report.reach_90_percent_ms;
     println!(
         "  block reaches 90% of nodes: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms",

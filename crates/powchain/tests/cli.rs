@@ -488,6 +488,62 @@ fn sim_refuses_bad_scenarios_with_a_clear_error() {
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
 }
 
+#[test]
+fn a_shipped_scenario_runs_by_name_from_any_directory_and_list_describes_them() {
+    let dir = TempDir::new("cli-sim-named");
+    let run_in = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_powchain"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("the powchain binary runs")
+    };
+    let output = run_in(&["sim", "--scenario", "loopback", "--duration", "10s"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("scenario \"loopback\""), "{text}");
+    assert!(text.contains("ok   agreement"), "{text}");
+    // The path the README shows works from anywhere too, as the file's name.
+    let output = run_in(&[
+        "sim",
+        "--scenario",
+        "scenarios/loopback.toml",
+        "--duration",
+        "5s",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // A file of that name in the directory wins over the shipped one.
+    std::fs::write(
+        dir.path().join("loopback.toml"),
+        "name = \"mine\"\nnodes = 3\n[network]\ntopology = \"ring\"\n",
+    )
+    .unwrap();
+    let output = run_in(&["sim", "--scenario", "loopback.toml", "--duration", "5s"]);
+    assert!(
+        stdout(&output).contains("scenario \"mine\""),
+        "{}",
+        stdout(&output)
+    );
+    let output = run_in(&["sim", "--scenario", "partition-hael"]);
+    assert!(!output.status.success());
+    let error = stderr(&output);
+    assert!(
+        error.contains("no shipped scenario \"partition-hael\"")
+            && error.contains("partition-heal"),
+        "{error}"
+    );
+    let output = run_in(&["sim", "--list"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listed = stdout(&output);
+    for (name, _) in powchain_sim::shipped::SHIPPED {
+        assert!(
+            listed.contains(&format!("  {name} ")),
+            "{name} missing from {listed}"
+        );
+    }
+}
+
 /// The load bench against a real devnet, short: every accepted transfer is confirmed, every
 /// refusal has a reason, and the figures it reports are there.
 #[test]

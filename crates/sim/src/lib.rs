@@ -9,8 +9,9 @@
 //!     an optional selfish miner                                         timeline SVG
 //! ```
 //!
-//! - [`scenario`]: what a run is (nodes, links, load, faults, adversary), from TOML.
-//! - [`network`]: topology, the link model, partitions, connections.
+//! - [`scenario`]: what a run is (nodes, links, load, faults, adversary), from TOML;
+//!   [`shipped`]: the scenarios of `scenarios/`, compiled in.
+//! - [`network`]: topology, the link model, models of regions, partitions, connections.
 //! - [`engine`]: the event loop and everything it does to nodes.
 //! - [`adversary`]: selfish mining.
 //! - [`metrics`]: what is recorded during a run.
@@ -31,6 +32,7 @@ pub mod network;
 pub mod outcome;
 pub mod report;
 pub mod scenario;
+pub mod shipped;
 pub mod sweep;
 
 pub use engine::Simulation;

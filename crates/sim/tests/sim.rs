@@ -279,7 +279,7 @@ fn a_network_left_split_fails_the_agreement_check_with_a_readable_reason() {
 }
 
 #[test]
-fn every_scenario_file_parses_and_the_baseline_file_is_the_default() {
+fn every_scenario_file_parses_is_compiled_in_and_the_baseline_file_is_the_default() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -288,6 +288,19 @@ fn every_scenario_file_parses_and_the_baseline_file_is_the_default() {
             let text = std::fs::read_to_string(&path).unwrap();
             let scenario = Scenario::from_toml_str(&text)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let stem = path.file_stem().unwrap().to_str().unwrap();
+            assert_eq!(
+                scenario.name,
+                stem,
+                "{}: name and file differ",
+                path.display()
+            );
+            assert_eq!(
+                powchain_sim::shipped::find(stem),
+                Some(text.as_str()),
+                "{} is not compiled in as it is (crates/sim/src/shipped.rs)",
+                path.display()
+            );
             names.push(scenario.name.clone());
             if scenario.name == "baseline" {
                 assert_eq!(
@@ -299,13 +312,10 @@ fn every_scenario_file_parses_and_the_baseline_file_is_the_default() {
         }
     }
     names.sort();
-    for wanted in [
-        "baseline",
-        "churn",
-        "high-latency",
-        "partition-heal",
-        "selfish-miner",
-    ] {
-        assert!(names.iter().any(|n| n == wanted), "no scenario {wanted}");
-    }
+    let shipped: Vec<&str> = powchain_sim::shipped::SHIPPED
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(names, shipped, "a compiled-in scenario has no file");
+    assert_eq!(powchain_sim::shipped::all().unwrap().len(), shipped.len());
 }
