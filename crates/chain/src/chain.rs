@@ -174,7 +174,10 @@ pub enum ImportError {
 pub enum OpenError {
     /// The store holds another network's chain.
     #[error(
-        "the database holds chain {stored_name:?} (genesis {stored_genesis}), not {spec_name:?} (genesis {spec_genesis})"
+        "the database holds chain {stored_name:?} (genesis {}), not {spec_name:?} (genesis {}): {}",
+        stored_genesis.short(16),
+        spec_genesis.short(16),
+        differences.join("; ")
     )]
     WrongChain {
         /// The stored chain's name.
@@ -185,6 +188,10 @@ pub enum OpenError {
         spec_name: String,
         /// The spec's genesis.
         spec_genesis: BlockHash,
+        /// What differs between the two genesis blocks, in words.
+        differences: Vec<String>,
+        /// The stored chain's starting difficulty in bits, when that is what differs.
+        stored_difficulty_bits: Option<u64>,
     },
     /// The store's contents are inconsistent.
     #[error("the database is inconsistent: {0}")]
@@ -264,6 +271,58 @@ impl InvalidHashes {
     }
 }
 
+/// What differs between a stored genesis block and `spec`'s, in words (most telling first),
+/// and the stored starting difficulty when it is one of them.
+fn genesis_differences(
+    stored: Option<&Block>,
+    stored_name: &str,
+    ours: &Block,
+    spec: &ChainSpec,
+) -> (Vec<String>, Option<u64>) {
+    let mut differences = Vec::new();
+    if stored_name != spec.name {
+        differences.push(format!(
+            "the chain's name is {stored_name:?} there and {:?} here",
+            spec.name
+        ));
+    }
+    let Some(stored) = stored else {
+        differences.push("the database has lost its genesis block".into());
+        return (differences, None);
+    };
+    let (theirs, mine) = (&stored.header, &ours.header);
+    let mut stored_bits = None;
+    if theirs.target != mine.target {
+        let bits = theirs.target.difficulty_bits().round() as u64;
+        differences.push(format!(
+            "the starting difficulty is {bits} bits there and {} here",
+            mine.target.difficulty_bits().round() as u64
+        ));
+        stored_bits = Some(bits);
+    }
+    if theirs.time != mine.time {
+        differences.push(format!(
+            "the genesis time is {} ms there and {} here",
+            theirs.time.0, mine.time.0
+        ));
+    }
+    if theirs.tx_root != mine.tx_root {
+        differences.push(format!(
+            "the genesis allocations differ ({} there, {} here)",
+            stored.txs.len(),
+            ours.txs.len()
+        ));
+    }
+    // The rules digest covers the name and the difficulty too; say so only when nothing
+    // else explains the difference.
+    if theirs.prev_hash != mine.prev_hash && differences.is_empty() {
+        differences.push(
+            "the consensus rules differ (block interval, reward, retargeting or limits)".into(),
+        );
+    }
+    (differences, stored_bits)
+}
+
 impl<S: Store> Chain<S> {
     /// Opens `store` for `spec`: a new store is given genesis, a store of another chain is
     /// refused, and an existing one is loaded from its index without replaying blocks.
@@ -273,11 +332,16 @@ impl<S: Store> Chain<S> {
         match store.identity()? {
             None => store.commit(genesis_batch(&spec, &genesis, &store)?)?,
             Some(identity) if identity.genesis != chain_id => {
+                let stored = store.block(&identity.genesis)?;
+                let (differences, stored_difficulty_bits) =
+                    genesis_differences(stored.as_deref(), &identity.name, genesis.block(), &spec);
                 return Err(OpenError::WrongChain {
                     stored_name: identity.name,
                     stored_genesis: identity.genesis,
                     spec_name: spec.name.clone(),
                     spec_genesis: chain_id,
+                    differences,
+                    stored_difficulty_bits,
                 });
             }
             Some(_) => {}

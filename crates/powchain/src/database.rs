@@ -134,7 +134,7 @@ fn spec_for(
 fn open(args: &DbArgs, expected: Option<BlockHash>) -> anyhow::Result<Chain<RedbStore>> {
     let store = RedbStore::open(&args.db)?;
     let spec = spec_for(args, &store, expected)?;
-    Ok(Chain::open(spec, store, ChainConfig::default())?)
+    crate::open_chain(spec, store, &args.db)
 }
 
 /// `powchain mine`.

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use powchain_api::ApiEvent;
-use powchain_chain::{
-    Amount, BlockHash, Chain, ChainConfig, Height, Keypair, Memo, MempoolConfig, UnsignedTransfer,
-};
+use powchain_chain::{Amount, BlockHash, Height, Keypair, Memo, MempoolConfig, UnsignedTransfer};
 use powchain_node::driver::{self, DriverConfig, Handle, bind_unix};
 use powchain_node::miner::MinerConfig;
 use powchain_node::store::RedbStore;
@@ -212,7 +210,7 @@ async fn devnet(
         let db = datadir.join(format!("node-{index}.redb"));
         let store = RedbStore::open(&db)?;
         let book = Box::new(store.addresses());
-        let chain = Chain::open(spec.clone(), store, ChainConfig::default())?;
+        let chain = crate::open_chain(spec.clone(), store, &db)?;
         let mut config = NodeConfig::new(rng.random());
         config.listen = Some(addresses[index].clone());
         config.outbound_target = dials[index].len();

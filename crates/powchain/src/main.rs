@@ -54,7 +54,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Mine a few blocks of random signed transfers in memory and print them.
     Demo(demo::DemoArgs),
-    /// Measure hashing and mining speed, as ratios to sha2's compression in the same run.
+    /// Benchmarks (hashing, the store, sync, propagation, the simulator, a loaded devnet),
+    /// each reported as ratios to references measured in the same run.
     Bench(bench::BenchArgs),
     /// Run a node: peers over TCP or unix sockets, the seed's session on stdin.
     Node(Box<node::NodeArgs>),
@@ -209,6 +210,39 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error
         .downcast_ref::<std::io::Error>()
         .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Opens `store`'s chain for `spec`; a database of another chain is refused with what
+/// differs and the command line that opens it (`db`: the file, for the message).
+pub fn open_chain<S: powchain_chain::Store>(
+    spec: ChainSpec,
+    store: S,
+    db: &std::path::Path,
+) -> anyhow::Result<powchain_chain::Chain<S>> {
+    use powchain_chain::OpenError;
+    match powchain_chain::Chain::open(spec, store, powchain_chain::ChainConfig::default()) {
+        Ok(chain) => Ok(chain),
+        Err(error @ OpenError::WrongChain { .. }) => {
+            let fix = match &error {
+                OpenError::WrongChain {
+                    stored_difficulty_bits: Some(bits),
+                    differences,
+                    ..
+                } if differences.len() == 1 => {
+                    format!("start with --difficulty {bits}, as it was made")
+                }
+                OpenError::WrongChain { stored_name, .. } => format!(
+                    "start with the --chain and --difficulty it was made with (chain {stored_name:?})"
+                ),
+                _ => String::new(),
+            };
+            Err(anyhow::anyhow!(
+                "{}: {error}\n  to open it, {fix}; for a new chain, give another --db or --datadir",
+                db.display()
+            ))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// A preset by name, or a TOML spec from a file; with `difficulty`, a fixed difficulty in

@@ -209,6 +209,37 @@ fn nodes_on_one_machine_get_their_own_api_and_remote_binding_needs_a_flag() {
     assert!(!ok && err.contains("neither `off` nor an address"), "{err}");
 }
 
+/// Restarting a node without the `--difficulty` it was made with names the difference and
+/// the flag that opens the database, instead of two genesis hashes alone.
+#[test]
+fn a_database_of_another_difficulty_is_refused_with_the_flag_that_opens_it() {
+    let dir = TempDir::new("clients-genesis");
+    let mut node =
+        NodeProcess::start(&["--datadir", dir.arg(), "--difficulty", "12", "--rpc", "off"]);
+    node.quit();
+    let (ok, _, err) = powchain(&[
+        "node",
+        "--datadir",
+        dir.arg(),
+        "--difficulty",
+        "14",
+        "--rpc",
+        "off",
+        "--no-repl",
+    ]);
+    assert!(!ok, "a database of another chain opened");
+    assert!(
+        err.contains("the starting difficulty is 12 bits there and 14 here"),
+        "{err}"
+    );
+    assert!(err.contains("start with --difficulty 12"), "{err}");
+    assert!(err.contains("chain.redb"), "{err}");
+    // As the error says: the same flag opens it again.
+    let mut again =
+        NodeProcess::start(&["--datadir", dir.arg(), "--difficulty", "12", "--rpc", "off"]);
+    again.quit();
+}
+
 /// No private key reaches the database, the logs, the API's files or its answers: a node run
 /// at the most verbose log level, with a wallet key and dev keys spending, is searched for
 /// every secret, as hex and as raw bytes. The key files themselves are 0600.

@@ -30,7 +30,7 @@ use serde::Serialize;
 /// Which benchmarks to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Suite {
-    /// Every benchmark.
+    /// Hash, store, sync and propagation (sim and load take minutes each: name them).
     All,
     /// Hashing and mining.
     Hash,
@@ -49,7 +49,7 @@ pub enum Suite {
 /// Flags of `powchain bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Which benchmarks (all of them by default).
+    /// Which benchmarks (by default hash, store, sync and propagation).
     #[arg(value_enum, default_value_t = Suite::All)]
     suite: Suite,
     /// Seconds per measurement (0.1..=60).

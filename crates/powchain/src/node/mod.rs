@@ -148,7 +148,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| datadir.join("chain.redb"));
         let store = RedbStore::open(&db)?;
         let addresses: Box<dyn AddressStore> = Box::new(store.addresses());
-        let chain = Chain::open(spec, store, ChainConfig::default())?;
+        let chain = crate::open_chain(spec, store, &db)?;
         println!(
             "data: database {}, wallet {}",
             db.display(),
