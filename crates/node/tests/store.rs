@@ -179,10 +179,7 @@ fn a_file_of_another_chain_is_refused_naming_both() {
         error.contains(&ChainSpec::seed().genesis_hash().short(16)),
         "{error}"
     );
-    assert!(
-        error.contains(&spec().genesis_hash().short(16)),
-        "{error}"
-    );
+    assert!(error.contains(&spec().genesis_hash().short(16)), "{error}");
     assert!(
         error.contains("\"seed\"") && error.contains("\"store-test\""),
         "{error}"

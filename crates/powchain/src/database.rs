@@ -202,6 +202,12 @@ struct ExportBlock {
 
 /// `powchain export`.
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    if !args.db.db.is_file() {
+        bail!(
+            "{} does not exist (export reads a database, never makes one; `powchain mine --db {0} --blocks N` or `powchain import` makes one)",
+            args.db.db.display()
+        );
+    }
     let chain = open(&args.db, None)?;
     let writer: Box<dyn Write> = if args.out == Path::new("-") {
         Box::new(std::io::stdout().lock())

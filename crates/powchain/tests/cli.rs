@@ -201,6 +201,17 @@ fn mine_export_import_round_trip() {
     );
     let reexport = powchain(&["export", "--db", &copy, "--out", "-"]);
     assert_eq!(stdout(&reexport), std::fs::read_to_string(&json).unwrap());
+
+    // A mistyped database is an error, and no file is made of it.
+    let typo = dir.file_arg("typo.redb");
+    let export = powchain(&["export", "--db", &typo, "--out", "-"]);
+    assert!(!export.status.success());
+    assert!(
+        stderr(&export).contains("does not exist"),
+        "{}",
+        stderr(&export)
+    );
+    assert!(!std::path::Path::new(&typo).exists(), "export made {typo}");
 }
 
 #[test]
