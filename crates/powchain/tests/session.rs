@@ -159,6 +159,26 @@ fn three_seed_003_nodes_converge_and_one_restarts_from_its_file() {
         &[&["--db", &db("c.redb"), "--peers", &address_b][..], &common].concat(),
     );
     c.tcp_address();
+    // Each node has its own data directory beside its file, so the clients reach each one,
+    // and a second node on a directory in use is refused with what to do.
+    let mut apis = Vec::new();
+    for name in ["a", "b", "c"] {
+        let datadir = dir.file_arg(&format!("{name}.data"));
+        wait_until("the node's API address", DEADLINE, || {
+            dir.file(&format!("{name}.data/api.address")).exists()
+        });
+        let (ok, status, err) = common::powchain(&["status", "--datadir", &datadir, "--json"]);
+        assert!(ok, "{name}: {err}");
+        apis.push(std::fs::read_to_string(dir.file(&format!("{name}.data/api.address"))).unwrap());
+        assert!(status.contains("\"height\""), "{status}");
+    }
+    apis.dedup();
+    assert_eq!(apis.len(), 3, "the nodes share an API address: {apis:?}");
+    let (ok, _, err) =
+        common::powchain(&["node", "--db", &db("a.redb"), "--no-repl", "--rpc", "off"]);
+    assert!(!ok, "a second node on a.data started");
+    assert!(err.contains("in use by another running node"), "{err}");
+    assert!(err.contains("--datadir"), "{err}");
     for node in [&mut a, &mut b, &mut c] {
         node.expect("mined block 2");
     }
@@ -194,6 +214,13 @@ fn three_seed_003_nodes_converge_and_one_restarts_from_its_file() {
     });
     for node in [a, b, c] {
         node.quit();
+    }
+    // Every node's API files went with it; nobody else's were touched before.
+    for name in ["a", "b", "c"] {
+        assert!(
+            !dir.file(&format!("{name}.data/api.address")).exists(),
+            "{name}"
+        );
     }
     // Each database file holds the chain.
     let chain = |name: &str| {

@@ -55,7 +55,8 @@ pub struct NodeArgs {
     /// The chain database file (created with genesis when absent).
     #[arg(long)]
     db: Option<PathBuf>,
-    /// Where the database and the wallet live (default: powchain-data, or powchain-data/node-N).
+    /// Where the database, the wallet and the API's files live, locked by one node at a time
+    /// (default: beside --db as FILE.data, or powchain-data, or powchain-data/node-N).
     #[arg(long)]
     datadir: Option<PathBuf>,
     /// Keep nothing on disk.
@@ -99,6 +100,36 @@ pub struct NodeArgs {
     rpc_allow_remote: bool,
 }
 
+/// The data directory of a database given alone: `a.redb` -> `a.data` beside it.
+fn data_dir_beside(db: &Path) -> PathBuf {
+    let stem = db.file_stem().unwrap_or(db.as_os_str());
+    let mut name = stem.to_os_string();
+    name.push(".data");
+    db.with_file_name(name)
+}
+
+/// Takes the data directory's `.lock` (as bitcoind does): one node per directory, or the
+/// second would overwrite the first's API address, cookie and wallet.
+fn lock_data_dir(datadir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = datadir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{} is in use by another running node; give this one its own directory (--datadir DIR, or its own --db FILE), or stop the other first",
+            datadir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 /// Runs `powchain node`.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let levels = ["error", "warn", "info", "debug", "trace", "off"];
@@ -127,14 +158,10 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let chain = Chain::open(spec, MemStore::indexed(), ChainConfig::default())?;
         runtime.block_on(serve(args, rpc, chain, None, None))
     } else {
-        // The wallet lives next to the database: in --datadir, beside --db, or in powchain-data.
-        let beside_db = args.db.as_ref().and_then(|db| db.parent()).map(|dir| {
-            if dir.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                dir.to_path_buf()
-            }
-        });
+        // The wallet and the API's files live in the data directory: --datadir, or one per
+        // database beside it (`a.redb` -> `a.data/`, so nodes started in one directory with
+        // their own --db never share them), or powchain-data.
+        let beside_db = args.db.as_ref().map(|db| data_dir_beside(db));
         let datadir = args
             .datadir
             .clone()
@@ -142,6 +169,8 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| default_datadir(args.id));
         std::fs::create_dir_all(&datadir)
             .with_context(|| format!("cannot create {}", datadir.display()))?;
+        // Held until the node stops: the lock goes with the process, however it ends.
+        let _lock = lock_data_dir(&datadir)?;
         let db = args
             .db
             .clone()
@@ -150,9 +179,10 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let addresses: Box<dyn AddressStore> = Box::new(store.addresses());
         let chain = crate::open_chain(spec, store, &db)?;
         println!(
-            "data: database {}, wallet {}",
+            "data: database {}, wallet {} (clients: --datadir {})",
             db.display(),
-            datadir.join("wallet.keys").display()
+            datadir.join("wallet.keys").display(),
+            datadir.display()
         );
         runtime.block_on(serve(args, rpc, chain, Some(addresses), Some(datadir)))
     }
