@@ -214,8 +214,7 @@ fn nodes_on_one_machine_get_their_own_api_and_remote_binding_needs_a_flag() {
 #[test]
 fn a_database_of_another_difficulty_is_refused_with_the_flag_that_opens_it() {
     let dir = TempDir::new("clients-genesis");
-    let mut node =
-        NodeProcess::start(&["--datadir", dir.arg(), "--difficulty", "12", "--rpc", "off"]);
+    let node = NodeProcess::start(&["--datadir", dir.arg(), "--difficulty", "12", "--rpc", "off"]);
     node.quit();
     let (ok, _, err) = powchain(&[
         "node",
@@ -235,8 +234,7 @@ fn a_database_of_another_difficulty_is_refused_with_the_flag_that_opens_it() {
     assert!(err.contains("start with --difficulty 12"), "{err}");
     assert!(err.contains("chain.redb"), "{err}");
     // As the error says: the same flag opens it again.
-    let mut again =
-        NodeProcess::start(&["--datadir", dir.arg(), "--difficulty", "12", "--rpc", "off"]);
+    let again = NodeProcess::start(&["--datadir", dir.arg(), "--difficulty", "12", "--rpc", "off"]);
     again.quit();
 }
 
