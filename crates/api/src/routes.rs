@@ -476,26 +476,72 @@ async fn disconnect<S: Store + Send + 'static>(
     ok(json!({ "disconnected": peer }))
 }
 
+/// What `POST /api/v1/mine` may ask; an empty body (or `{}`) is one block of the pending
+/// transfers, the seed's `Mine`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MineBody {
+    #[serde(default = "one_block")]
+    blocks: u64,
+    #[serde(default)]
+    allow_empty: bool,
+}
+
+fn one_block() -> u64 {
+    1
+}
+
+/// Most blocks one request may ask for (a developer chain's 101 fit many times over).
+const MINE_BLOCKS_MAX: u64 = 10_000;
+
 async fn mine<S: Store + Send + 'static>(
     State(state): State<ApiState<S>>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Answer {
     authorize(&state, &headers)?;
+    let MineBody {
+        blocks,
+        allow_empty,
+    } = if body.iter().all(u8::is_ascii_whitespace) {
+        MineBody {
+            blocks: 1,
+            allow_empty: false,
+        }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body is {{\"blocks\": N, \"allow_empty\": true|false}}, both optional: {e}"
+            ))
+        })?
+    };
+    if !(1..=MINE_BLOCKS_MAX).contains(&blocks) {
+        return Err(ApiError::bad_request(format!(
+            "blocks must be 1..={MINE_BLOCKS_MAX}, not {blocks}"
+        )));
+    }
     let pending = state
         .reads
         .on_loop(&state.handle, |node| node.mempool().len())
         .await?;
-    if pending == 0 {
+    if pending == 0 && !allow_empty {
         return Err(ApiError {
             status: StatusCode::CONFLICT,
             code: "nothing_to_mine",
-            message: "the mempool is empty: nothing to mine (automine mines empty blocks)".into(),
+            message: "the mempool is empty: nothing to mine (send {\"allow_empty\": true} to mine empty blocks, or turn automine on)".into(),
         });
     }
-    command(&state, Command::MineOnce).await?;
+    let order = match (blocks, allow_empty) {
+        (1, false) => Command::MineOnce,
+        _ => Command::MineBlocks {
+            blocks,
+            allow_empty,
+        },
+    };
+    command(&state, order).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "mining": true, "pending": pending })),
+        Json(json!({ "mining": true, "blocks": blocks, "pending": pending })),
     )
         .into_response())
 }

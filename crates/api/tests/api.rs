@@ -278,6 +278,31 @@ async fn a_submitted_transfer_is_pending_then_mined_and_found() {
     let (code, empty) = api.post("/api/v1/mine", &json!({}), Some(TOKEN)).await;
     assert_eq!(code, StatusCode::CONFLICT);
     assert_eq!(error_code(&empty), "nothing_to_mine");
+    assert!(
+        empty["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("allow_empty"),
+        "{empty}"
+    );
+
+    // Mining on demand, as developer chains do: three empty blocks, then it stops.
+    let ask = json!({ "blocks": 3, "allow_empty": true });
+    let (code, mining) = api.post("/api/v1/mine", &ask, Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{mining}");
+    assert_eq!(mining["blocks"], 3);
+    api.wait_for("three more blocks", |s| s["height"] == 4)
+        .await;
+    let (_, status) = api.get("/api/v1/status").await;
+    assert_eq!(status["automine"], false, "{status}");
+    for wrong in [
+        json!({ "blocks": 0 }),
+        json!({ "blocks": 20_000 }),
+        json!({ "bloks": 2 }),
+    ] {
+        let (code, refused) = api.post("/api/v1/mine", &wrong, Some(TOKEN)).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{wrong}: {refused}");
+    }
 }
 
 #[tokio::test]

@@ -514,29 +514,56 @@ pub fn peers(args: &ClientArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `powchain mine`: one block of the pending transactions; waits for it unless `no_wait`.
-pub fn mine(args: &ClientArgs, timeout: Duration, no_wait: bool) -> anyhow::Result<()> {
+/// What `powchain mine` asks a running node for.
+pub struct MineOrder {
+    /// Blocks to mine.
+    pub blocks: u64,
+    /// Whether they may be empty.
+    pub allow_empty: bool,
+    /// How long to wait for them.
+    pub timeout: Duration,
+    /// Return once the node has started.
+    pub no_wait: bool,
+}
+
+/// `powchain mine`: one block of the pending transactions, or `blocks` (empty ones too with
+/// `allow_empty`); waits for them unless `no_wait`.
+pub fn mine(args: &ClientArgs, order: &MineOrder) -> anyhow::Result<()> {
     let api = args.connect()?;
     let before = api.get("/api/v1/status")?["height"].as_u64().unwrap_or(0);
-    let accepted = api.post("/api/v1/mine", &json!({}))?;
-    if no_wait {
+    let body = match (order.blocks, order.allow_empty) {
+        (1, false) => json!({}),
+        (blocks, allow_empty) => json!({ "blocks": blocks, "allow_empty": allow_empty }),
+    };
+    let accepted = api.post("/api/v1/mine", &body)?;
+    if order.no_wait {
         print(args, &accepted, |a| {
-            format!("mining a block of {} pending transactions", a["pending"])
+            format!(
+                "mining {} block(s) of {} pending transactions",
+                a["blocks"], a["pending"]
+            )
         });
         return Ok(());
     }
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + order.timeout;
+    let wanted = before + order.blocks;
     loop {
         let height = api.get("/api/v1/status")?["height"].as_u64().unwrap_or(0);
-        if height > before {
+        if height >= wanted {
             let block = api.get(&format!("/api/v1/blocks/{height}"))?;
-            print(args, &block, |b| format!("mined: {}", describe_block(b)));
+            let what = match order.blocks {
+                1 => "mined".to_owned(),
+                n => format!("mined {n} blocks, the last"),
+            };
+            print(args, &block, |b| format!("{what}: {}", describe_block(b)));
             return Ok(());
         }
         if Instant::now() >= deadline {
             bail!(
-                "no new block within {} s (the miner may still be working)",
-                timeout.as_secs()
+                "{} of {} blocks within {} s (the miner may still be working)",
+                height.saturating_sub(before),
+                order.blocks,
+                order.timeout.as_secs()
             );
         }
         std::thread::sleep(POLL_INTERVAL);

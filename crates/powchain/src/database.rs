@@ -36,7 +36,8 @@ pub struct DbArgs {
 }
 
 /// Flags of `powchain mine`: with --db, mine into a database file (no node needed);
-/// without, ask the running node to mine one block of its pending transactions.
+/// without, ask the running node to mine one block of its pending transactions, or
+/// `--blocks N` (empty ones too with `--allow-empty`).
 #[derive(Args, Debug)]
 pub struct MineArgs {
     /// Mine into this chain database (created with genesis when absent) instead of asking a
@@ -47,9 +48,13 @@ pub struct MineArgs {
     /// holds, or `dev` for a new database).
     #[arg(long, requires = "db")]
     chain: Option<String>,
-    /// With --db: blocks to mine; without it, mine until stopped.
-    #[arg(long, requires = "db")]
-    blocks: Option<u64>,
+    /// Blocks to mine. With --db: without it, mine until stopped; asking a node: one.
+    #[arg(long)]
+    pub blocks: Option<u64>,
+    /// Asking a node: mine even with nothing pending (empty blocks), as developer chains'
+    /// "generate N" does; without it an empty mempool is refused (the seed's `Mine` rule).
+    #[arg(long, conflicts_with = "db")]
+    pub allow_empty: bool,
     #[command(flatten)]
     producer: ProducerArgs,
     /// The running node to ask (without --db).
@@ -58,7 +63,7 @@ pub struct MineArgs {
     /// Without --db: return once the node has started, rather than wait for the block.
     #[arg(long, conflicts_with = "db")]
     pub no_wait: bool,
-    /// Without --db: how long to wait for the block, in seconds.
+    /// Without --db: how long to wait for the blocks, in seconds.
     #[arg(long, default_value_t = 120, conflicts_with = "db")]
     pub timeout: u64,
 }

@@ -132,8 +132,12 @@ fn main() -> ExitCode {
         Command::Mine(args) if args.db.is_some() => database::mine(&args),
         Command::Mine(args) => client::mine(
             &args.client,
-            std::time::Duration::from_secs(args.timeout),
-            args.no_wait,
+            &client::MineOrder {
+                blocks: args.blocks.unwrap_or(1),
+                allow_empty: args.allow_empty,
+                timeout: std::time::Duration::from_secs(args.timeout),
+                no_wait: args.no_wait,
+            },
         ),
         Command::Status(client) => client::status(&client),
         Command::Block { which, client } => client::block(&client, which.as_deref()),

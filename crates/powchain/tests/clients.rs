@@ -105,6 +105,10 @@ fn the_clients_send_mine_and_read_through_the_nodes_api() {
     // Refusals come with the node's reason, on stderr, with a failing exit.
     let (ok, _, err) = powchain(&["mine", "--datadir", datadir]);
     assert!(!ok && err.contains("nothing to mine"), "{err}");
+    assert!(
+        err.contains("allow_empty"),
+        "the refusal says what to do: {err}"
+    );
     let (ok, _, err) = powchain(&[
         "send",
         "--from",
@@ -178,6 +182,14 @@ fn the_clients_send_mine_and_read_through_the_nodes_api() {
         datadir,
     ]);
     assert!(!ok && err.contains("1001"), "{err}");
+    // An empty mempool is mined when asked for empty blocks, as developer chains'
+    // "generate N" does.
+    let height = client_json(datadir, &["status"])["height"]
+        .as_u64()
+        .unwrap();
+    let mined = client(datadir, &["mine", "--blocks", "3", "--allow-empty"]);
+    let last = format!("mined 3 blocks, the last: block {}", height + 3);
+    assert!(mined.contains(&last), "{mined}");
 
     node.quit();
     assert!(!cookie.exists(), "the cookie goes when the node stops");

@@ -24,6 +24,14 @@ pub enum Command {
     SubmitTransfer(Transfer),
     /// `Mine`: mine the pending transfers into one block.
     MineOnce,
+    /// Mine `blocks` blocks now and stop; `allow_empty`: even with nothing pending (a
+    /// developer chain's "generate N"; the seed's `Mine` keeps its rule).
+    MineBlocks {
+        /// How many.
+        blocks: u64,
+        /// Whether they may be empty.
+        allow_empty: bool,
+    },
     /// Mine continuously (empty blocks included), or stop.
     Automine(bool),
     /// Say goodbye to every peer and disconnect.

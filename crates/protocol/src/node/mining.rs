@@ -1,13 +1,15 @@
 //! Mining control: whether the miner works, and when it gets a new template.
 //!
 //! Automine mines continuously, empty blocks included (seed 003); `Mine` mines the pending
-//! transfers once (seed 000) and stops. A new tip gets a template at once; new transfers get
+//! transfers once (seed 000) and stops; `MineBlocks` mines a number of blocks now, empty
+//! ones too if asked (what developer chains' "generate N" does), and stops. A new tip gets a template at once; new transfers get
 //! one at most every `template_refresh_ms`, since building a template hashes every transfer
 //! it holds, and doing that for every arriving transfer made a busy mempool cost quadratic
 //! time (the simulator found it).
 //!
 //! - **The miner is never left on an old tip**: every tip change asks for new work.
-//! - **`Mine` stops once its block is in, or when there is nothing left to mine.**
+//! - **`Mine` stops once its block is in, or when there is nothing left to mine;
+//!   `MineBlocks` once its blocks are in (or, without `allow_empty`, when nothing is left).**
 
 use powchain_chain::Timestamp;
 
@@ -28,7 +30,10 @@ pub(crate) enum NextWork {
 #[derive(Debug)]
 pub(crate) struct MiningControl {
     automine: bool,
-    mine_once: bool,
+    /// Blocks still to mine on request (`Mine`, `MineBlocks`).
+    to_mine: u64,
+    /// Whether those may be empty.
+    allow_empty: bool,
     /// When the miner was last given a template, and whether transfers arrived since.
     last_template: Timestamp,
     template_stale: bool,
@@ -39,7 +44,8 @@ impl MiningControl {
     pub fn new(config: &NodeConfig) -> MiningControl {
         MiningControl {
             automine: false,
-            mine_once: false,
+            to_mine: 0,
+            allow_empty: false,
             last_template: Timestamp(0),
             template_stale: false,
             template_refresh_ms: config.template_refresh_ms,
@@ -52,14 +58,14 @@ impl MiningControl {
     }
 
     fn is_mining(&self) -> bool {
-        self.automine || self.mine_once
+        self.automine || self.to_mine > 0
     }
 
     /// Turns automine on or off: on, the miner needs a template; off, it stops unless a
     /// `Mine` is still waiting for its block.
     pub fn set_automine(&mut self, on: bool) -> NextWork {
         self.automine = on;
-        match (on, self.mine_once) {
+        match (on, self.to_mine > 0) {
             (true, _) => NextWork::Template,
             (false, false) => NextWork::Stop,
             (false, true) => NextWork::Keep,
@@ -68,7 +74,19 @@ impl MiningControl {
 
     /// `Mine`: mine once (the caller has checked that there is something to mine).
     pub fn mine_once(&mut self) {
-        self.mine_once = true;
+        self.mine_blocks(1, false);
+    }
+
+    /// `MineBlocks`: mine `blocks` more, empty ones too with `allow_empty`.
+    pub fn mine_blocks(&mut self, blocks: u64, allow_empty: bool) {
+        self.to_mine = self.to_mine.saturating_add(blocks);
+        self.allow_empty = allow_empty;
+    }
+
+    /// Blocks still to mine on request.
+    #[cfg(test)]
+    pub fn blocks_to_mine(&self) -> u64 {
+        self.to_mine
     }
 
     /// The tip moved or the work must be rebuilt at `now`: what the miner does next.
@@ -78,8 +96,8 @@ impl MiningControl {
             return NextWork::Keep;
         }
         self.last_template = now;
-        if self.mine_once && !self.automine && mempool_empty {
-            self.mine_once = false;
+        if self.to_mine > 0 && !self.automine && mempool_empty && !self.allow_empty {
+            self.to_mine = 0;
             return NextWork::Stop;
         }
         NextWork::Template
@@ -111,12 +129,14 @@ impl MiningControl {
         })
     }
 
-    /// A block of ours was accepted: a `Mine` is done (and the miner stops) unless automine
-    /// keeps it going.
+    /// A block of ours was accepted: one fewer to mine on request; when none is left the
+    /// miner stops, unless automine keeps it going.
     pub fn block_found(&mut self) -> NextWork {
-        if self.mine_once && !self.automine {
-            self.mine_once = false;
-            return NextWork::Stop;
+        if self.to_mine > 0 && !self.automine {
+            self.to_mine -= 1;
+            if self.to_mine == 0 {
+                return NextWork::Stop;
+            }
         }
         NextWork::Keep
     }
@@ -164,5 +184,23 @@ mod tests {
         // Automine off while a `Mine` waits leaves the miner on it.
         control.mine_once();
         assert_eq!(control.set_automine(false), NextWork::Keep);
+    }
+
+    #[test]
+    fn mine_blocks_mines_that_many_empty_ones_too_when_asked() {
+        let mut control = control();
+        control.mine_blocks(3, true);
+        for left in [2, 1] {
+            assert_eq!(control.next_work(Timestamp(0), true), NextWork::Template);
+            assert_eq!(control.block_found(), NextWork::Keep);
+            assert_eq!(control.blocks_to_mine(), left);
+        }
+        assert_eq!(control.next_work(Timestamp(0), true), NextWork::Template);
+        assert_eq!(control.block_found(), NextWork::Stop);
+        assert_eq!(control.next_work(Timestamp(1), true), NextWork::Keep);
+        // Without allow_empty, an empty mempool ends it as `Mine` does.
+        control.mine_blocks(5, false);
+        assert_eq!(control.next_work(Timestamp(2), true), NextWork::Stop);
+        assert_eq!(control.blocks_to_mine(), 0);
     }
 }

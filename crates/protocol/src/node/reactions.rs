@@ -188,6 +188,20 @@ impl<S: Store> Node<S> {
                     self.remine(now);
                 }
             }
+            Command::MineBlocks {
+                blocks,
+                allow_empty,
+            } => {
+                if blocks == 0 {
+                    return;
+                }
+                if self.mempool.is_empty() && !allow_empty {
+                    self.out.event(Event::NothingToMine);
+                } else {
+                    self.mining.mine_blocks(blocks, allow_empty);
+                    self.remine(now);
+                }
+            }
             Command::Automine(on) => match self.mining.set_automine(on) {
                 NextWork::Template => self.remine(now),
                 NextWork::Stop => self.out.push(Output::Mine(None)),
