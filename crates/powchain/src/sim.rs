@@ -5,6 +5,7 @@
 //! report and the named checks, and writes what was asked for (JSON report, event log, block
 //! tree and timeline SVGs). A failed check fails the command.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -105,8 +106,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
         println!("  {line}");
     }
     let started = Instant::now();
-    let (outcome, log) =
-        powchain_sim::run(scenario, args.events.is_some()).map_err(anyhow::Error::msg)?;
+    let (outcome, log) = run_with_bar(scenario, args.events.is_some())?;
     let wall = started.elapsed().as_secs_f64();
     let report = &outcome.report;
     print!("{}", report.summary.to_text("sim report"));
@@ -142,6 +142,31 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs the scenario, with a progress bar over its simulated time on a terminal.
+fn run_with_bar(scenario: Scenario, log: bool) -> anyhow::Result<(powchain_sim::Outcome, String)> {
+    let total = scenario.duration.0 + scenario.settle.0;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total / 1_000_000);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "  {bar:40} {pos}/{len} simulated s, {elapsed} (about {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut sim = powchain_sim::Simulation::new(scenario, log).map_err(anyhow::Error::msg)?;
+    sim.run_with_progress(|now| {
+        if let Some(bar) = &bar {
+            bar.set_position(now / 1_000_000);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let outcome = powchain_sim::finish(&sim);
+    Ok((outcome, sim.log().to_owned()))
 }
 
 /// `powchain sim --list`: the shipped scenarios, by name, with what each shows.
