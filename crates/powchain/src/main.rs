@@ -98,9 +98,13 @@ enum Command {
     Wallet {
         #[command(subcommand)]
         action: WalletAction,
-        /// The wallet file.
-        #[arg(long, global = true, default_value = "powchain-wallet.keys")]
-        wallet: PathBuf,
+        /// The wallet file (default: wallet.keys in --datadir, where the node and the
+        /// clients look for it).
+        #[arg(long, global = true)]
+        wallet: Option<PathBuf>,
+        /// The data directory whose wallet.keys to use.
+        #[arg(long, global = true, default_value = "powchain-data")]
+        datadir: PathBuf,
     },
     /// Print a chain spec as TOML, with its genesis hash.
     Spec {
@@ -147,7 +151,14 @@ fn main() -> ExitCode {
         Command::Export(args) => database::export(&args),
         Command::Import(args) => database::import(&args),
         Command::Check(args) => database::check(&args),
-        Command::Wallet { action, wallet } => run_wallet(action, &wallet),
+        Command::Wallet {
+            action,
+            wallet,
+            datadir,
+        } => {
+            let path = wallet.unwrap_or_else(|| datadir.join("wallet.keys"));
+            run_wallet(action, &path)
+        }
         Command::Spec { chain } => print_spec(&chain),
     };
     match result {
@@ -176,6 +187,10 @@ fn run_wallet(action: WalletAction, path: &Path) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match action {
         WalletAction::New => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
             let key = powchain_chain::Keypair::generate(&mut rand::rng());
             let address = key.address();
             wallet.add(key)?;

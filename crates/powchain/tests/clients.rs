@@ -250,6 +250,39 @@ fn a_database_of_another_difficulty_is_refused_with_the_flag_that_opens_it() {
     again.quit();
 }
 
+/// The wallet `wallet new` makes is the one the node mines to and `send` signs with, from the
+/// same data directory (it was `./powchain-wallet.keys` against `powchain-data/wallet.keys`,
+/// and blocks paid dev account 0).
+#[test]
+fn the_wallet_new_makes_is_the_one_the_node_pays_and_send_signs_with() {
+    let dir = TempDir::new("clients-wallet");
+    let datadir = dir.arg();
+    let (ok, address, err) = powchain(&["wallet", "new", "--datadir", datadir]);
+    assert!(ok, "{err}");
+    let address = address.trim().to_owned();
+    assert!(dir.file("wallet.keys").exists(), "{err}");
+    let mut node = NodeProcess::start(&[
+        "--datadir",
+        datadir,
+        "--difficulty",
+        "8",
+        "--miner-threads",
+        "1",
+    ]);
+    node.expect(&format!("mined blocks pay {address}"));
+    api_address(&mut node);
+    client(datadir, &["mine", "--blocks", "2", "--allow-empty"]);
+    let balance = client_json(datadir, &["balance", &address]);
+    assert!(balance["balance"].as_u64().unwrap() > 0, "{balance}");
+    // And send finds its key there.
+    let sent = client(
+        datadir,
+        &["send", "--from", &address, "--to", "1", "--amount", "1"],
+    );
+    assert!(!sent.is_empty(), "{sent}");
+    node.quit();
+}
+
 /// No private key reaches the database, the logs, the API's files or its answers: a node run
 /// at the most verbose log level, with a wallet key and dev keys spending, is searched for
 /// every secret, as hex and as raw bytes. The key files themselves are 0600.

@@ -74,7 +74,8 @@ pub struct NodeArgs {
     /// Mining threads (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     miner_threads: Option<u64>,
-    /// Who mined blocks pay: a dev account number or an address (default: dev account 0).
+    /// Who mined blocks pay: a dev account number or an address (default: the first key of
+    /// the node's wallet, or dev account 0 without one).
     #[arg(long)]
     miner_address: Option<String>,
     /// Download no block of a chain with less total work than this, in expected hashes
@@ -241,7 +242,8 @@ async fn serve<S: Store + Send + 'static>(
         listen,
         where_to_connect,
     } = bind_listeners(&args, &sockets).await?;
-    let mut node = build_node(&args, &spec, chain, addresses, listen)?;
+    let wallet = datadir.as_ref().map(|dir| dir.join("wallet.keys"));
+    let mut node = build_node(&args, &spec, chain, addresses, listen, wallet.as_deref())?;
     print_start(&spec, &node, &where_to_connect);
     let mempool_file = datadir.as_ref().map(|dir| dir.join(MEMPOOL_FILE));
     if let Some(path) = &mempool_file {
@@ -383,8 +385,22 @@ fn build_node<S: Store>(
     chain: Chain<S>,
     addresses: Option<Box<dyn AddressStore>>,
     listen: Option<String>,
+    wallet: Option<&Path>,
 ) -> anyhow::Result<Node<S>> {
     let mut config = NodeConfig::new(rand::random());
+    // Blocks pay the node's own wallet once it has a key (seed 003's miner), else dev
+    // account 0, unless --miner-address says otherwise.
+    if let Some(path) = wallet.filter(|path| path.exists()) {
+        let wallet = powchain_node::wallet::Wallet::open(path)?;
+        if let (Some(key), None) = (wallet.keys().first(), &args.miner_address) {
+            println!(
+                "mined blocks pay {} (the first key of {})",
+                key.address(),
+                path.display()
+            );
+            config.miner_address = Some(key.address());
+        }
+    }
     config.listen = listen;
     config.outbound_target = config.outbound_target.max(args.peers.len());
     config.minimum_chain_work = powchain_chain::Work(args.minimum_chain_work);
