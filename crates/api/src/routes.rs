@@ -531,12 +531,9 @@ async fn mine<S: Store + Send + 'static>(
             message: "the mempool is empty: nothing to mine (send {\"allow_empty\": true} to mine empty blocks, or turn automine on)".into(),
         });
     }
-    let order = match (blocks, allow_empty) {
-        (1, false) => Command::MineOnce,
-        _ => Command::MineBlocks {
-            blocks,
-            allow_empty,
-        },
+    let order = Command::MineBlocks {
+        blocks,
+        allow_empty,
     };
     command(&state, order).await?;
     Ok((

@@ -531,10 +531,7 @@ pub struct MineOrder {
 pub fn mine(args: &ClientArgs, order: &MineOrder) -> anyhow::Result<()> {
     let api = args.connect()?;
     let before = api.get("/api/v1/status")?["height"].as_u64().unwrap_or(0);
-    let body = match (order.blocks, order.allow_empty) {
-        (1, false) => json!({}),
-        (blocks, allow_empty) => json!({ "blocks": blocks, "allow_empty": allow_empty }),
-    };
+    let body = json!({ "blocks": order.blocks, "allow_empty": order.allow_empty });
     let accepted = api.post("/api/v1/mine", &body)?;
     if order.no_wait {
         print(args, &accepted, |a| {

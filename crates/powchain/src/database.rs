@@ -134,6 +134,14 @@ fn spec_for(
         })
 }
 
+/// Refuses a database file that is not there, saying why it must be (`why`).
+fn must_exist(db: &Path, why: &str) -> anyhow::Result<()> {
+    if !db.is_file() {
+        bail!("{} does not exist ({why})", db.display());
+    }
+    Ok(())
+}
+
 /// Opens the database and its chain (`expected`: the genesis a new database should get
 /// when `--chain` is not given).
 fn open(args: &DbArgs, expected: Option<BlockHash>) -> anyhow::Result<Chain<RedbStore>> {
@@ -207,12 +215,10 @@ struct ExportBlock {
 
 /// `powchain export`.
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
-    if !args.db.db.is_file() {
-        bail!(
-            "{} does not exist (export reads a database, never makes one; `powchain mine --db {0} --blocks N` or `powchain import` makes one)",
-            args.db.db.display()
-        );
-    }
+    must_exist(
+        &args.db.db,
+        "export reads a database, never makes one; `powchain mine --db FILE --blocks N` or `powchain import` makes one",
+    )?;
     let chain = open(&args.db, None)?;
     let writer: Box<dyn Write> = if args.out == Path::new("-") {
         Box::new(std::io::stdout().lock())
@@ -332,12 +338,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
 /// `powchain check`: reads every block the file holds and replays its best chain. Fails,
 /// naming what is wrong, on the first fault of each kind.
 pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    if !args.db.is_file() {
-        bail!(
-            "{} does not exist (check reads a file, never makes one)",
-            args.db.display()
-        );
-    }
+    must_exist(&args.db, "check reads a file, never makes one")?;
     let db = DbArgs {
         db: args.db.clone(),
         chain: args.chain.clone(),

@@ -239,29 +239,26 @@ pub fn open_chain<S: powchain_chain::Store>(
     db: &std::path::Path,
 ) -> anyhow::Result<powchain_chain::Chain<S>> {
     use powchain_chain::OpenError;
-    match powchain_chain::Chain::open(spec, store, powchain_chain::ChainConfig::default()) {
-        Ok(chain) => Ok(chain),
-        Err(error @ OpenError::WrongChain { .. }) => {
-            let fix = match &error {
-                OpenError::WrongChain {
-                    stored_difficulty_bits: Some(bits),
-                    differences,
-                    ..
-                } if differences.len() == 1 => {
-                    format!("start with --difficulty {bits}, as it was made")
-                }
-                OpenError::WrongChain { stored_name, .. } => format!(
-                    "start with the --chain and --difficulty it was made with (chain {stored_name:?})"
-                ),
-                _ => String::new(),
-            };
-            Err(anyhow::anyhow!(
-                "{}: {error}\n  to open it, {fix}; for a new chain, give another --db or --datadir",
-                db.display()
-            ))
-        }
-        Err(other) => Err(other.into()),
-    }
+    let error =
+        match powchain_chain::Chain::open(spec, store, powchain_chain::ChainConfig::default()) {
+            Ok(chain) => return Ok(chain),
+            Err(error) => error,
+        };
+    let fix = match &error {
+        OpenError::WrongChain {
+            stored_difficulty_bits: Some(bits),
+            differences,
+            ..
+        } if differences.len() == 1 => format!("start with --difficulty {bits}, as it was made"),
+        OpenError::WrongChain { stored_name, .. } => format!(
+            "start with the --chain and --difficulty it was made with (chain {stored_name:?})"
+        ),
+        _ => return Err(error.into()),
+    };
+    Err(anyhow::anyhow!(
+        "{}: {error}\n  to open it, {fix}; for a new chain, give another --db or --datadir",
+        db.display()
+    ))
 }
 
 /// A preset by name, or a TOML spec from a file; with `difficulty`, a fixed difficulty in

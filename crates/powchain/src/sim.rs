@@ -5,7 +5,6 @@
 //! report and the named checks, and writes what was asked for (JSON report, event log, block
 //! tree and timeline SVGs). A failed check fails the command.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -147,17 +146,8 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
 /// Runs the scenario, with a progress bar over its simulated time on a terminal.
 fn run_with_bar(scenario: Scenario, log: bool) -> anyhow::Result<(powchain_sim::Outcome, String)> {
     let total = scenario.duration.0 + scenario.settle.0;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(total / 1_000_000);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "  {bar:40} {pos}/{len} simulated s, {elapsed} (about {eta} left)",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    });
-    let mut sim = powchain_sim::Simulation::new(scenario, log).map_err(anyhow::Error::msg)?;
-    sim.run_with_progress(|now| {
+    let bar = crate::sweep::progress_bar(total / 1_000_000, "simulated s");
+    let ran = powchain_sim::run_with_progress(scenario, log, |now| {
         if let Some(bar) = &bar {
             bar.set_position(now / 1_000_000);
         }
@@ -165,8 +155,7 @@ fn run_with_bar(scenario: Scenario, log: bool) -> anyhow::Result<(powchain_sim::
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let outcome = powchain_sim::finish(&sim);
-    Ok((outcome, sim.log().to_owned()))
+    ran.map_err(anyhow::Error::msg)
 }
 
 /// `powchain sim --list`: the shipped scenarios, by name, with what each shows.

@@ -96,7 +96,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         }
     );
     let started = Instant::now();
-    let progress = progress_bar(tasks.len() as u64);
+    let progress = progress_bar(tasks.len() as u64, "runs");
     let done = AtomicUsize::new(0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
@@ -157,14 +157,15 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     write_summary(&sweep, &file.rows, &args.out)
 }
 
-fn progress_bar(len: u64) -> Option<ProgressBar> {
+/// A progress bar on stderr counting `len` of `unit` (`runs`, `simulated s`), when stderr
+/// is a terminal.
+pub fn progress_bar(len: u64, unit: &str) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("  {bar:40} {pos}/{len} runs, {elapsed} (about {eta} left)")
-    {
+    let template = format!("  {{bar:40}} {{pos}}/{{len}} {unit}, {{elapsed}} (about {{eta}} left)");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }
     Some(bar)

@@ -41,8 +41,17 @@ pub use scenario::{Scenario, Span};
 
 /// Runs `scenario` to the end and judges it; with `log`, also returns the event log.
 pub fn run(scenario: Scenario, log: bool) -> Result<(Outcome, String), String> {
+    run_with_progress(scenario, log, |_| {})
+}
+
+/// [`run`], calling `progress` now and then with the simulated time reached (µs).
+pub fn run_with_progress(
+    scenario: Scenario,
+    log: bool,
+    progress: impl FnMut(u64),
+) -> Result<(Outcome, String), String> {
     let mut sim = Simulation::new(scenario, log)?;
-    sim.run();
+    sim.run_with_progress(progress);
     let outcome = finish(&sim);
     Ok((outcome, sim.log().to_owned()))
 }

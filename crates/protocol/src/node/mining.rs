@@ -72,11 +72,6 @@ impl MiningControl {
         }
     }
 
-    /// `Mine`: mine once (the caller has checked that there is something to mine).
-    pub fn mine_once(&mut self) {
-        self.mine_blocks(1, false);
-    }
-
     /// `MineBlocks`: mine `blocks` more, empty ones too with `allow_empty`.
     pub fn mine_blocks(&mut self, blocks: u64, allow_empty: bool) {
         self.to_mine = self.to_mine.saturating_add(blocks);
@@ -175,14 +170,14 @@ mod tests {
     #[test]
     fn mine_once_stops_after_its_block_or_when_nothing_is_left() {
         let mut control = control();
-        control.mine_once();
+        control.mine_blocks(1, false);
         assert_eq!(control.next_work(Timestamp(0), false), NextWork::Template);
         assert_eq!(control.block_found(), NextWork::Stop);
         assert_eq!(control.next_work(Timestamp(1), false), NextWork::Keep);
-        control.mine_once();
+        control.mine_blocks(1, false);
         assert_eq!(control.next_work(Timestamp(2), true), NextWork::Stop);
         // Automine off while a `Mine` waits leaves the miner on it.
-        control.mine_once();
+        control.mine_blocks(1, false);
         assert_eq!(control.set_automine(false), NextWork::Keep);
     }
 

@@ -96,6 +96,20 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// `Mine` and `MineBlocks`: `blocks` blocks now; an empty mempool is refused unless
+    /// `allow_empty`.
+    fn mine_blocks(&mut self, blocks: u64, allow_empty: bool, now: Timestamp) {
+        if blocks == 0 {
+            return;
+        }
+        if self.mempool.is_empty() && !allow_empty {
+            self.out.event(Event::NothingToMine);
+        } else {
+            self.mining.mine_blocks(blocks, allow_empty);
+            self.remine(now);
+        }
+    }
+
     /// Gives the miner what mining control says it should work on now.
     pub(super) fn remine(&mut self, now: Timestamp) {
         if self.failure.is_some() {
@@ -180,28 +194,12 @@ impl<S: Store> Node<S> {
                     self.out.event(Event::TransferRefused { error });
                 }
             }
-            Command::MineOnce => {
-                if self.mempool.is_empty() {
-                    self.out.event(Event::NothingToMine);
-                } else {
-                    self.mining.mine_once();
-                    self.remine(now);
-                }
-            }
+            // The seed's `Mine` is one block of what is pending.
+            Command::MineOnce => self.mine_blocks(1, false, now),
             Command::MineBlocks {
                 blocks,
                 allow_empty,
-            } => {
-                if blocks == 0 {
-                    return;
-                }
-                if self.mempool.is_empty() && !allow_empty {
-                    self.out.event(Event::NothingToMine);
-                } else {
-                    self.mining.mine_blocks(blocks, allow_empty);
-                    self.remine(now);
-                }
-            }
+            } => self.mine_blocks(blocks, allow_empty, now),
             Command::Automine(on) => match self.mining.set_automine(on) {
                 NextWork::Template => self.remine(now),
                 NextWork::Stop => self.out.push(Output::Mine(None)),

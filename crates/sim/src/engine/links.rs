@@ -163,9 +163,11 @@ impl Simulation {
 
     pub(super) fn cost(&self, index: usize, message: &Message) -> u64 {
         let settings = &self.scenario.node;
-        let payload =
+        // Validating a block's simulated payload, worked out only for messages with a block.
+        let payload = || {
             (settings.validation_per_mb.0 as f64 * self.scenario.chain.block_size.0 as f64 / 1e6)
-                .round() as u64;
+                .round() as u64
+        };
         let has_block = |hash: &powchain_chain::BlockHash| match &self.nodes[index].life {
             Life::Up(node) => node.chain().tree().get(hash).is_some(),
             _ => false,
@@ -176,7 +178,7 @@ impl Simulation {
                 .map(|b| {
                     settings.block_validation.0
                         + settings.tx_validation.0 * b.txs.len() as u64
-                        + payload
+                        + payload()
                 })
                 .sum(),
             // A block pushed to a node that has it already is dropped by its hash.
@@ -188,7 +190,7 @@ impl Simulation {
             Message::CompactBlock(compact) => {
                 settings.block_validation.0
                     + settings.tx_validation.0 * compact.tx_count() as u64
-                    + payload
+                    + payload()
             }
             Message::Transactions(transfers) => settings.tx_validation.0 * transfers.len() as u64,
             _ => settings.message_processing.0,

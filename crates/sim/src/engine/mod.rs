@@ -258,10 +258,14 @@ impl Simulation {
             }
         }
         let outbound = (0..count)
-            .map(|i| match () {
-                _ if pool_outbound > 0 && i < pools => pool_outbound,
-                _ if topology.sets_outbound() => dials[i].len(),
-                _ => scenario.node.outbound,
+            .map(|i| {
+                if pool_outbound > 0 && i < pools {
+                    pool_outbound
+                } else if topology.sets_outbound() {
+                    dials[i].len()
+                } else {
+                    scenario.node.outbound
+                }
             })
             .collect();
         let mut sim = Simulation {

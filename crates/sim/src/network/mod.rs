@@ -63,16 +63,7 @@ impl Degree {
                 cdf.partition_point(|&c| c < u)
             }
             Degree::HalfOfConnections { edges, weights } => {
-                let total: f64 = weights.iter().sum();
-                let mut left = rng.random::<f64>() * total;
-                let mut bin = weights.len() - 1;
-                for (i, &weight) in weights.iter().enumerate() {
-                    if left < weight {
-                        bin = i;
-                        break;
-                    }
-                    left -= weight;
-                }
+                let bin = regions::pick_weighted(weights, rng.random::<f64>());
                 let connections = rng.random_range(edges[bin]..edges[bin + 1]);
                 connections.div_ceil(2)
             }
@@ -123,10 +114,8 @@ impl Topology {
             Topology::Random(degree) => {
                 let mut others: Vec<usize> = (0..nodes).collect();
                 for (i, targets) in dials.iter_mut().enumerate() {
-                    let k = match degree {
-                        Degree::Fixed(k) => *k,
-                        measured => measured.draw(rng).clamp(1, nodes - 1),
-                    };
+                    // A fixed K is checked to be in range when parsed; a drawn one is kept in it.
+                    let k = degree.draw(rng).clamp(1, nodes - 1);
                     others.shuffle(rng);
                     targets.extend(others.iter().copied().filter(|&o| o != i).take(k));
                 }

@@ -98,21 +98,27 @@ pub struct RegionModel {
 impl RegionModel {
     /// The region a node falls in, from `unit` in [0, 1) (by the regions' shares).
     pub fn place(&self, unit: f64) -> usize {
-        let total: f64 = self.shares.iter().sum();
-        let mut left = unit * total;
-        for (region, &share) in self.shares.iter().enumerate() {
-            if left < share {
-                return region;
-            }
-            left -= share;
-        }
-        self.shares.len() - 1
+        pick_weighted(self.shares, unit)
     }
 
     /// The region called `name`, by index.
     pub fn region(&self, name: &str) -> Option<usize> {
         self.regions.iter().position(|&region| region == name)
     }
+}
+
+/// The index `unit` in [0, 1) falls on when each index takes its weight's share of the
+/// unit interval (the last one if rounding leaves it past the end).
+pub fn pick_weighted(weights: &[f64], unit: f64) -> usize {
+    let total: f64 = weights.iter().sum();
+    let mut left = unit * total;
+    for (index, &weight) in weights.iter().enumerate() {
+        if left < weight {
+            return index;
+        }
+        left -= weight;
+    }
+    weights.len().saturating_sub(1)
 }
 
 /// The models' names.
