@@ -1,12 +1,14 @@
 //! `powchain sweep`: a scenario over a grid of parameters times a list of seeds, on every
 //! core, summarised per point (mean and 95% confidence interval) as CSV, JSON and an SVG
 //! plot; `--shard I/N` runs one slice for a merge (`powchain sweep FILE --merge ...`).
+//! Each run's row is journalled as it finishes, so a stopped sweep run again resumes.
 //!
 //! The grid, the runs and the summary are the sim crate's (`powchain_sim::sweep`); here are
 //! the files, the cores and the progress bar.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -14,6 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use powchain_sim::sweep::plot;
+use powchain_sim::sweep::journal::Journal;
 use powchain_sim::sweep::{Row, Shard, ShardFile, Sweep};
 use rayon::prelude::*;
 
@@ -73,7 +76,32 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         Some(text) => Shard::parse(text).map_err(anyhow::Error::msg)?,
         None => Shard::ALL,
     };
-    let tasks: Vec<usize> = (0..sweep.tasks()).filter(|&t| shard.holds(t)).collect();
+    let name = &sweep.file.name;
+    let (rows_path, journal_path) = match shard == Shard::ALL {
+        true => (
+            args.out.join(format!("{name}.rows.json")),
+            args.out.join(format!("{name}.journal.jsonl")),
+        ),
+        false => (
+            args.out.join(format!(
+                "{name}.shard-{}-of-{}.json",
+                shard.index, shard.count
+            )),
+            args.out.join(format!(
+                "{name}.shard-{}-of-{}.journal.jsonl",
+                shard.index, shard.count
+            )),
+        ),
+    };
+    sweep
+        .check_metrics()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("in {}", args.file.display()))?;
+    let (journal, done_rows) =
+        Journal::open(&journal_path, &sweep, shard).map_err(anyhow::Error::msg)?;
+    let tasks: Vec<usize> = (0..sweep.tasks())
+        .filter(|&t| shard.holds(t) && done_rows.iter().all(|row| row.task != t))
+        .collect();
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -91,23 +119,45 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
                 "; shard {}/{} runs {} of them",
                 shard.index,
                 shard.count,
-                tasks.len()
+                tasks.len() + done_rows.len()
             )
         }
     );
+    if !done_rows.is_empty() {
+        println!(
+            "  resuming: {} runs already done in {}, {} to go",
+            done_rows.len(),
+            journal_path.display(),
+            tasks.len()
+        );
+    } else {
+        println!(
+            "  each run's row goes to {} as it finishes: a stopped sweep resumes from it",
+            journal_path.display()
+        );
+    }
     let started = Instant::now();
     let progress = progress_bar(tasks.len() as u64, "runs");
     let done = AtomicUsize::new(0);
+    let journal = Mutex::new(journal);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .thread_name(|i| format!("sweep-{i}"))
         .build()
         .context("cannot start the sweep's threads")?;
-    let rows: Vec<Row> = pool.install(|| {
+    let new_rows: Vec<Row> = pool.install(|| {
         tasks
             .par_iter()
             .map(|&task| {
-                let row = sweep.run_task(task);
+                let row = sweep.run_task(task).map_err(|e| {
+                    let (point, seed) = sweep.task(task);
+                    anyhow::anyhow!("{} with seed {seed}: {e}", sweep.describe(point))
+                })?;
+                journal
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("a run failed while writing the journal"))?
+                    .append(&row)
+                    .map_err(anyhow::Error::msg)?;
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                 match &progress {
                     Some(bar) => bar.inc(1),
@@ -123,10 +173,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
                     }
                     None => {}
                 }
-                row.map_err(|e| {
-                    let (point, seed) = sweep.task(task);
-                    anyhow::anyhow!("{} with seed {seed}: {e}", sweep.describe(point))
-                })
+                Ok(row)
             })
             .collect::<anyhow::Result<Vec<Row>>>()
     })?;
@@ -135,22 +182,21 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     }
     println!(
         "  {} runs in {:.1} s of wall time",
-        rows.len(),
+        new_rows.len(),
         started.elapsed().as_secs_f64()
     );
+    let mut rows = done_rows;
+    rows.extend(new_rows);
+    rows.sort_by_key(|row| row.task);
     // Every run's row is kept: a shard's for the merge, a whole sweep's so that its files can
     // be drawn again (`--merge NAME.rows.json`) without running it again.
-    let name = &sweep.file.name;
-    let path = match shard == Shard::ALL {
-        true => args.out.join(format!("{name}.rows.json")),
-        false => args.out.join(format!(
-            "{name}.shard-{}-of-{}.json",
-            shard.index, shard.count
-        )),
-    };
     let file = sweep.shard_file(shard, rows);
-    write(&path, &serde_json::to_string(&file)?)?;
-    println!("rows written to {} (for --merge)", path.display());
+    write(&rows_path, &serde_json::to_string(&file)?)?;
+    println!("rows written to {} (for --merge)", rows_path.display());
+    let journal = journal
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a run failed while writing the journal"))?;
+    journal.remove().map_err(anyhow::Error::msg)?;
     if shard != Shard::ALL {
         return Ok(());
     }

@@ -665,6 +665,80 @@ values = ["20s", "1m", "3m"]
 }
 
 #[test]
+fn a_stopped_sweep_resumes_from_its_journal() {
+    let dir = TempDir::new("cli-sweep-journal");
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios");
+    let sweep_text = |seeds: usize, metric: &str| {
+        format!(
+            r#"name = "tiny"
+scenario = "{scenarios}/baseline.toml"
+seeds = {seeds}
+metrics = ["{metric}"]
+[set]
+nodes = 6
+duration = "15m"
+settle = "5m"
+[[vary]]
+key = "chain.block_interval"
+values = ["20s", "1m", "3m"]
+"#
+        )
+    };
+    let sweep = dir.file_arg("tiny.toml");
+    std::fs::write(&sweep, sweep_text(2, "stale_rate")).unwrap();
+    let whole = dir.file_arg("whole");
+    let output = powchain(&["sweep", &sweep, "--out", &whole, "--jobs", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // A finished sweep leaves no journal, only its files.
+    assert!(!std::path::Path::new(&format!("{whole}/tiny.journal.jsonl")).exists());
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{whole}/tiny.rows.json")).unwrap())
+            .unwrap();
+    // What a sweep stopped after three runs leaves: its header, three rows (the first one's
+    // value changed, to tell a row read back from a run again), half of a fourth.
+    let mut header = rows.clone();
+    header.as_object_mut().unwrap().remove("rows");
+    let mut journal = format!("{header}\n");
+    for (i, row) in rows["rows"].as_array().unwrap()[..3].iter().enumerate() {
+        let mut row = row.clone();
+        if i == 0 {
+            row["values"][0] = serde_json::json!(0.5);
+        }
+        journal.push_str(&format!("{row}\n"));
+    }
+    journal.push_str(&rows["rows"][3].to_string()[..10]);
+    let resumed = dir.file_arg("resumed");
+    std::fs::create_dir_all(&resumed).unwrap();
+    let journal_path = format!("{resumed}/tiny.journal.jsonl");
+    std::fs::write(&journal_path, &journal).unwrap();
+    let output = powchain(&["sweep", &sweep, "--out", &resumed, "--jobs", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("resuming: 3 runs already done"),
+        "{}",
+        stdout(&output)
+    );
+    let again: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{resumed}/tiny.rows.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again["rows"][0]["values"][0], serde_json::json!(0.5));
+    assert_eq!(again["rows"].as_array().unwrap()[1..], rows["rows"].as_array().unwrap()[1..]);
+    assert!(!std::path::Path::new(&journal_path).exists());
+    // The journal of another sweep (its file edited since) is refused, not mixed in.
+    std::fs::write(&journal_path, &journal).unwrap();
+    std::fs::write(&sweep, sweep_text(3, "stale_rate")).unwrap();
+    let output = powchain(&["sweep", &sweep, "--out", &resumed, "--jobs", "1"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("was the sweep file changed?"), "{}", stderr(&output));
+    // A metric the report does not have fails before any run, naming what there is.
+    std::fs::write(&sweep, sweep_text(2, "stale_rat")).unwrap();
+    let output = powchain(&["sweep", &sweep, "--out", &whole]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains(r#"no "stale_rat" in the report"#), "{}", stderr(&output));
+}
+
+#[test]
 fn every_shipped_experiment_reads() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../experiments");
     let mut read = 0;

@@ -159,6 +159,10 @@ pub struct LinkModel {
     shared: Option<SharedLinks>,
 }
 
+/// The most bytes a message can have and still go ahead of long ones on a shared link: one
+/// Ethernet packet's payload.
+const SHORT_MESSAGE_BYTES: usize = 1_500;
+
 /// Every node's uplink and downlink, and when each is next free.
 #[derive(Clone, Debug)]
 struct SharedLinks {
@@ -252,15 +256,28 @@ impl LinkModel {
     /// When `bytes` sent at `start` from `from` to `to` have all left the sender and all
     /// reached the receiver's side of its downlink, with each node's links shared; `None`
     /// when every link has its own bandwidth.
+    ///
+    /// Long messages (blocks) take their turn, first come first served, as Gervais et al.'s
+    /// simulator queues block transfers. A message of one packet or less goes ahead of them,
+    /// as TCP's fair sharing lets a short message on another connection through while a long
+    /// transfer is under way, but its bytes still push back what waits: the link carries
+    /// them all. Without this a handshake queued behind a node's block uploads times out,
+    /// and the retries pile up more of them.
     fn through_shared(&mut self, from: usize, to: usize, bytes: usize, start: u64) -> Option<u64> {
         let links = self.shared.as_mut()?;
-        let bytes = bytes as f64;
+        let up = (bytes as f64 * links.up_us_per_byte[from]).ceil() as u64;
+        let down = (bytes as f64 * links.down_us_per_byte[to]).ceil() as u64;
+        if bytes <= SHORT_MESSAGE_BYTES {
+            links.up_free[from] = links.up_free[from].max(start) + up;
+            links.down_free[to] = links.down_free[to].max(start) + down;
+            return Some(start + up.max(down));
+        }
         let sent_from = start.max(links.up_free[from]);
-        let sent = sent_from + (bytes * links.up_us_per_byte[from]).ceil() as u64;
+        let sent = sent_from + up;
         links.up_free[from] = sent;
         // The receiver's downlink takes the bytes as they come, no faster than it can.
         let received_from = sent_from.max(links.down_free[to]);
-        let received = sent.max(received_from + (bytes * links.down_us_per_byte[to]).ceil() as u64);
+        let received = sent.max(received_from + down);
         links.down_free[to] = received;
         Some(received)
     }
@@ -540,6 +557,15 @@ mod tests {
         let first = to_1.schedule(0, 1_000_000, 0, &mut slow, &mut rng);
         let second = to_1.schedule(0, 1_000_000, 0, &mut slow, &mut rng);
         assert_eq!([first, second], [8_010_000, 16_010_000]);
+        // A short message on another connection goes ahead of a long one under way, and
+        // its bytes push the long ones back: 1,000 bytes at 8 Mbit/s are 1 ms.
+        let mut shared = LinkModel::new(&scenario, 7);
+        shared.shared.as_mut().unwrap().down_us_per_byte = vec![0.1; 3];
+        let (mut to_1, mut to_2) = (connection(0, 1, 10_000), connection(0, 2, 10_000));
+        let long = to_1.schedule(0, 1_000_000, 0, &mut shared, &mut rng);
+        let short = to_2.schedule(0, 1_000, 0, &mut shared, &mut rng);
+        let long_after = to_1.schedule(0, 1_000_000, 0, &mut shared, &mut rng);
+        assert_eq!([long, short, long_after], [1_010_000, 11_000, 2_011_000]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!        │                                          │  any order, any machine: run_task
 //!        │                                          v
 //!        │                                 Row per task (metrics, checks)
+//!        │                                          │  each as it finishes: Journal
 //!        │                                          │  a shard's rows: ShardFile (JSON)
 //!        v                                          v
 //!   Sweep::summarise(rows) ──> Summary ──> CSV, JSON, SVG (stats, plot)
@@ -18,7 +19,9 @@
 //!
 //! - [`stats`]: means, confidence intervals, the summary and its CSV and JSON.
 //! - [`plot`]: the summary as an SVG plot with axes, units, error bars and a legend.
+//! - [`journal`]: rows on disk as runs finish, so a stopped sweep resumes.
 
+pub mod journal;
 pub mod plot;
 pub mod stats;
 
@@ -306,13 +309,19 @@ impl Sweep {
 
     /// The scenario of `point` with `seed`.
     pub fn scenario(&self, point: usize, seed: u64) -> Result<Scenario, String> {
+        let mut table = self.table(point)?;
+        table.insert("seed".into(), toml::Value::Integer(seed as i64));
+        let text = toml::to_string(&table).map_err(|e| e.to_string())?;
+        Scenario::from_toml_str(&text).map_err(|e| format!("point {}: {e}", self.describe(point)))
+    }
+
+    /// The scenario's table at `point`: the base with the point's values set.
+    fn table(&self, point: usize) -> Result<toml::Table, String> {
         let mut table = self.base.clone();
         for (axis, value) in self.file.vary.iter().zip(&self.points[point].values) {
             set_dotted(&mut table, &axis.key, value.clone())?;
         }
-        table.insert("seed".into(), toml::Value::Integer(seed as i64));
-        let text = toml::to_string(&table).map_err(|e| e.to_string())?;
-        Scenario::from_toml_str(&text).map_err(|e| format!("point {}: {e}", self.describe(point)))
+        Ok(table)
     }
 
     /// Runs task `task` and measures it.
@@ -334,6 +343,24 @@ impl Sweep {
             values,
             passed: outcome.report.passed(),
         })
+    }
+
+    /// Checks that every metric names a number of the report, by a run of the first point
+    /// cut to one simulated second, so that a typo fails at once rather than after the
+    /// first long run.
+    pub fn check_metrics(&self) -> Result<(), String> {
+        let mut table = self.table(0)?;
+        for key in ["duration", "settle"] {
+            table.insert(key.into(), toml::Value::String("1s".into()));
+        }
+        let text = toml::to_string(&table).map_err(|e| e.to_string())?;
+        let scenario = Scenario::from_toml_str(&text).map_err(|e| e.to_string())?;
+        let (outcome, _) = crate::run(scenario, false)?;
+        let report = serde_json::to_value(&outcome.report).map_err(|e| e.to_string())?;
+        for metric in &self.file.metrics {
+            lookup(&report, metric)?;
+        }
+        Ok(())
     }
 
     /// `point` as `key = value, ...`.
