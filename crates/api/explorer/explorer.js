@@ -256,7 +256,7 @@ async function loadPeers() {
   const td = (x, cls = 'num') => h('td', { class: cls }, x);
   try {
     const rows = list(await api('peers'), 'peers').map((p) => h('tr', null,
-      td(p.address, 'mono'), td([p.direction, p.feeler && tag('', 'feeler')], ''),
+      td(p.number == null ? p.address : `node ${p.number} · ${p.address}`, 'mono'), td([p.direction, p.feeler && tag('', 'feeler')], ''),
       h('td', { class: 'muted clip', title: p.agent }, p.agent),
       td(blockLink(p.tip, String(p.tip_height))), td(p.rtt_ms == null ? '—' : p.rtt_ms + ' ms'),
       td(bytes(p.bytes_in)), td(bytes(p.bytes_out)), td(duration(p.connected_seconds))));

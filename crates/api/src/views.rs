@@ -422,6 +422,9 @@ pub struct PeerView {
     pub direction: &'static str,
     /// Its node id, 16 hex digits.
     pub node_id: String,
+    /// The node number its hello said (`node -n N`), absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u32>,
     pub agent: String,
     pub tip_height: u64,
     pub tip: String,
@@ -449,6 +452,7 @@ impl PeerView {
                     Direction::Outbound => "outbound",
                 },
                 node_id: format!("{:016x}", p.node_id),
+                number: p.number,
                 agent: p.agent,
                 tip_height: p.tip_height.0,
                 tip: p.tip_hash.to_string(),

@@ -797,8 +797,11 @@ fn log(event: &Event) {
             direction,
             node_id,
             agent,
+            number,
             height,
-        } => tracing::info!(peer, %address, ?direction, node_id, %agent, %height, "peer ready"),
+        } => {
+            tracing::info!(peer, %address, ?direction, node_id, %agent, ?number, %height, "peer ready")
+        }
         Event::PeerGone {
             peer,
             address,

@@ -210,6 +210,7 @@ impl Hostile {
             listen: None,
             tip: genesis_tip(),
             agent: "hostile/1".into(),
+            number: None,
         };
         tweak(&mut hello);
         self.send(&Message::Hello(hello)).await;
@@ -544,6 +545,7 @@ async fn a_slowloris_handshake_one_byte_at_a_time() {
         listen: None,
         tip: genesis_tip(),
         agent: "slow".into(),
+        number: None,
     }));
     // A byte every 50 ms: the whole hello would take seconds; the timeout is 600 ms.
     for byte in bytes {

@@ -340,6 +340,7 @@ async fn hostile_clients_are_disconnected_and_honest_peers_served() {
             work: powchain_chain::Work(1),
         },
         agent: "hostile".into(),
+        number: None,
     };
 
     // Garbage that is not a frame of any message (by hand on purpose: `frame::encode` only

@@ -492,9 +492,13 @@ pub fn peers(args: &ClientArgs) -> anyhow::Result<()> {
                 let rtt = peer["rtt_ms"]
                     .as_u64()
                     .map_or("-".to_owned(), |ms| format!("{ms} ms"));
+                // Named as the session names it: by node number when it said one.
+                let name = peer["number"].as_u64().map_or_else(
+                    || format!("peer {:>3}", peer["id"]),
+                    |number| format!("node {number:>3}"),
+                );
                 format!(
-                    "peer {:>3} {:<8} {:<22} height {:>6}  rtt {rtt:>6}  in {} B, out {} B, {} s{}",
-                    peer["id"],
+                    "{name} {:<8} {:<22} height {:>6}  rtt {rtt:>6}  in {} B, out {} B, {} s{}",
                     str_of(peer, "direction"),
                     str_of(peer, "address"),
                     peer["tip_height"],

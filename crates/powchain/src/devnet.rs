@@ -213,6 +213,7 @@ async fn devnet(
         let chain = crate::open_chain(spec.clone(), store, &db)?;
         let mut config = NodeConfig::new(rng.random());
         config.listen = Some(addresses[index].clone());
+        config.number = u32::try_from(index).ok();
         config.outbound_target = dials[index].len();
         config.miner_address = Some(Keypair::dev(index as u64 % 10).address());
         config.mempool = MempoolConfig::for_chain(&spec);

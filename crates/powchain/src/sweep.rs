@@ -15,8 +15,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use powchain_sim::sweep::plot;
 use powchain_sim::sweep::journal::Journal;
+use powchain_sim::sweep::plot;
 use powchain_sim::sweep::{Row, Shard, ShardFile, Sweep};
 use rayon::prelude::*;
 

@@ -723,19 +723,30 @@ values = ["20s", "1m", "3m"]
     )
     .unwrap();
     assert_eq!(again["rows"][0]["values"][0], serde_json::json!(0.5));
-    assert_eq!(again["rows"].as_array().unwrap()[1..], rows["rows"].as_array().unwrap()[1..]);
+    assert_eq!(
+        again["rows"].as_array().unwrap()[1..],
+        rows["rows"].as_array().unwrap()[1..]
+    );
     assert!(!std::path::Path::new(&journal_path).exists());
     // The journal of another sweep (its file edited since) is refused, not mixed in.
     std::fs::write(&journal_path, &journal).unwrap();
     std::fs::write(&sweep, sweep_text(3, "stale_rate")).unwrap();
     let output = powchain(&["sweep", &sweep, "--out", &resumed, "--jobs", "1"]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("was the sweep file changed?"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("was the sweep file changed?"),
+        "{}",
+        stderr(&output)
+    );
     // A metric the report does not have fails before any run, naming what there is.
     std::fs::write(&sweep, sweep_text(2, "stale_rat")).unwrap();
     let output = powchain(&["sweep", &sweep, "--out", &whole]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains(r#"no "stale_rat" in the report"#), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(r#"no "stale_rat" in the report"#),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -28,14 +28,18 @@ fn the_seed_000_session_on_two_nodes() {
     let mut one = NodeProcess::start(&[&["-n", "1"][..], &common].concat());
     one.expect("others connect with");
 
+    // Peers are named by node number, as the seed's session does, both ways: node 1
+    // dialled node 0, and node 0 knows it by what its hello said, not by the connection.
     one.send("ConnectTo 0");
-    one.expect("peer 1 connected");
-    zero.expect("connected");
+    one.expect("node 0 connected");
+    zero.expect("node 1 connected");
     one.send("EchoTo 0 HELLO");
-    zero.expect("echo from peer");
-    one.expect("echo reply from peer 1: HELLO");
+    zero.expect("echo from node 1: HELLO");
+    one.expect("echo reply from node 0: HELLO");
     zero.send("EchoTo 1 WORLD");
-    zero.expect("echo reply from peer 1: WORLD");
+    zero.expect("echo reply from node 1: WORLD");
+    zero.send("peers");
+    zero.expect("node 1: ");
 
     zero.send("MakeTransaction 2 3 5");
     let accepted = zero.expect("of 5 coins accepted");
@@ -53,8 +57,46 @@ fn the_seed_000_session_on_two_nodes() {
     // A node id that nobody runs.
     one.send("ConnectTo 7");
     one.expect("node 7 is not active");
+    // A disconnect stays a disconnect: the node does not dial its peer straight back.
+    one.send("disconnect 0");
+    one.expect("disconnected from node 0; not dialled again");
+    // The event's line and the answer come in either order.
+    if !one
+        .seen
+        .iter()
+        .any(|line| line.contains("node 0 disconnected"))
+    {
+        one.expect("node 0 disconnected");
+    }
+    zero.expect("node 1 disconnected");
+    // Node 0's next peer report (every 10 s) comes long after a redial would have.
+    let report = zero.expect("peers known,");
+    assert!(report.ends_with(", 0 connected"), "{report}");
+    one.send("peers");
+    one.expect("no peers");
     zero.quit();
     one.quit();
+}
+
+/// A mistyped address is said to fail once, retried less and less often, and given up
+/// after a few tries, instead of a line every second for as long as the node runs.
+#[test]
+fn a_dial_that_keeps_failing_is_said_once_and_given_up() {
+    let dir = TempDir::new("giveup");
+    let mut node =
+        NodeProcess::start(&["--socket-dir", dir.arg(), "--ephemeral", "--chain", "seed"]);
+    node.expect("not listening");
+    // Port 1 on loopback: refused at once, every time.
+    node.send("connect 127.0.0.1:1");
+    node.expect("forget` stops it");
+    node.expect("gave up on 127.0.0.1:1: no answer in 5 tries");
+    let failures = node
+        .seen
+        .iter()
+        .filter(|line| line.contains("forget` stops it"))
+        .count();
+    assert_eq!(failures, 1, "{:?}", node.seen);
+    node.quit();
 }
 
 /// Whatever is typed, the session answers with an error and goes on.

@@ -18,9 +18,12 @@ use powchain_node::store::RedbStore;
 use powchain_testkit::{TempDir, wait_until};
 
 /// The height in a "… tip HASH at height H" line.
+/// The height a tip line announces: "new tip HASH at height H (…)" or, for a block mined
+/// here, "mined block H HASH with …".
 fn height_in(line: &str) -> u64 {
     line.split("at height ")
         .nth(1)
+        .or_else(|| line.strip_prefix("mined block "))
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|digits| digits.parse().ok())
         .unwrap_or_else(|| panic!("no height in {line:?}"))
@@ -85,7 +88,7 @@ fn a_full_disk_stops_the_node_and_every_announced_block_is_kept() {
     let announced = node
         .seen
         .iter()
-        .filter(|line| line.starts_with("new tip "))
+        .filter(|line| line.starts_with("new tip ") || line.starts_with("mined block "))
         .map(|line| height_in(line))
         .max()
         .expect("the node announced blocks before the disk filled");

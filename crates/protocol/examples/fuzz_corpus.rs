@@ -140,6 +140,7 @@ fn main() {
             work: tip.chain_work,
         },
         agent: "fuzz/1".into(),
+        number: None,
     });
     let headers: Vec<_> = blocks.iter().map(|b| b.header).collect();
     let messages = vec![

@@ -326,6 +326,22 @@ impl AddressBook {
         }
     }
 
+    /// Forgets `address`: it is not dialled again unless given or taught anew. Whether it
+    /// was known.
+    pub fn forget(&mut self, address: &str) -> bool {
+        let Some(entry) = self.entries.remove(address) else {
+            return false;
+        };
+        self.free_slot(entry.place);
+        self.revision += 1;
+        true
+    }
+
+    /// Failed dials to `address` since it last worked (0 when unknown).
+    pub fn failures(&self, address: &str) -> u32 {
+        self.entries.get(address).map_or(0, |entry| entry.failures)
+    }
+
     /// Adds an address kept from an earlier run.
     pub fn add_kept(&mut self, address: &str) {
         self.add(address);

@@ -7,7 +7,7 @@
 //!
 //! | message | seed name | purpose |
 //! |---|---|---|
-//! | `Hello` | | handshake: version, genesis, node id, listen address, tip, agent |
+//! | `Hello` | | handshake: version, genesis, node id, listen address, tip, agent, node number |
 //! | `Ping` / `Pong` | `ChainLengthReq`/`Res` | liveness, and the periodic status poll (the pong carries the tip) |
 //! | `EchoRequest` / `EchoResponse` | `EchoToReq`/`Res` | seed 000's `EchoTo` |
 //! | `GetAddresses` / `Addresses` | `get-valid-peers`, `SyncWith` | address gossip (only verified addresses are passed on) |
@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this code speaks. A peer with another version is refused.
 /// Version 2 added compact blocks: every version-2 node answers their requests. Version 3
 /// added `SendCompact`: a node may ask a peer to push new blocks to it compact, unasked.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Version 4 added the hello's `number`: a node started with a number (seed 000's `-n N`)
+/// says it, so its peers name it `node N` rather than by connection.
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Largest frame accepted, in bytes: a full block (1 MiB by default) and then some.
 pub const FRAME_BYTES_MAX: usize = 4 << 20;
 /// Most hashes in a block locator.
@@ -73,6 +75,9 @@ pub struct Hello {
     pub tip: TipSummary,
     /// Software name and version, for logs.
     pub agent: String,
+    /// The sender's node number, if it was started with one (seed 000's `-n N`): how its
+    /// peers name it to their users. Only a name: nothing trusts it.
+    pub number: Option<u32>,
 }
 
 /// A tip, as peers report it.
@@ -314,6 +319,7 @@ mod tests {
                 work: Work(1),
             },
             agent: "powchain/0.1".into(),
+            number: Some(3),
         }
     }
 

@@ -970,6 +970,7 @@ fn only_numeric_addresses_are_learned_from_peers() {
                 work: powchain_chain::Work(1),
             },
             agent: "test".into(),
+            number: None,
         });
         let frame = frame::encode(&hello);
         node.frame_received(peer, Received::decode(&frame[4..]), now);
@@ -1544,4 +1545,56 @@ fn a_pushed_block_is_checked_as_an_announced_header_first() {
         "a push without its work is refused"
     );
     assert_eq!(net.tip(1), first.hash());
+}
+
+/// An address the user typed that never answers (a mistyped `ConnectTo 7`) is dialled
+/// again, backing off, and forgotten after a few failures, said once; `Forget` drops one at
+/// once. One that answered before is kept however long it is down.
+#[test]
+fn a_user_address_that_never_answers_is_forgotten_after_a_few_tries() {
+    let mut net = Net::build(vec![spec()], |_, config, _| config.outbound_target = 8);
+    let node = &mut net.nodes[0];
+    let mut now = net.now;
+    node.command(Command::Connect("127.0.0.1:1".into()), now);
+    let mut dials = 0;
+    let mut forgotten = Vec::new();
+    let mut delays = Vec::new();
+    let mut last_dial = now;
+    for _ in 0..2_000 {
+        for output in node.outputs() {
+            match output {
+                Output::Connect(address) if address == "127.0.0.1:1" => {
+                    dials += 1;
+                    delays.push(now.ms_since(last_dial));
+                    last_dial = now;
+                    node.connect_failed(&address, "connection refused", now);
+                }
+                Output::Event(Event::AddressForgotten { address, failures }) => {
+                    forgotten.push((address, failures));
+                }
+                _ => {}
+            }
+        }
+        now = now.saturating_add_ms(1_000);
+        node.tick(now);
+    }
+    assert_eq!(dials, 5, "dialled {dials} times");
+    assert_eq!(forgotten, vec![("127.0.0.1:1".to_string(), 5)]);
+    // Each retry waits longer than the one before.
+    assert!(delays[1..].windows(2).all(|w| w[0] < w[1]), "{delays:?}");
+    // `Forget`: no dial after it.
+    node.command(Command::Connect("127.0.0.1:2".into()), now);
+    node.command(Command::Forget("127.0.0.1:2".into()), now);
+    let _ = node.outputs();
+    for _ in 0..100 {
+        now = now.saturating_add_ms(1_000);
+        node.tick(now);
+        assert!(
+            !node
+                .outputs()
+                .iter()
+                .any(|o| matches!(o, Output::Connect(a) if a == "127.0.0.1:2")),
+            "dialled after Forget"
+        );
+    }
 }

@@ -402,6 +402,7 @@ fn build_node<S: Store>(
         }
     }
     config.listen = listen;
+    config.number = args.id;
     config.outbound_target = config.outbound_target.max(args.peers.len());
     config.minimum_chain_work = powchain_chain::Work(args.minimum_chain_work);
     config.mempool = powchain_chain::MempoolConfig::for_chain(spec);

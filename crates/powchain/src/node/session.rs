@@ -35,6 +35,8 @@ pub enum Line {
     Connect(PeerRef),
     Echo(PeerRef, String),
     Sync(PeerRef),
+    Disconnect(PeerRef),
+    Forget(PeerRef),
     Send {
         from: AccountRef,
         to: AccountRef,
@@ -92,6 +94,14 @@ pub const HELP: &[(&str, &str)] = &[
         "GetBalance 3   (or: balance <address>)",
     ),
     ("peers", "peers"),
+    (
+        "disconnect <id|addr>",
+        "disconnect 1   (close the connection; not dialled again unless you connect to it)",
+    ),
+    (
+        "forget <id|addr>",
+        "forget 7   (stop dialling it: a mistyped ConnectTo, a node gone for good)",
+    ),
     ("chain", "chain   (tip, height, work, recent blocks)"),
     ("block <height|hash>", "block 1"),
     ("tx <id>", "tx 5f3a…   (a transaction id in hex)"),
@@ -174,6 +184,8 @@ pub fn parse(line: &str) -> Result<Line, ParseError> {
             Line::Echo(peer(target), message)
         }
         ("syncwith" | "sync", [target]) => Line::Sync(peer(target)),
+        ("disconnect", [target]) => Line::Disconnect(peer(target)),
+        ("forget", [target]) => Line::Forget(peer(target)),
         ("maketransaction" | "send", [from, to, amount]) => Line::Send {
             from: account(from)?,
             to: account(to)?,
@@ -206,9 +218,10 @@ pub fn parse(line: &str) -> Result<Line, ParseError> {
         ("help", []) => Line::Help,
         ("quit" | "exit", []) => Line::Quit,
         (
-            "connectto" | "connect" | "echoto" | "echo" | "syncwith" | "sync" | "maketransaction"
-            | "send" | "mine" | "getbalance" | "balance" | "peers" | "chain" | "block" | "tx"
-            | "mempool" | "automine" | "wallet" | "help" | "quit" | "exit",
+            "connectto" | "connect" | "echoto" | "echo" | "syncwith" | "sync" | "disconnect"
+            | "forget" | "maketransaction" | "send" | "mine" | "getbalance" | "balance" | "peers"
+            | "chain" | "block" | "tx" | "mempool" | "automine" | "wallet" | "help" | "quit"
+            | "exit",
             _,
         ) => return Err(usage(name)),
         _ => {

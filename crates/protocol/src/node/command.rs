@@ -11,6 +11,9 @@ pub enum Command {
     Connect(String),
     /// Close a connection.
     Disconnect(PeerId),
+    /// Stop dialling an address: forget it, give up a dial under way, and close any
+    /// connection to it.
+    Forget(String),
     /// `EchoTo`: the peer prints the text and sends it back.
     Echo {
         /// To whom.

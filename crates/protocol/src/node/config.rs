@@ -11,6 +11,8 @@ pub struct NodeConfig {
     pub listen: Option<String>,
     /// Software name and version.
     pub agent: String,
+    /// The node's number (seed 000's `-n N`), told to peers in the hello.
+    pub number: Option<u32>,
     /// Outbound connections to keep.
     pub outbound_target: usize,
     /// Most inbound connections.
@@ -44,6 +46,9 @@ pub struct NodeConfig {
     pub backoff_base_ms: u64,
     /// Longest reconnection delay.
     pub backoff_max_ms: u64,
+    /// Failed dials after which an address the user gave and that never answered is
+    /// forgotten (a typo): one that worked once is retried for good, backing off.
+    pub user_address_failures_max: u32,
     /// Block hashes and transaction ids remembered per peer, so nothing is sent twice.
     pub known_inventory_max: usize,
     /// Messages per second a peer may send, on average.
@@ -127,6 +132,7 @@ impl NodeConfig {
             node_id,
             listen: None,
             agent: concat!("powchain/", env!("CARGO_PKG_VERSION")).to_owned(),
+            number: None,
             outbound_target: 8,
             inbound_max: 32,
             handshake_timeout_ms: 10_000,
@@ -143,6 +149,7 @@ impl NodeConfig {
             bans_max: 10_000,
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
+            user_address_failures_max: 5,
             known_inventory_max: 8_192,
             messages_per_second_max: 2_000,
             flood_burst_seconds: 10,

@@ -724,6 +724,7 @@ mod tests {
                 work: powchain_chain::Work(1),
             },
             agent: String::new(),
+            number: None,
         };
         connections.set_ready(1, hello);
         assert_eq!(agrees(&connections), Some(Timestamp(20)));

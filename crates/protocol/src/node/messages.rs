@@ -213,6 +213,7 @@ impl<S: Store> Node<S> {
             direction: info.direction,
             node_id: hello.node_id,
             agent: hello.agent.clone(),
+            number: hello.number,
             height: tip.height,
         });
         self.connections.set_ready(peer, hello);

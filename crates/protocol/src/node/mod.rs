@@ -232,6 +232,7 @@ impl<S: Store> Node<S> {
                     direction: peer.info.direction,
                     node_id: hello.node_id,
                     agent: hello.agent.clone(),
+                    number: hello.number,
                     tip_height: tip.height,
                     tip_hash: tip.hash,
                     rtt_ms: self.liveness.rtt_ms(id),
@@ -321,6 +322,7 @@ impl<S: Store> Node<S> {
             listen: self.config.listen.clone(),
             tip: self.tip_summary(),
             agent: self.config.agent.clone(),
+            number: self.config.number,
         };
         self.out.send(peer, Message::Hello(hello));
     }
@@ -356,6 +358,20 @@ impl<S: Store> Node<S> {
             address: address.to_owned(),
             reason: reason.to_owned(),
         });
+        // What the user typed and never answered is a typo or a node long gone: without
+        // this, `ConnectTo 7` is dialled for as long as the node runs.
+        let book = &mut self.addresses.book;
+        let failures = book.failures(address);
+        if book.is_pinned(address)
+            && !book.is_verified(address)
+            && failures >= self.config.user_address_failures_max
+        {
+            book.forget(address);
+            self.out.event(Event::AddressForgotten {
+                address: address.to_owned(),
+                failures,
+            });
+        }
     }
 
     /// A connection closed by the other side or the network.

@@ -23,6 +23,8 @@ pub enum Event {
         node_id: u64,
         /// The peer's software.
         agent: String,
+        /// The peer's node number, if it said one.
+        number: Option<u32>,
         /// The peer's tip height.
         height: Height,
     },
@@ -41,6 +43,13 @@ pub enum Event {
         address: String,
         /// What the driver said.
         reason: String,
+    },
+    /// An address the user gave was forgotten: it never answered.
+    AddressForgotten {
+        /// The address.
+        address: String,
+        /// Failed dials to it.
+        failures: u32,
     },
     /// A peer asked us to echo this.
     EchoRequested {

@@ -177,6 +177,19 @@ impl<S: Store> Node<S> {
                 self.connections.dial(&address, now, &mut self.out);
             }
             Command::Disconnect(peer) => self.disconnect(peer, DisconnectReason::UserRequest, now),
+            Command::Forget(address) => {
+                self.addresses.book.forget(&address);
+                self.connections.dial_failed(&address);
+                let connected: Vec<PeerId> = self
+                    .connections
+                    .iter()
+                    .filter(|(_, c)| c.info.address == address || c.listen() == Some(&address))
+                    .map(|(id, _)| id)
+                    .collect();
+                for peer in connected {
+                    self.disconnect(peer, DisconnectReason::UserRequest, now);
+                }
+            }
             Command::Echo { peer, message } => {
                 if self.connections.is_ready(peer) {
                     self.out.send(peer, Message::EchoRequest { message });

@@ -17,6 +17,8 @@ pub struct PeerSummary {
     pub node_id: u64,
     /// The peer's software.
     pub agent: String,
+    /// Its node number, if it said one in its hello.
+    pub number: Option<u32>,
     /// The best tip it has told us about.
     pub tip_height: Height,
     /// Its hash.

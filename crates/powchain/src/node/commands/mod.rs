@@ -11,6 +11,7 @@
 mod chain;
 mod mining;
 mod peers;
+pub(super) use peers::peer_name;
 mod transfers;
 mod wallet;
 
@@ -56,6 +57,8 @@ impl<S: Store + 'static> Session<S> {
             Line::Echo(peer, message) => self.echo(peer, message).await,
             Line::Sync(peer) => self.sync(peer).await,
             Line::Peers => self.peers().await,
+            Line::Disconnect(peer) => self.disconnect(peer).await,
+            Line::Forget(peer) => self.forget(peer).await,
             Line::Chain => self.chain().await,
             Line::Block(which) => self.block(which).await,
             Line::Tx(id) => self.tx(id).await,

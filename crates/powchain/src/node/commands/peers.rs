@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use powchain_chain::Store;
-use powchain_protocol::{Command, PeerId};
+use powchain_protocol::{Command, Direction, PeerId};
 
 use super::{Answer, Session, stopped};
 use crate::node::session::PeerRef;
@@ -41,11 +41,52 @@ impl<S: Store + 'static> Session<S> {
         Ok(Some("asked for its peers and its chain".into()))
     }
 
+    /// `disconnect`: closes the connection to a peer. One this node dialled is not dialled
+    /// again (else the node would reconnect at once, and the command would seem to do
+    /// nothing); one that dialled us may dial again.
+    pub(super) async fn disconnect(&self, peer: PeerRef) -> Answer {
+        let id = self.peer_id(&peer).await?;
+        let summary = self
+            .handle
+            .inspect(move |node| node.peer_summaries().into_iter().find(|p| p.id == id))
+            .await
+            .flatten();
+        let Some(summary) = summary else {
+            return Err("that peer has just gone; `peers` lists who is connected".into());
+        };
+        let name = peer_name(summary.number, id);
+        if summary.direction == Direction::Outbound {
+            self.handle.command(Command::Forget(summary.address)).await;
+            Ok(Some(format!(
+                "disconnected from {name}; not dialled again unless you connect to it"
+            )))
+        } else {
+            self.handle.command(Command::Disconnect(id)).await;
+            Ok(Some(format!(
+                "disconnected {name}; it dialled us, and may again"
+            )))
+        }
+    }
+
+    /// `forget`: stops dialling an address (node N's socket or as typed) and closes any
+    /// connection to it.
+    pub(super) async fn forget(&self, peer: PeerRef) -> Answer {
+        let address = self.address_of(&peer);
+        // An inbound peer named by number is known by its listen address, not its socket.
+        if let Ok(id) = self.peer_id(&peer).await {
+            self.handle.command(Command::Disconnect(id)).await;
+        }
+        self.handle.command(Command::Forget(address.clone())).await;
+        Ok(Some(format!(
+            "forgot {address}: not dialled again unless you connect to it"
+        )))
+    }
+
     /// `peers`: one line per connected peer.
     pub(super) async fn peers(&self) -> Answer {
         let peers = self
             .handle
-            .inspect(|node| node.peers())
+            .inspect(|node| node.peer_summaries())
             .await
             .ok_or_else(stopped)?;
         if peers.is_empty() {
@@ -54,9 +95,14 @@ impl<S: Store + 'static> Session<S> {
         Ok(Some(
             peers
                 .into_iter()
-                .map(|(id, address, direction, node_id, height)| {
+                .map(|p| {
+                    let direction = format!("{:?}", p.direction).to_lowercase();
                     format!(
-                        "peer {id}: {address} ({direction:?}, node {node_id:016x}, height {height})"
+                        "{}: {} ({direction}, id {:016x}, height {})",
+                        peer_name(p.number, p.id),
+                        p.address,
+                        p.node_id,
+                        p.tip_height
                     )
                 })
                 .collect::<Vec<_>>()
@@ -72,15 +118,40 @@ impl<S: Store + 'static> Session<S> {
             PeerRef::Address(address) => address.clone(),
         }
     }
+}
 
+/// How the user is shown a peer: `node N` when it said its number, else `peer P` (the
+/// connection's number here).
+pub fn peer_name(number: Option<u32>, peer: PeerId) -> String {
+    match number {
+        Some(number) => format!("node {number}"),
+        None => format!("peer {peer}"),
+    }
+}
+
+impl<S: Store + 'static> Session<S> {
     /// The connected peer at `peer`'s address; when there is none, the error says what to
     /// type first.
     async fn peer_id(&self, peer: &PeerRef) -> Result<PeerId, String> {
         let address = self.address_of(peer);
         let lookup = address.clone();
+        // Node N is the peer that said it is (it may have dialled us, from an address of
+        // no meaning), or the one at node N's socket.
+        let number = match peer {
+            PeerRef::Id(id) => Some(*id),
+            PeerRef::Address(_) => None,
+        };
         let found = self
             .handle
-            .inspect(move |node| node.peer_by_address(&lookup))
+            .inspect(move |node| {
+                let by_number = number.and_then(|n| {
+                    node.peer_summaries()
+                        .into_iter()
+                        .find(|p| p.number == Some(n))
+                        .map(|p| p.id)
+                });
+                by_number.or_else(|| node.peer_by_address(&lookup))
+            })
             .await
             .flatten();
         found.ok_or_else(|| match peer {
