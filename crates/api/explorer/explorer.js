@@ -24,10 +24,13 @@ const row = (n, ...kids) => h('tr', null, h('td', { colspan: n }, ...kids));
 // ---- formatting
 
 const short = (x) => (x.length > 16 ? x.slice(0, 8) + '…' + x.slice(-6) : x);
+// A block hash or a transaction id as the session prints it: its first 16 digits, which
+// find it again in the search box (a block's first ones are zeros; the rest tell it apart).
+const shortId = (x) => x.slice(0, 16);
 const mono = (x) => h('span', { class: 'mono' }, x);
 const link = (path, text) => h('a', { href: '#/' + path, class: 'mono' }, text);
-const blockLink = (id, text) => link('block/' + id, text ?? short(id));
-const txLink = (id) => link('tx/' + id, short(id));
+const blockLink = (id, text) => link('block/' + id, text ?? shortId(id));
+const txLink = (id) => link('tx/' + id, shortId(id));
 const acctLink = (a, full) => link('account/' + a, full ? a : short(a));
 const muted = (x) => h('span', { class: 'muted' }, x);
 const tag = (cls, x) => h('span', { class: 'tag ' + cls }, x);
@@ -242,7 +245,7 @@ function drawForks() {
       : { d: `M${X(p) - Math.min(cw, 14)},${Y(p)}h${Math.min(cw, 14)}`, class: 'stub' }));
     const kind = b.status === 'invalid' ? 'bad' : b.best ? 'best' : b.status === 'connected' ? 'was' : 'side';
     nodes.append(s('a', { href: '#/block/' + b.hash }, s('circle', { cx: X(p), cy: Y(p), r: 5, class: 'k-' + kind },
-      s('title', null, `${b.height} · ${short(b.hash)} · ${b.best ? 'best chain' : 'side branch'} · ${b.status}`))));
+      s('title', null, `${b.height} · ${shortId(b.hash)} · ${b.best ? 'best chain' : 'side branch'} · ${b.status}`))));
   }
   for (let c = cols - 1; c >= 0; c -= Math.ceil(44 / (cw || 44))) { // labels 44 px apart at least
     svg.append(s('text', { x: L + c * cw, y: H - 4, 'text-anchor': 'middle' }, String(lo + c)));
@@ -346,16 +349,22 @@ async function showAccount(who) {
   ]), h('h3', null, 'Recent transactions'), txTable(a.recent, a.address)];
 }
 
-// #/find/<128 hex>: a block hash and a transaction id look alike. Try a block, then a
-// transaction, and replace this history entry so the back button skips it.
+// #/find/<hex>: at least 8 hex digits of a block hash or a transaction id (a whole one, or
+// a short id as the session prints it). One match: its page, replacing this history entry
+// so the back button skips it. Several: the list. None: 64 digits may be an address.
 async function find(hex) {
-  for (const kind of ['block', 'tx']) {
-    try {
-      await api((kind === 'block' ? 'blocks/' : 'tx/') + hex);
-      return location.replace(`#/${kind}/${hex}`);
-    } catch (e) { /* try the next kind */ }
+  const r = await api('search?q=' + encodeURIComponent(hex));
+  const hits = [...r.blocks.map((id) => ['block', id]), ...r.transactions.map((id) => ['tx', id])];
+  const more = r.more_blocks || r.more_transactions;
+  if (hits.length === 1 && !more) return location.replace(`#/${hits[0][0]}/${hits[0][1]}`);
+  if (!hits.length) {
+    if (hex.length === 64) return location.replace('#/account/' + hex);
+    throw new ApiError(`no block or transaction beginning with ${hex} on this node`);
   }
-  throw new ApiError(`no block or transaction ${hex} on this node`);
+  return [h('h2', null, 'Search'),
+    h('p', null, `${more ? 'More than these' : 'These ' + hits.length} begin with `, mono(hex), ': pick one, or give more digits.'),
+    h('ul', { id: 'search-matches', class: 'matches' }, hits.map(([kind, id]) => h('li', null,
+      kind === 'block' ? 'block ' : 'transaction ', link(kind + '/' + id, id.slice(0, 24) + '…'))))];
 }
 
 // ---- routing and search
@@ -387,13 +396,16 @@ async function route(quiet) {
   if (token === state.token && content) fill(box, content, h('p', null, h('a', { href: '#/' }, '← latest blocks')));
 }
 
-// The search rule (the placeholder says it too): digits are a block height; dev:N is dev
-// account N; 64 hex digits an address; 128 hex digits a block hash or a transaction id.
+// The search rule (the placeholder says it too): digits with no leading zero are a block
+// height; dev:N is dev account N; 8 to 128 hex digits the beginning of a block hash or a
+// transaction id (a hash with work begins with 0, so a short id is never a height), and 64
+// that match neither an address.
 function target(text) {
   const q = text.trim().replace(/^0x/i, '').toLowerCase();
   const dev = /^dev:\s*(\d+)$/.exec(q);
-  const to = /^\d+$/.test(q) ? 'block/' + q : dev ? 'account/dev:' + dev[1]
-    : /^[0-9a-f]{64}$/.test(q) ? 'account/' + q : /^[0-9a-f]{128}$/.test(q) ? 'find/' + q : null;
+  const height = /^\d+$/.test(q) && (q === '0' || q[0] !== '0' || q.length < 8);
+  const to = height ? 'block/' + q : dev ? 'account/dev:' + dev[1]
+    : /^[0-9a-f]{8,128}$/.test(q) ? 'find/' + q : null;
   $('search-error').hidden = !!to || !q;
   return to && '#/' + to;
 }

@@ -76,6 +76,25 @@ impl ApiError {
     }
 }
 
+impl From<powchain_protocol::LookupError> for ApiError {
+    /// Nothing found is 404; several found is 409 `ambiguous`, the message listing them.
+    fn from(error: powchain_protocol::LookupError) -> ApiError {
+        use powchain_chain::MatchError;
+        use powchain_protocol::LookupError;
+        match error {
+            LookupError::Match(MatchError::Several { .. }) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "ambiguous",
+                message: error.to_string(),
+            },
+            LookupError::Match(MatchError::None { .. }) | LookupError::NoHeight(_) => {
+                ApiError::not_found(error.to_string())
+            }
+            LookupError::Store(message) => ApiError::internal(message),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });

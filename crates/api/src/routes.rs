@@ -14,7 +14,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
 use json_body::ApiJson;
-use powchain_chain::{Address, BlockHash, Height, Store, Transfer, TxId};
+use powchain_chain::{Address, BlockName, HashPrefix, Height, Store, Transfer, TxId};
 use powchain_node::driver::now;
 use powchain_protocol::Command;
 use serde::Deserialize;
@@ -48,6 +48,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/automine"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/forks"),
+    ("get", "/api/v1/search"),
     ("get", "/metrics"),
     ("get", "/"),
     ("get", "/explorer.js"),
@@ -74,6 +75,7 @@ pub fn router<S: Store + Send + 'static>(state: ApiState<S>) -> Router {
         .route("/api/v1/automine", post(automine::<S>))
         .route("/api/v1/events", get(events::<S>))
         .route("/api/v1/forks", get(forks::<S>))
+        .route("/api/v1/search", get(search::<S>))
         .route("/metrics", get(metrics::<S>))
         .route("/", get(explorer::index))
         .route("/explorer.js", get(explorer::script))
@@ -166,6 +168,37 @@ async fn forks<S: Store + Send + 'static>(
     ok(view)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Search {
+    /// At least 8 hex digits of a block hash or a transaction id.
+    q: String,
+}
+
+/// The blocks and transfers whose id begins with `q`: one range read of each ordered index
+/// and a scan of the bounded mempool, at most `PREFIX_MATCHES_MAX` of each.
+async fn search<S: Store + Send + 'static>(
+    State(state): State<ApiState<S>>,
+    query: Result<Query<Search>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(search) = query?;
+    let prefix: HashPrefix = search
+        .q
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("q: {e}")))?;
+    let (blocks, txs) = state
+        .reads
+        .on_loop(&state.handle, move |node| node.search(&prefix))
+        .await??;
+    let ids = |found: Vec<String>| json!(found);
+    ok(json!({
+        "blocks": ids(blocks.found.iter().map(ToString::to_string).collect()),
+        "more_blocks": blocks.more,
+        "transactions": ids(txs.found.iter().map(ToString::to_string).collect()),
+        "more_transactions": txs.more,
+    }))
+}
+
 /// A listing's `count`: 20 unless given, 1 to [`BLOCKS_PER_PAGE_MAX`].
 fn listing_count(count: Option<u64>) -> Result<u64, ApiError> {
     let count = count.unwrap_or(20);
@@ -223,37 +256,19 @@ async fn block<S: Store + Send + 'static>(
     State(state): State<ApiState<S>>,
     Path(id): Path<String>,
 ) -> Answer {
-    enum Which {
-        Height(u64),
-        Hash(BlockHash),
-    }
-    let which = match id.parse::<u64>() {
-        Ok(height) => Which::Height(height),
-        Err(_) => Which::Hash(id.parse::<BlockHash>().map_err(|e| {
-            ApiError::bad_request(format!(
-                "{id:?} is neither a height nor a block hash (128 hex digits): {e}"
-            ))
-        })?),
-    };
+    let name: BlockName = id.parse().map_err(ApiError::bad_request)?;
     let off_loop = state.reads.off_loop();
-    let found = state
+    let (tip, on_best, body) = state
         .reads
         .on_loop(&state.handle, move |node| {
             let chain = node.chain();
-            let hash = match which {
-                Which::Height(height) => chain.tree().best_at(Height(height)),
-                Which::Hash(hash) => Some(hash),
-            };
-            hash.map(|hash| {
-                let on_best = chain.tree().is_on_best(&hash);
-                Ok::<_, String>((chain.tip().height, on_best, Body::of(node, hash, off_loop)?))
-            })
-            .transpose()
+            let hash = node.find_block(&name)?;
+            let on_best = chain.tree().is_on_best(&hash);
+            let body = Body::of(node, hash, off_loop).map_err(ApiError::internal)?;
+            Ok::<_, ApiError>((chain.tip().height, on_best, body))
         })
-        .await?
-        .map_err(ApiError::internal)?;
+        .await??;
     let not_found = || ApiError::not_found(format!("no block {id} on this node"));
-    let (tip, on_best, body) = found.ok_or_else(not_found)?;
     let block = state
         .reads
         .fetch(vec![body])
@@ -284,19 +299,20 @@ async fn transaction<S: Store + Send + 'static>(
     State(state): State<ApiState<S>>,
     Path(id): Path<String>,
 ) -> Answer {
-    let tx_id: TxId = id.parse().map_err(|e| {
+    let prefix: HashPrefix = id.parse().map_err(|e| {
         ApiError::bad_request(format!(
-            "{id:?} is not a transaction id (128 hex digits): {e}"
+            "{id:?} is not a transaction id or its first hex digits: {e}"
         ))
     })?;
     let off_loop = state.reads.off_loop();
-    let found = state
+    let (tx_id, found) = state
         .reads
         .on_loop(&state.handle, move |node| {
-            TxView::locate(node, &tx_id, off_loop)
+            let tx_id = node.find_transfer(&prefix)?;
+            let found = TxView::locate(node, &tx_id, off_loop).map_err(ApiError::internal)?;
+            Ok::<_, ApiError>((tx_id, found))
         })
-        .await?
-        .map_err(ApiError::internal)?;
+        .await??;
     let view = match found {
         TxFound::Pending(view) => Some(view),
         TxFound::Confirmed { tip, at } => {

@@ -12,8 +12,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use powchain_api::{ApiEvent, ApiState, BODY_BYTES_MAX, Reads, router};
+use powchain_chain::store::WriteBatch;
 use powchain_chain::{
-    Amount, Chain, ChainConfig, ChainSpec, Keypair, MemStore, Memo, UnsignedTransfer,
+    Amount, BlockHash, Chain, ChainConfig, ChainSpec, Keypair, MemStore, Memo, Store,
+    UnsignedTransfer,
 };
 use powchain_node::driver::{self, DriverConfig};
 use powchain_node::miner::MinerConfig;
@@ -48,8 +50,13 @@ fn start() -> Api {
 
 /// A node with id `id` (nodes that meet need different ids).
 fn start_node(id: u64) -> Api {
+    start_on(id, MemStore::indexed())
+}
+
+/// A node with id `id` on `store`.
+fn start_on(id: u64, store: MemStore) -> Api {
     let spec = spec();
-    let chain = Chain::open(spec.clone(), MemStore::indexed(), ChainConfig::default()).unwrap();
+    let chain = Chain::open(spec.clone(), store, ChainConfig::default()).unwrap();
     let node = Node::new(NodeConfig::new(id), chain, id);
     let mut config = DriverConfig::new();
     let mut miner = MinerConfig::detect();
@@ -302,6 +309,82 @@ async fn a_submitted_transfer_is_pending_then_mined_and_found() {
     ] {
         let (code, refused) = api.post("/api/v1/mine", &wrong, Some(TOKEN)).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{wrong}: {refused}");
+    }
+}
+
+/// A block and a transfer are found by the first digits of their ids, as the session and
+/// the explorer print them; digits several blocks share get 409 and the list.
+#[tokio::test]
+async fn short_ids_find_blocks_and_transfers_and_a_shared_prefix_lists_them() {
+    // Two bodies stored under hashes that share their first 12 digits (no miner makes
+    // such a pair on demand); they are in the store's keys, as any held block is.
+    let mut store = MemStore::indexed();
+    let body = Arc::new(spec().genesis_block());
+    let shared = |last: char| -> BlockHash {
+        format!("00aa00aa0000{}{last}", "0".repeat(115))
+            .parse()
+            .unwrap()
+    };
+    let twins = [shared('1'), shared('2')];
+    store
+        .commit(WriteBatch {
+            put_blocks: twins.iter().map(|h| (*h, Arc::clone(&body))).collect(),
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    let api = start_on(7, store);
+
+    let (code, accepted) = api
+        .post("/api/v1/tx", &transfer(1, 2, 25, 0), Some(TOKEN))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let (code, pending) = api.get(&format!("/api/v1/tx/{}", &id[..16])).await;
+    assert_eq!(code, StatusCode::OK, "{pending}");
+    assert_eq!(pending["id"], id.as_str());
+    assert_eq!(pending["pending"], true);
+
+    api.post("/api/v1/mine", &json!({}), Some(TOKEN)).await;
+    let status = api.wait_for("the block", |s| s["height"] == 1).await;
+    let tip = status["tip"].as_str().unwrap().to_owned();
+    let (code, block) = api.get(&format!("/api/v1/blocks/{}", &tip[..16])).await;
+    assert_eq!(code, StatusCode::OK, "{block}");
+    assert_eq!(block["hash"], tip.as_str());
+    let (_, mined) = api.get(&format!("/api/v1/tx/{}", &id[..10])).await;
+    assert_eq!(mined["block"]["height"], 1, "{mined}");
+    let (code, found) = api.get(&format!("/api/v1/search?q={}", &tip[..16])).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(found["blocks"], json!([tip]));
+    assert_eq!(found["transactions"], json!([]));
+
+    let (code, several) = api.get("/api/v1/blocks/00aa00aa").await;
+    assert_eq!(code, StatusCode::CONFLICT, "{several}");
+    assert_eq!(error_code(&several), "ambiguous");
+    let message = several["error"]["message"].as_str().unwrap();
+    for twin in &twins {
+        assert!(message.contains(&twin.short(16)), "{message}");
+    }
+    let (_, listed) = api.get("/api/v1/search?q=00AA00AA0000").await;
+    assert_eq!(listed["blocks"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed["more_blocks"], false);
+    let (code, _) = api
+        .get(&format!("/api/v1/blocks/{}", twins[0].short(128)))
+        .await;
+    assert_eq!(
+        code,
+        StatusCode::OK,
+        "a whole hash is a lookup, not a search"
+    );
+
+    let (code, none) = api.get("/api/v1/blocks/00aa00ab").await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{none}");
+    for short in [
+        "/api/v1/blocks/0aa00aa",
+        "/api/v1/tx/00aa",
+        "/api/v1/search?q=zz00aa00aa",
+    ] {
+        let (code, refused) = api.get(short).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{short}: {refused}");
     }
 }
 

@@ -80,6 +80,14 @@ impl Hash512 {
         text.truncate(chars);
         text
     }
+
+    /// `chars` hex digits that tell hashes apart at a glance: those after the leading
+    /// zeros (which a block hash's work bought, and every block of a chain shares).
+    pub fn distinctive(&self, chars: usize) -> String {
+        let text = hex::encode(self.0);
+        let digits = text.trim_start_matches('0');
+        digits.chars().take(chars).collect()
+    }
 }
 
 /// Why a hex string is not a digest.
@@ -96,6 +104,12 @@ pub enum ParseHashError {
     /// The string holds a character that is not a hex digit.
     #[error("a hash holds only hex digits 0-9 and a-f")]
     NotHex,
+}
+
+impl AsRef<Hash512> for Hash512 {
+    fn as_ref(&self) -> &Hash512 {
+        self
+    }
 }
 
 impl FromStr for Hash512 {
@@ -159,6 +173,11 @@ macro_rules! hash_newtype {
             pub fn short(&self, chars: usize) -> String {
                 self.0.short(chars)
             }
+
+            /// `chars` hex digits after the leading zeros (see [`Hash512::distinctive`]).
+            pub fn distinctive(&self, chars: usize) -> String {
+                self.0.distinctive(chars)
+            }
         }
 
         impl fmt::Display for $name {
@@ -170,6 +189,12 @@ macro_rules! hash_newtype {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl AsRef<Hash512> for $name {
+            fn as_ref(&self) -> &Hash512 {
+                &self.0
             }
         }
 
@@ -195,6 +220,17 @@ hash_newtype!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinctive_digits_skip_the_leading_zeros() {
+        let mut bytes = [0u8; HASH_BYTES];
+        bytes[2] = 0x0a;
+        bytes[3] = 0xbc;
+        bytes[4] = 0xde;
+        assert_eq!(Hash512(bytes).short(6), "00000a");
+        assert_eq!(Hash512(bytes).distinctive(6), "abcde0");
+        assert_eq!(Hash512::ZERO.distinctive(6), "");
+    }
 
     #[test]
     fn digest_matches_the_published_sha512_of_abc() {

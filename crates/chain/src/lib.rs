@@ -23,6 +23,7 @@
 //! - [`tree`], [`orphans`], [`chain`]: the block tree and fork choice, orphans, and
 //!   [`chain::Chain`], which ties them together behind `import_block`.
 //! - [`mempool`]: pending transfers and block templates.
+//! - [`prefix`]: short ids, a block or a transaction named by its hash's first digits.
 //! - [`miner`]: a simple reference miner.
 //! - [`hashing`], [`sigcache`], [`parallel`]: reproducible hash maps, the cache of
 //!   signatures already verified that a chain owns and shares, and work spread over the
@@ -47,6 +48,7 @@ pub mod miner;
 pub mod orphans;
 pub mod parallel;
 pub mod pow;
+pub mod prefix;
 pub mod sigcache;
 pub mod signature;
 pub mod spec;
@@ -66,6 +68,7 @@ pub use header::Header;
 pub use keys::{Address, Keypair, Signature};
 pub use mempool::{Mempool, MempoolConfig, MempoolError, Removal};
 pub use pow::{DifficultyBits, Target, Work};
+pub use prefix::{BlockName, HashPrefix, MatchError, Matches, PREFIX_MATCHES_MAX};
 pub use spec::ChainSpec;
 pub use state::{Account, AccountReader};
 pub use store::{BlockReader, MemStore, Store, StoreError, TxIndex};

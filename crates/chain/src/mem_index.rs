@@ -7,12 +7,13 @@
 //! It follows the best chain inside the store's commit: a block leaving a height is
 //! unindexed, the block arriving there is indexed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::block::Block;
-use crate::hash::TxId;
+use crate::hash::{Hash512, TxId};
 use crate::hashing::HashMap;
 use crate::keys::Address;
+use crate::prefix::{HashPrefix, Matches};
 use crate::store::{StoreError, TxIndex};
 use crate::units::Height;
 
@@ -22,7 +23,8 @@ type Location = (Height, u32);
 /// The index (see the module docs).
 #[derive(Clone, Debug, Default)]
 pub struct MemTxIndex {
-    txs: HashMap<TxId, Location>,
+    /// In id order, so a short id is one range read.
+    txs: BTreeMap<TxId, Location>,
     accounts: HashMap<Address, BTreeSet<Location>>,
 }
 
@@ -67,5 +69,18 @@ impl TxIndex for MemTxIndex {
             .get(address)
             .map(|locations| locations.iter().rev().take(limit).copied().collect())
             .unwrap_or_default())
+    }
+
+    fn txs_with_prefix(
+        &self,
+        prefix: &HashPrefix,
+        limit: usize,
+    ) -> Result<Matches<TxId>, StoreError> {
+        let range = prefix.range();
+        let (lowest, highest) = (TxId(Hash512(*range.start())), TxId(Hash512(*range.end())));
+        Ok(Matches::of(
+            self.txs.range(lowest..=highest).map(|(id, _)| *id),
+            limit,
+        ))
     }
 }

@@ -30,6 +30,7 @@ use crate::block::{Block, check_transfer_rules};
 use crate::chain::TipChange;
 use crate::hash::{BlockHash, TxId};
 use crate::keys::Address;
+use crate::prefix::{HashPrefix, Matches};
 use crate::sigcache::SigCache;
 use crate::spec::ChainSpec;
 use crate::state::{AccountReader, ConnectError, StateOverlay};
@@ -226,6 +227,19 @@ impl Mempool {
     /// Pending transfers with their ids, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&TxId, &Transfer)> {
         self.entries.iter().map(|(id, entry)| (id, &entry.tx))
+    }
+
+    /// The pending transfers whose id begins with `prefix`, lowest first: at most `limit`.
+    /// A scan: the pool is bounded (`MempoolConfig`), and this is asked for by a person.
+    pub fn with_prefix(&self, prefix: &HashPrefix, limit: usize) -> Matches<TxId> {
+        let mut found: Vec<TxId> = self
+            .entries
+            .keys()
+            .filter(|id| prefix.matches(&id.0))
+            .copied()
+            .collect();
+        found.sort_unstable();
+        Matches::of(found, limit)
     }
 
     /// Pending transfers, highest fee first, then by arrival.

@@ -6,7 +6,7 @@
 //! together. A durable store (redb, in the node crate) makes each batch one write
 //! transaction, so a crash leaves the store either before or after the batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::hashing::HashMap;
 use std::sync::Arc;
@@ -14,11 +14,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::block::Block;
-use crate::hash::{BlockHash, TxId};
+use crate::hash::{BlockHash, Hash512, TxId};
 use crate::header::Header;
 use crate::keys::Address;
 use crate::mem_index::MemTxIndex;
 use crate::pow::Work;
+use crate::prefix::{HashPrefix, Matches};
 use crate::state::{Account, AccountReader, BlockUndo};
 use crate::units::Height;
 
@@ -120,6 +121,13 @@ pub trait Store: AccountReader {
     fn tip(&self) -> Result<Option<BlockHash>, StoreError>;
     /// The whole block index, read once at start-up.
     fn index(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError>;
+    /// The blocks held whose hash begins with `prefix`, lowest first: at most `limit`, and
+    /// whether there are more (a short id typed by a person; see [`crate::prefix`]).
+    fn blocks_with_prefix(
+        &self,
+        prefix: &HashPrefix,
+        limit: usize,
+    ) -> Result<Matches<BlockHash>, StoreError>;
     /// Applies `batch` atomically: all of it or none of it. Within a batch, deletes apply
     /// after puts, so a block stored and pruned by the same import ends up absent.
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError>;
@@ -154,6 +162,13 @@ pub trait TxIndex {
         address: &Address,
         limit: usize,
     ) -> Result<Vec<(Height, u32)>, StoreError>;
+    /// The best-chain transactions whose id begins with `prefix`, lowest first: at most
+    /// `limit`, and whether there are more.
+    fn txs_with_prefix(
+        &self,
+        prefix: &HashPrefix,
+        limit: usize,
+    ) -> Result<Matches<TxId>, StoreError>;
 }
 
 /// A store in memory. Nothing survives the process; commits cannot fail. It survives a
@@ -168,6 +183,9 @@ pub struct MemStore {
     best: BTreeMap<Height, BlockHash>,
     tip: Option<BlockHash>,
     tx_index: Option<MemTxIndex>,
+    /// The stored blocks' hashes in order, kept with the transaction index (a node that
+    /// serves the API finds short ids in it); without, a prefix is looked for by a scan.
+    block_order: Option<BTreeSet<BlockHash>>,
 }
 
 impl MemStore {
@@ -181,6 +199,7 @@ impl MemStore {
     pub fn indexed() -> MemStore {
         MemStore {
             tx_index: Some(MemTxIndex::default()),
+            block_order: Some(BTreeSet::new()),
             ..MemStore::default()
         }
     }
@@ -227,6 +246,31 @@ impl Store for MemStore {
         Ok(self.index.iter().map(|(h, e)| (*h, *e)).collect())
     }
 
+    fn blocks_with_prefix(
+        &self,
+        prefix: &HashPrefix,
+        limit: usize,
+    ) -> Result<Matches<BlockHash>, StoreError> {
+        let range = prefix.range();
+        let (lowest, highest) = (
+            BlockHash(Hash512(*range.start())),
+            BlockHash(Hash512(*range.end())),
+        );
+        Ok(match &self.block_order {
+            Some(order) => Matches::of(order.range(lowest..=highest).copied(), limit),
+            None => {
+                let mut found: Vec<BlockHash> = self
+                    .blocks
+                    .keys()
+                    .filter(|hash| prefix.matches(&hash.0))
+                    .copied()
+                    .collect();
+                found.sort_unstable();
+                Matches::of(found, limit)
+            }
+        })
+    }
+
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
         if let Some(index) = &mut self.tx_index {
             // Before anything moves: the blocks leaving their heights are still here.
@@ -249,6 +293,12 @@ impl Store for MemStore {
                 if let Some(block) = block {
                     index.apply_block(block, *height, true);
                 }
+            }
+        }
+        if let Some(order) = &mut self.block_order {
+            order.extend(batch.put_blocks.iter().map(|(hash, _)| *hash));
+            for hash in &batch.delete_blocks {
+                order.remove(hash);
             }
         }
         self.blocks.extend(batch.put_blocks);

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use powchain_chain::block::{Block, tx_root};
 use powchain_chain::hash::{BlockHash, Hash512, TxId};
 use powchain_chain::keys::Address;
+use powchain_chain::prefix::{HashPrefix, Matches};
 use powchain_chain::state::{Account, AccountReader, BlockUndo};
 use powchain_chain::store::{
     BlockReader, ChainIdentity, IndexEntry, Store, StoreError, TxIndex, WriteBatch,
@@ -109,6 +110,30 @@ fn hash_from(table: &str, bytes: &[u8]) -> Result<BlockHash, StoreError> {
         .try_into()
         .map_err(|_| StoreError(format!("corrupt block hash in table {table}")))?;
     Ok(BlockHash(Hash512(array)))
+}
+
+/// The keys of `table` (digests, in byte order) that begin with `prefix`: at most `limit`,
+/// and whether there are more. One range read of `limit + 1` rows, however large the table.
+pub(crate) fn keys_with_prefix(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &str,
+    prefix: &HashPrefix,
+    limit: usize,
+) -> Result<Matches<Hash512>, StoreError> {
+    let range = prefix.range();
+    let rows = table
+        .range::<&[u8]>(range.start().as_slice()..=range.end().as_slice())
+        .map_err(|e| error(&format!("cannot read table {name}"), e))?;
+    let mut keys = Vec::new();
+    for row in rows.take(limit.saturating_add(1)) {
+        let (key, _) = row.map_err(|e| error(&format!("cannot read table {name}"), e))?;
+        let array: [u8; 64] = key
+            .value()
+            .try_into()
+            .map_err(|_| StoreError(format!("corrupt key in table {name}")))?;
+        keys.push(Hash512(array));
+    }
+    Ok(Matches::of(keys, limit))
 }
 
 /// Whether `block`, stored under `hash`, is still the block that was stored: its header
@@ -452,6 +477,19 @@ impl TxIndex for RedbStore {
             tx_index::account_txs(&accounts, address, limit)
         })
     }
+
+    fn txs_with_prefix(
+        &self,
+        prefix: &HashPrefix,
+        limit: usize,
+    ) -> Result<Matches<TxId>, StoreError> {
+        self.read(|txn| {
+            let txs = txn
+                .open_table(tx_index::TXS)
+                .map_err(|e| error("cannot open the transaction index", e))?;
+            Ok(keys_with_prefix(&txs, "txs", prefix, limit)?.map(TxId))
+        })
+    }
 }
 
 /// The store's blocks for other threads (see [`Store::block_reader`]): another handle on the
@@ -550,6 +588,19 @@ impl Store for RedbStore {
                 ));
             }
             Ok(entries)
+        })
+    }
+
+    fn blocks_with_prefix(
+        &self,
+        prefix: &HashPrefix,
+        limit: usize,
+    ) -> Result<Matches<BlockHash>, StoreError> {
+        self.read(|txn| {
+            let table = txn
+                .open_table(BLOCKS)
+                .map_err(|e| error("cannot open table blocks", e))?;
+            Ok(keys_with_prefix(&table, "blocks", prefix, limit)?.map(BlockHash))
         })
     }
 

@@ -11,8 +11,8 @@ use powchain_chain::header::HEADER_VERSION;
 use powchain_chain::state::{AccountReader, StateOverlay};
 use powchain_chain::tx::Coinbase;
 use powchain_chain::{
-    Address, Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, Header, Height, Keypair,
-    MemStore, Memo, OpenError, Store, Timestamp, Transaction, UnsignedTransfer, miner,
+    Address, Amount, Block, BlockHash, Chain, ChainConfig, ChainSpec, HashPrefix, Header, Height,
+    Keypair, MemStore, Memo, OpenError, Store, Timestamp, Transaction, UnsignedTransfer, miner,
 };
 use powchain_node::store::{PeerRecord, RedbStore};
 use powchain_testkit::{TempDir, spec_with_dev_accounts};
@@ -486,4 +486,78 @@ fn recent_blocks_are_kept_and_a_deleted_one_is_forgotten() {
         "deleted for every handle"
     );
     assert_eq!(*store.block(&blocks[0].hash()).unwrap().unwrap(), blocks[0]);
+}
+
+/// Short ids: the first digits of a held block's hash, or of a best-chain transaction's id,
+/// find it, and exactly what begins with them (checked against every id the store holds,
+/// side branches included); a transaction that left the best chain is not found.
+fn short_ids_find_what_the_store_holds<S: Store>(chain: &mut Chain<S>) {
+    reorganise_and_check_the_index(chain);
+    let held: Vec<BlockHash> = chain
+        .store()
+        .index()
+        .unwrap()
+        .into_iter()
+        .map(|(hash, _)| hash)
+        .filter(|hash| chain.store().block(hash).unwrap().is_some())
+        .collect();
+    assert!(
+        held.len() > chain.tip().height.0 as usize + 1,
+        "a side branch is held"
+    );
+    for hash in &held {
+        for digits in [8, 9, 16, 127, 128] {
+            let prefix: HashPrefix = hash.short(digits).parse().unwrap();
+            let mut expected: Vec<BlockHash> = held
+                .iter()
+                .filter(|other| other.short(digits) == hash.short(digits))
+                .copied()
+                .collect();
+            expected.sort();
+            let found = chain.store().blocks_with_prefix(&prefix, 10).unwrap();
+            assert_eq!(found.found, expected, "{digits} digits of {hash}");
+            assert!(!found.more);
+            let none = chain.store().blocks_with_prefix(&prefix, 0).unwrap();
+            assert!(none.found.is_empty() && none.more, "the limit is kept");
+        }
+    }
+    let index = chain.store().tx_index().unwrap();
+    for height in 0..=chain.tip().height.0 {
+        let block = chain.block_at(Height(height)).unwrap().unwrap();
+        for tx in &block.txs {
+            let prefix: HashPrefix = tx.id().short(16).parse().unwrap();
+            let found = index.txs_with_prefix(&prefix, 10).unwrap();
+            assert_eq!(found.found, vec![tx.id()], "at height {height}");
+        }
+    }
+    // Branch A's second block is held, but its transfer is on no best chain.
+    let side_transfer = held
+        .iter()
+        .filter(|hash| !chain.tree().is_on_best(hash))
+        .flat_map(|hash| chain.store().block(hash).unwrap().unwrap().txs.clone())
+        .find(|tx| matches!(tx, Transaction::Transfer(_)))
+        .expect("a transfer on the side branch");
+    let prefix: HashPrefix = side_transfer.id().short(16).parse().unwrap();
+    assert!(index.txs_with_prefix(&prefix, 10).unwrap().found.is_empty());
+}
+
+#[test]
+fn short_ids_find_blocks_and_transactions_in_the_file() {
+    let dir = TempDir::new("store-prefix");
+    let mut chain = open(&spec(), &dir.file("chain.redb")).unwrap();
+    short_ids_find_what_the_store_holds(&mut chain);
+}
+
+#[test]
+fn short_ids_find_blocks_and_transactions_in_memory() {
+    let mut chain = Chain::open(spec(), MemStore::indexed(), ChainConfig::default()).unwrap();
+    short_ids_find_what_the_store_holds(&mut chain);
+    // Without the ordered set (the simulator's stores), a scan gives the same answers.
+    let mut plain = Chain::open(spec(), MemStore::new(), ChainConfig::default()).unwrap();
+    let genesis = plain.tip().hash;
+    let block = block_on(&plain, genesis, 1, None);
+    plain.import_block(block.clone(), now(&spec())).unwrap();
+    let prefix: HashPrefix = block.hash().short(12).parse().unwrap();
+    let found = plain.store().blocks_with_prefix(&prefix, 10).unwrap();
+    assert_eq!(found.found, vec![block.hash()]);
 }

@@ -1,5 +1,5 @@
 //! The command-line clients of a running node's HTTP API: `status`, `block`, `balance`,
-//! `send`, `peers`, `mine`. Each finds the node through the address file in its data
+//! `tx`, `send`, `peers`, `mine`. Each finds the node through the address file in its data
 //! directory (or `--rpc`), asks one or two questions, and prints text or, with `--json`, the
 //! API's answer as it came.
 //!
@@ -258,6 +258,35 @@ pub fn block(args: &ClientArgs, which: Option<&str>) -> anyhow::Result<()> {
     }
     let block = api.get(&format!("/api/v1/blocks/{which}"))?;
     print(args, &block, describe_block);
+    Ok(())
+}
+
+/// `powchain tx ID` (the id, or its first 8 or more hex digits).
+pub fn tx(args: &ClientArgs, id: &str) -> anyhow::Result<()> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "{id:?} is not a transaction id: give its hex digits, all 128 or the first 8 or more"
+        );
+    }
+    let api = args.connect()?;
+    let tx = api.get(&format!("/api/v1/tx/{id}"))?;
+    print(args, &tx, |tx| {
+        let place = if tx["pending"] == true {
+            "pending in the mempool".to_owned()
+        } else {
+            format!(
+                "in block {} {}, {} confirmations",
+                tx["block"]["height"],
+                short(str_of(&tx["block"], "hash")),
+                tx["confirmations"]
+            )
+        };
+        format!(
+            "{}
+  {place}",
+            describe_tx(tx)
+        )
+    });
     Ok(())
 }
 

@@ -411,7 +411,8 @@ async fn print_status(nodes: &[Running], metrics: &Metrics, started: Instant) {
                 let tip = node.chain().tip();
                 (
                     tip.height.0,
-                    tip.hash.short(6),
+                    // Past the zeros every block shares: digits that change with the tip.
+                    tip.hash.distinctive(6),
                     node.peers().len(),
                     node.mempool().len(),
                 )

@@ -66,8 +66,16 @@ enum Command {
     Status(client::ClientArgs),
     /// A block of the running node's chain, by height or hash (default: the tip).
     Block {
-        /// A height or a block hash.
+        /// A height, or a block hash: all 128 hex digits or the first 8 or more.
         which: Option<String>,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// A transaction, pending on the running node or on its best chain.
+    Tx {
+        /// The transaction id: all 128 hex digits or the first 8 or more.
+        #[arg(value_name = "ID")]
+        txid: String,
         #[command(flatten)]
         client: client::ClientArgs,
     },
@@ -145,6 +153,7 @@ fn main() -> ExitCode {
         ),
         Command::Status(client) => client::status(&client),
         Command::Block { which, client } => client::block(&client, which.as_deref()),
+        Command::Tx { txid, client } => client::tx(&client, &txid),
         Command::Balance { who, client } => client::balance(&client, &who),
         Command::Send { send, client } => client::send(&client, &send),
         Command::Peers(client) => client::peers(&client),

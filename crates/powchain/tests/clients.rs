@@ -100,6 +100,20 @@ fn the_clients_send_mine_and_read_through_the_nodes_api() {
     );
     let tip = client(datadir, &["block"]);
     assert!(tip.starts_with("block 1 "), "the tip by default: {tip}");
+    // Short ids: the first digits of a hash, as the lines print 16 of them.
+    let hash = block["hash"].as_str().unwrap();
+    let by_prefix = client(datadir, &["block", &hash[..16]]);
+    assert!(
+        by_prefix.starts_with(&format!("block 1 {hash}")),
+        "{by_prefix}"
+    );
+    let found = client(datadir, &["tx", &second[..12]]);
+    assert!(found.contains("in block 1 "), "{found}");
+    let (ok, _, err) = powchain(&["tx", "00000000", "--datadir", datadir]);
+    assert!(
+        !ok && err.contains("no transaction beginning with 00000000"),
+        "{err}"
+    );
     assert_eq!(client(datadir, &["peers"]).trim(), "no peers");
 
     // Refusals come with the node's reason, on stderr, with a failing exit.

@@ -170,12 +170,15 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
         }
         .sign(&Keypair::dev(0), &genesis)
     };
-    api(
+    let transfer_id = api(
         &address,
         "/api/v1/tx",
         Some(token.trim()),
         Some(serde_json::to_value(&transfer).unwrap()),
-    );
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     api(
         &address,
         "/api/v1/mine",
@@ -212,8 +215,36 @@ async fn the_explorer_follows_the_chain_in_a_real_browser() {
         "{url}"
     );
 
+    // A block and a transfer found by their short ids, as the session prints 16 digits.
+    let block = api(&address, "/api/v1/blocks/1", None, None);
+    let hash = block["hash"].as_str().unwrap().to_owned();
+    let id = transfer_id.clone();
+    for (digits, page) in [
+        (&hash[..16], format!("block/{hash}")),
+        (&id[..12], format!("tx/{id}")),
+    ] {
+        let search = browser.find(Locator::Id("search")).await.unwrap();
+        search.clear().await.unwrap();
+        search.send_keys(digits).await.unwrap();
+        browser
+            .form(Locator::Id("search-form"))
+            .await
+            .unwrap()
+            .submit()
+            .await
+            .unwrap();
+        eventually(&format!("{digits} to open {page}"), DEADLINE, || async {
+            let url = browser.current_url().await.ok()?;
+            (url.fragment() == Some(&format!("/{page}"))).then_some(())
+        })
+        .await;
+    }
+
     // Back to the front page for the picture, after a few more blocks for the chart.
-    browser.back().await.unwrap();
+    browser
+        .execute("location.hash = '#/'", vec![])
+        .await
+        .unwrap();
     api(
         &address,
         "/api/v1/automine",

@@ -47,13 +47,23 @@ fn the_seed_000_session_on_two_nodes() {
     zero.send("MakeTransaction 3 4 6");
     zero.expect("of 6 coins accepted");
     zero.send("Mine");
-    zero.expect("mined block 1");
+    let mined = zero.expect("mined block 1");
+    // The 16 digits the line printed find the block, on the other node too.
+    let short = mined.split_whitespace().nth(3).unwrap().to_owned();
+    zero.send(&format!("block {short}"));
+    zero.expect(&format!("block 1 {short}"));
 
     one.ask_until("GetBalance 2", "Balance of 2", "Balance of 2: 5");
     one.ask_until("GetBalance 3", "Balance of 3", "Balance of 3: 9");
     one.ask_until("GetBalance 4", "Balance of 4", "Balance of 4: 16");
     one.send(&format!("tx {id}"));
     one.expect("in block 1 (1 confirmations)");
+    one.send(&format!("block {short}"));
+    one.expect(&format!("block 1 {short}"));
+    one.send(&format!("tx {}", &id[..10]));
+    one.expect("in block 1 (1 confirmations)");
+    one.send("block 0000abc");
+    one.expect("at least 8");
     // A node id that nobody runs.
     one.send("ConnectTo 7");
     one.expect("node 7 is not active");

@@ -27,5 +27,5 @@ pub mod peer;
 pub use address_book::{AddressStore, MemAddresses};
 pub use frame::Received;
 pub use message::{Hello, Message, MessageError, PROTOCOL_VERSION, TipSummary};
-pub use node::{Command, Event, Node, NodeConfig, NodeStats, Output, PeerSummary};
+pub use node::{Command, Event, LookupError, Node, NodeConfig, NodeStats, Output, PeerSummary};
 pub use peer::{Direction, DisconnectReason, HeaderFault, PeerId, PeerInfo, Unasked, Violation};

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use powchain_chain::prefix::{HashPrefix, Matches};
 use powchain_chain::spec::DevAccounts;
 use powchain_chain::state::{Account, AccountReader, BlockUndo};
 use powchain_chain::store::{ChainIdentity, IndexEntry, Store, StoreError, WriteBatch};
@@ -131,6 +132,13 @@ impl Store for TimedStore {
     }
     fn index(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
         self.inner.index()
+    }
+    fn blocks_with_prefix(
+        &self,
+        prefix: &HashPrefix,
+        limit: usize,
+    ) -> Result<Matches<BlockHash>, StoreError> {
+        self.inner.blocks_with_prefix(prefix, limit)
     }
     fn commit(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
         let start = Instant::now();

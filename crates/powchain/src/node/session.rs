@@ -103,8 +103,14 @@ pub const HELP: &[(&str, &str)] = &[
         "forget 7   (stop dialling it: a mistyped ConnectTo, a node gone for good)",
     ),
     ("chain", "chain   (tip, height, work, recent blocks)"),
-    ("block <height|hash>", "block 1"),
-    ("tx <id>", "tx 5f3a…   (a transaction id in hex)"),
+    (
+        "block <height|hash>",
+        "block 1   (or the first 8+ hex digits of its hash: block 0000fe2d39a2bab8)",
+    ),
+    (
+        "tx <id>",
+        "tx 5f3a9c0e1b2d   (a transaction id, or its first 8+ hex digits)",
+    ),
     ("mempool", "mempool"),
     (
         "automine on|off",

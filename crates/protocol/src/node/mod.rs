@@ -46,6 +46,7 @@ mod connections;
 mod eviction;
 mod inventory;
 mod liveness;
+mod lookup;
 mod messages;
 mod mining;
 mod outbox;
@@ -75,6 +76,7 @@ pub use addresses::ADDRESSES_SAVE_INTERVAL_MS;
 pub use command::Command;
 pub use compact::CompactStats;
 pub use config::NodeConfig;
+pub use lookup::LookupError;
 pub use outbox::{Event, Output};
 pub use summary::{NodeStats, PeerSummary};
 

@@ -1,7 +1,7 @@
 //! `chain`, `block`, `tx` and `mempool`: what this node holds, its best chain and its pending
 //! transactions.
 
-use powchain_chain::{BlockHash, Height, Store, TxId};
+use powchain_chain::{BlockName, HashPrefix, Height, Store};
 
 use super::{Answer, Session, stopped};
 
@@ -42,17 +42,10 @@ impl<S: Store + 'static> Session<S> {
             .handle
             .inspect(move |node| {
                 let chain = node.chain();
-                let block = match which.parse::<u64>() {
-                    Ok(height) => chain.block_at(Height(height)),
-                    Err(_) => match which.parse::<BlockHash>() {
-                        Ok(hash) => chain.block(&hash),
-                        Err(e) => {
-                            return Err(format!(
-                                "{which:?} is neither a height nor a block hash: {e}"
-                            ));
-                        }
-                    },
-                };
+                let hash = node
+                    .find_block(&which.parse::<BlockName>()?)
+                    .map_err(|e| e.to_string())?;
+                let block = chain.block(&hash);
                 match block {
                     Ok(Some(block)) => Ok(format!(
                         "block {} {}\n  parent {}\n  time {} ms, nonce {}\n{}",
@@ -77,14 +70,16 @@ impl<S: Store + 'static> Session<S> {
         Ok(Some(text))
     }
 
-    /// `tx`: a transaction, pending or on the best chain (through the transaction index).
+    /// `tx`: a transaction, pending or on the best chain (through the transaction index),
+    /// by its id or the id's first digits.
     pub(super) async fn tx(&self, id: String) -> Answer {
-        let id: TxId = id
-            .parse()
-            .map_err(|e| format!("a transaction id is 128 hex digits: {e}"))?;
+        let prefix: HashPrefix = id.parse().map_err(|e| {
+            format!("a transaction is named by its id or the id's first hex digits: {e}")
+        })?;
         let text = self
             .handle
             .inspect(move |node| {
+                let id = node.find_transfer(&prefix).map_err(|e| e.to_string())?;
                 if let Some(transfer) = node.mempool().get(&id) {
                     return Ok(format!(
                         "pending: {} coins, fee {}, nonce {}",
