@@ -275,10 +275,10 @@ pub fn tx(args: &ClientArgs, id: &str) -> anyhow::Result<()> {
             "pending in the mempool".to_owned()
         } else {
             format!(
-                "in block {} {}, {} confirmations",
+                "in block {} {}, {}",
                 tx["block"]["height"],
                 short(str_of(&tx["block"], "hash")),
-                tx["confirmations"]
+                confirmations(tx["confirmations"].as_u64().unwrap_or(0))
             )
         };
         format!(
@@ -288,6 +288,14 @@ pub fn tx(args: &ClientArgs, id: &str) -> anyhow::Result<()> {
         )
     });
     Ok(())
+}
+
+/// "1 confirmation", "2 confirmations".
+pub(crate) fn confirmations(n: u64) -> String {
+    match n {
+        1 => "1 confirmation".to_owned(),
+        n => format!("{n} confirmations"),
+    }
 }
 
 fn describe_block(b: &Value) -> String {
@@ -301,8 +309,7 @@ fn describe_block(b: &Value) -> String {
             b["difficulty_bits"].as_f64().unwrap_or(0.0)
         ),
         match b["confirmations"].as_u64() {
-            Some(1) => "  on the best chain, 1 confirmation".to_owned(),
-            Some(n) => format!("  on the best chain, {n} confirmations"),
+            Some(n) => format!("  on the best chain, {}", confirmations(n)),
             None => "  not on the best chain".to_owned(),
         },
     ];
@@ -461,10 +468,10 @@ pub fn send(args: &ClientArgs, send: &SendArgs) -> anyhow::Result<()> {
     let accepted = api.post("/api/v1/tx", &serde_json::to_value(&transfer)?)?;
     print(args, &accepted, |a| {
         format!(
-            "sent {} coins to {}, fee {fee}, nonce {nonce}: transaction {} is pending",
+            "sent {} coins to {}, fee {fee}, nonce {nonce}: transaction {id} is pending (`powchain tx {id}` follows it)",
             send.amount,
             short(&to.to_string()),
-            str_of(a, "id")
+            id = short(str_of(a, "id"))
         )
     });
     Ok(())

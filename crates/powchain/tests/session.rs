@@ -57,11 +57,11 @@ fn the_seed_000_session_on_two_nodes() {
     one.ask_until("GetBalance 3", "Balance of 3", "Balance of 3: 9");
     one.ask_until("GetBalance 4", "Balance of 4", "Balance of 4: 16");
     one.send(&format!("tx {id}"));
-    one.expect("in block 1 (1 confirmations)");
+    one.expect("in block 1 (1 confirmation)");
     one.send(&format!("block {short}"));
     one.expect(&format!("block 1 {short}"));
     one.send(&format!("tx {}", &id[..10]));
-    one.expect("in block 1 (1 confirmations)");
+    one.expect("in block 1 (1 confirmation)");
     one.send("block 0000abc");
     one.expect("at least 8");
     // A node id that nobody runs.

@@ -98,8 +98,8 @@ impl<S: Store + 'static> Session<S> {
                     && let Some(tx) = block.txs.get(position as usize)
                 {
                     return Ok(format!(
-                        "in block {height} ({} confirmations): {tx}",
-                        tip.saturating_sub(height.0) + 1
+                        "in block {height} ({}): {tx}",
+                        crate::client::confirmations(tip.saturating_sub(height.0) + 1)
                     ));
                 }
                 Err(format!(
